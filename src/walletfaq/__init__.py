@@ -1,0 +1,77 @@
+"""walletfaq: semantic FAQ retrieval for digital-wallet customer service.
+
+>>> from walletfaq import FAQRetriever
+>>> r = FAQRetriever.from_corpus()              # bundled corpus + offline default model
+>>> r.ask("充值了钱没到账咋办", k=3)[0].id        # doctest: +SKIP
+'topup-not-received'
+
+Public names are imported lazily, so ``import walletfaq`` stays fast; torch and
+sentence-transformers load only when a model is first needed.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+from .errors import (
+    CorpusError,
+    IndexFormatError,
+    IndexMismatchError,
+    ModelError,
+    QueryError,
+    WalletFAQError,
+)
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "FAQRetriever": "retriever",
+    "Hit": "search",
+    "FAQEntry": "corpus",
+    "Corpus": "corpus",
+    "load_corpus": "corpus",
+    "bundled_corpus_path": "corpus",
+    "Contact": "contacts",
+    "ContactDirectory": "contacts",
+    "load_contacts": "contacts",
+    "IndexSpec": "index",
+    "Encoder": "encoders",
+    "SentenceTransformerEncoder": "encoders",
+    "PresetEncoder": "models",
+    "PRESETS": "models",
+    "DEFAULT_MODEL": "models",
+}
+
+__all__ = [
+    "CorpusError",
+    "IndexFormatError",
+    "IndexMismatchError",
+    "ModelError",
+    "QueryError",
+    "WalletFAQError",
+    "__version__",
+    *_LAZY,
+]
+
+if TYPE_CHECKING:
+    from .contacts import Contact, ContactDirectory, load_contacts
+    from .corpus import Corpus, FAQEntry, bundled_corpus_path, load_corpus
+    from .encoders import Encoder, SentenceTransformerEncoder
+    from .index import IndexSpec
+    from .models import DEFAULT_MODEL, PRESETS, PresetEncoder
+    from .retriever import FAQRetriever
+    from .search import Hit
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'walletfaq' has no attribute {name!r}")
+    value = getattr(import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,275 @@
+"""FAQ corpus: validated entries loaded from JSONL.
+
+File format (one JSON object per line, UTF-8)::
+
+    {"id": "login-failed", "category": "account-login", "question": "...", "answer": "...",
+     "alt_questions": ["...", "..."]}
+
+``alt_questions`` is optional (default ``[]``). ``category`` is a free string. Blank lines are
+allowed; everything else that is not a valid entry raises :class:`~walletfaq.errors.CorpusError`
+naming the file, the line and the field. Nothing is silently dropped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from .errors import CorpusError
+
+CORPUS_FORMAT_VERSION = 1
+"""Version of the JSONL corpus format described in this module."""
+
+BUNDLED_CORPUS_FILE = "faq.zh.jsonl"
+BUNDLED_CONTACTS_FILE = "contacts.json"
+
+_REQUIRED = ("id", "category", "question", "answer")
+_KNOWN = frozenset((*_REQUIRED, "alt_questions"))
+
+
+@dataclass(frozen=True)
+class FAQEntry:
+    """One FAQ entry: a question, its answer, and other ways users ask it."""
+
+    id: str
+    category: str
+    question: str
+    answer: str
+    alt_questions: tuple[str, ...] = field(default_factory=tuple)
+
+    def questions(self) -> tuple[str, ...]:
+        """The main question followed by every alternative question."""
+        return (self.question, *self.alt_questions)
+
+    def to_dict(self) -> dict[str, object]:
+        """The entry as a JSON-ready dict in the corpus file format."""
+        return {
+            "id": self.id,
+            "category": self.category,
+            "question": self.question,
+            "answer": self.answer,
+            "alt_questions": list(self.alt_questions),
+        }
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """An ordered, validated collection of :class:`FAQEntry` with unique ids.
+
+    Build one with :func:`load_corpus` (from a file) or :meth:`Corpus.from_entries`.
+    """
+
+    entries: tuple[FAQEntry, ...]
+    source: str = "<in-memory corpus>"
+
+    @classmethod
+    def from_entries(
+        cls, entries: Iterable[FAQEntry | dict[str, object]], source: str = "<in-memory corpus>"
+    ) -> Corpus:
+        """Validate entries (dicts in the file format, or :class:`FAQEntry`) into a corpus."""
+        built: list[FAQEntry] = []
+        seen: dict[str, int] = {}
+        for number, raw in enumerate(entries, start=1):
+            record = raw.to_dict() if isinstance(raw, FAQEntry) else raw
+            entry = _entry_from_record(record, path=None, line=number, source=source)
+            _check_unique(entry.id, number, seen, path=None, source=source)
+            built.append(entry)
+        return cls(entries=tuple(built), source=source)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __iter__(self) -> Iterator[FAQEntry]:
+        return iter(self.entries)
+
+    def __getitem__(self, entry_id: str) -> FAQEntry:
+        for entry in self.entries:
+            if entry.id == entry_id:
+                return entry
+        raise KeyError(entry_id)
+
+    def __contains__(self, entry_id: object) -> bool:
+        return any(entry.id == entry_id for entry in self.entries)
+
+    @property
+    def ids(self) -> tuple[str, ...]:
+        """Entry ids in corpus order."""
+        return tuple(entry.id for entry in self.entries)
+
+    @property
+    def categories(self) -> tuple[str, ...]:
+        """Distinct categories, in order of first appearance."""
+        return tuple(dict.fromkeys(entry.category for entry in self.entries))
+
+    def content_hash(self) -> str:
+        """SHA-256 of the entries' canonical JSON: equal corpora hash equal, wherever loaded."""
+        digest = hashlib.sha256()
+        for entry in self.entries:
+            line = json.dumps(entry.to_dict(), ensure_ascii=False, sort_keys=True)
+            digest.update(line.encode("utf-8"))
+            digest.update(b"\n")
+        return digest.hexdigest()
+
+    def merged(self, other: Corpus) -> Corpus:
+        """A new corpus with ``other``'s entries appended; ids must stay unique."""
+        return Corpus.from_entries(
+            (*self.entries, *other.entries), source=f"{self.source} + {other.source}"
+        )
+
+    def __repr__(self) -> str:
+        return f"Corpus(source={self.source!r}, entries={len(self)})"
+
+
+def load_corpus(path: str | Path) -> Corpus:
+    """Load and validate a JSONL corpus file.
+
+    Raises:
+        CorpusError: the file is missing, not UTF-8, has a malformed line, a missing or empty
+            field, a field of the wrong type, an unknown field, or a duplicate id. The message
+            names the file, the 1-based line and the field.
+    """
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise CorpusError(
+            "file not found; pass the path of a JSONL corpus file", path=path
+        ) from None
+    except OSError as exc:
+        raise CorpusError(f"cannot read file ({exc.strerror})", path=path) from None
+    entries: list[FAQEntry] = []
+    seen: dict[str, int] = {}
+    for number, line_bytes in enumerate(raw.split(b"\n"), start=1):
+        try:
+            line = line_bytes.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise CorpusError(
+                f"not valid UTF-8 (byte {exc.start}); save the file as UTF-8", path=path, line=number
+            ) from None
+        if number == 1:
+            line = line.removeprefix("\ufeff")
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise CorpusError(
+                f"malformed JSON ({exc.msg} at column {exc.colno}); each line must be one JSON "
+                "object",
+                path=path,
+                line=number,
+            ) from None
+        entry = _entry_from_record(record, path=path, line=number, source=str(path))
+        _check_unique(entry.id, number, seen, path=path, source=str(path))
+        entries.append(entry)
+    if not entries:
+        raise CorpusError("the corpus has no entries; add at least one JSON line", path=path)
+    return Corpus(entries=tuple(entries), source=str(path))
+
+
+def bundled_data_dir() -> Path:
+    """Folder of the data shipped with walletfaq (the repository's ``corpus/`` folder)."""
+    packaged = Path(str(resources.files("walletfaq"))) / "corpus"
+    if (packaged / BUNDLED_CORPUS_FILE).is_file():
+        return packaged
+    source_tree = Path(__file__).resolve().parents[2] / "corpus"
+    if (source_tree / BUNDLED_CORPUS_FILE).is_file():
+        return source_tree
+    raise CorpusError(
+        "the bundled corpus is missing from this installation; reinstall walletfaq",
+        path=packaged / BUNDLED_CORPUS_FILE,
+    )
+
+
+def bundled_corpus_path() -> Path:
+    """Path of the bundled digital-wallet FAQ (``corpus/faq.zh.jsonl``)."""
+    return bundled_data_dir() / BUNDLED_CORPUS_FILE
+
+
+def load_bundled_corpus() -> Corpus:
+    """The bundled digital-wallet FAQ corpus."""
+    return load_corpus(bundled_corpus_path())
+
+
+def _check_unique(
+    entry_id: str, line: int, seen: dict[str, int], *, path: Path | None, source: str
+) -> None:
+    if entry_id in seen:
+        raise CorpusError(
+            f"duplicate id {entry_id!r} (first used on line {seen[entry_id]}); ids must be unique",
+            path=path if path is not None else None,
+            line=line,
+            field="id",
+        )
+    seen[entry_id] = line
+
+
+def _entry_from_record(
+    record: object, *, path: Path | None, line: int, source: str
+) -> FAQEntry:
+    def fail(message: str, field_name: str | None = None) -> CorpusError:
+        return CorpusError(message, path=path if path is not None else source, line=line,
+                           field=field_name)
+
+    if not isinstance(record, dict):
+        raise fail(f"expected a JSON object, got {type(record).__name__}")
+    unknown = sorted(set(record) - _KNOWN)
+    if unknown:
+        raise fail(
+            f"unknown field(s) {unknown}; allowed: {sorted(_KNOWN)} (check the spelling)",
+            unknown[0],
+        )
+    values: dict[str, str] = {}
+    for name in _REQUIRED:
+        if name not in record:
+            raise fail("missing required field; every entry needs id, category, question, "
+                       "answer", name)
+        value = record[name]
+        if not isinstance(value, str):
+            raise fail(f"expected a string, got {type(value).__name__}", name)
+        if not value.strip():
+            raise fail("empty text; give it a non-blank value", name)
+        values[name] = value.strip()
+    alts_raw = record.get("alt_questions", [])
+    if not isinstance(alts_raw, list):
+        raise fail(f"expected a list of strings, got {type(alts_raw).__name__}", "alt_questions")
+    alts: list[str] = []
+    for position, alt in enumerate(alts_raw):
+        if not isinstance(alt, str):
+            raise fail(f"item {position} is {type(alt).__name__}, expected a string",
+                       "alt_questions")
+        if not alt.strip():
+            raise fail(f"item {position} is empty; remove it or write the question",
+                       "alt_questions")
+        alts.append(alt.strip())
+    return FAQEntry(
+        id=values["id"],
+        category=values["category"],
+        question=values["question"],
+        answer=values["answer"],
+        alt_questions=tuple(alts),
+    )
+
+
+def index_texts(
+    entries: Sequence[FAQEntry], include_answers: bool = False
+) -> tuple[list[str], list[int]]:
+    """The texts embedded for ``entries`` and, for each, the position of its entry.
+
+    Every question and alt question is one text; with ``include_answers`` each entry adds one
+    more text, its question and answer joined by a newline.
+    """
+    texts: list[str] = []
+    owners: list[int] = []
+    for position, entry in enumerate(entries):
+        for text in entry.questions():
+            texts.append(text)
+            owners.append(position)
+        if include_answers:
+            texts.append(f"{entry.question}\n{entry.answer}")
+            owners.append(position)
+    return texts, owners

