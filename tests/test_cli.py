@@ -80,3 +80,21 @@ def test_console_script_runs_as_a_module(tmp_path: Path) -> None:
                            str(tmp_path / "none")], capture_output=True, text=True, env=env)
     assert done.returncode == 2
     assert done.stderr.startswith("walletfaq: error:")
+
+
+def test_eval_prints_the_metrics_table(index_dir: Path, tmp_path: Path, capsys) -> None:
+    queries = tmp_path / "q.jsonl"
+    queries.write_text('{"query": "怎么退款", "gold": ["refund"], "style": "keyword"}\n'
+                       '{"query": "天气", "gold": []}\n', encoding="utf-8")
+    assert main(["eval", "--index", str(index_dir), "--queries", str(queries)]) == 0
+    out = capsys.readouterr().out
+    assert "2 queries (1 in domain)" in out and "recall@1" in out
+    assert "overall" in out and "style keyword" in out
+
+
+def test_eval_json_reports_the_metrics(index_dir: Path, tmp_path: Path, capsys) -> None:
+    queries = tmp_path / "q.jsonl"
+    queries.write_text('{"query": "怎么退款", "gold": ["refund"]}\n', encoding="utf-8")
+    assert main(["eval", "--index", str(index_dir), "--queries", str(queries), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["metrics"]["recall@1"] == 1.0 and report["n_in_domain"] == 1

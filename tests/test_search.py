@@ -113,3 +113,48 @@ def test_hits_are_frozen(tiny_corpus, encoder) -> None:
     hit = FAQRetriever.build(tiny_corpus, model=encoder).ask("退款", k=1)[0]
     with pytest.raises(AttributeError):
         hit.score = 0.0  # type: ignore[misc]
+
+
+def test_traditional_chinese_questions_are_converted_before_encoding(tiny_corpus) -> None:
+    from .conftest import HashEncoder
+
+    seen: list[str] = []
+
+    class Recording(HashEncoder):
+        def encode_queries(self, texts):
+            seen.extend(texts)
+            return super().encode_queries(texts)
+
+    retriever = FAQRetriever.build(tiny_corpus, model=Recording())
+    seen.clear()
+    retriever.ask("  儲值  沒到帳 ", k=1)
+    assert seen == ["储值 没到帐"]
+
+
+@pytest.mark.parametrize("mode", ["both", "query", "document"])
+def test_question_rows_are_embedded_per_question_encoding(tiny_corpus, mode) -> None:
+    from walletfaq.retriever import embed_corpus_texts
+
+    from .conftest import HashEncoder
+
+    class Prompted(HashEncoder):
+        def encode_queries(self, texts):
+            return super().encode_queries(["q:" + t for t in texts])
+
+        def encode_documents(self, texts):
+            return super().encode_documents(["d:" + t for t in texts])
+
+    enc = Prompted()
+    texts = ["退款", "登录"]
+    got = embed_corpus_texts(enc, texts, mode)
+    q, d = enc.encode_queries(texts), enc.encode_documents(texts)
+    expected = {"query": q, "document": d, "both": (q + d) / np.linalg.norm(q + d, axis=1,
+                                                                              keepdims=True)}
+    np.testing.assert_allclose(got, expected[mode], atol=1e-6)
+
+
+def test_unknown_question_encoding_is_rejected(tiny_corpus, encoder) -> None:
+    from walletfaq import WalletFAQError
+
+    with pytest.raises(WalletFAQError, match="question_encoding must be"):
+        FAQRetriever.build(tiny_corpus, model=encoder, question_encoding="sideways")

@@ -28,6 +28,14 @@ __version__ = "0.1.0"
 _LAZY = {
     "FAQRetriever": "retriever",
     "Hit": "search",
+    "Answer": "search",
+    "evaluate": "evaluation",
+    "compare": "evaluation",
+    "load_queries": "evaluation",
+    "EvalReport": "evaluation",
+    "QueryResult": "evaluation",
+    "calibrate": "calibration",
+    "Calibration": "calibration",
     "FAQEntry": "corpus",
     "Corpus": "corpus",
     "load_corpus": "corpus",
@@ -61,7 +69,9 @@ if TYPE_CHECKING:
     from .index import IndexSpec
     from .models import DEFAULT_MODEL, PRESETS, PresetEncoder
     from .retriever import FAQRetriever
-    from .search import Hit
+    from .calibration import Calibration, calibrate
+    from .evaluation import EvalReport, QueryResult, compare, evaluate, load_queries
+    from .search import Answer, Hit
 
 
 def __getattr__(name: str) -> Any:

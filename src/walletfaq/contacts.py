@@ -8,7 +8,9 @@ The bundled directory is ``corpus/contacts.json``::
 
 :func:`contact_entries` turns every contact into an FAQ entry (``hotline-<id>``, category
 ``customer-service``) so that "支付宝客服电话是多少" is answered from the directory by the same
-search as every other question. A hotline is listed only where it was verified; other contacts
+search as every other question. A retriever that knows the directory only lets a
+``hotline-<id>`` entry answer questions that name that wallet (by name or alias): "钱包客服电话
+在哪找" goes to the generic entry, never to some brand's number. A hotline is listed only where it was verified; other contacts
 point to their official channels.
 """
 
@@ -70,6 +72,32 @@ class ContactDirectory:
     def __len__(self) -> int:
         return len(self.contacts)
 
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready form, in the contacts file format."""
+        return {
+            "version": 1,
+            "contacts": [
+                {"id": c.id, "name": c.name, "aliases": list(c.aliases), "hotline": c.hotline,
+                 "channels": list(c.channels), "official_url": c.official_url,
+                 "notes": c.notes}
+                for c in self.contacts
+            ],
+        }
+
+    def with_hotline(self) -> tuple[Contact, ...]:
+        """Contacts whose hotline is listed."""
+        return tuple(c for c in self.contacts if c.hotline)
+
+    def mentioned(self, text: str) -> set[str]:
+        """Ids of the contacts named in ``text``: a name or alias occurs, case-insensitively,
+        or, for names of three or more characters, occurs with one character mistyped
+        (支付包 for 支付宝)."""
+        lowered = text.lower()
+        return {
+            c.id for c in self.contacts
+            if any(_occurs(a.lower(), lowered) for a in (c.name, *c.aliases) if a)
+        }
+
     def find(self, text: str) -> Contact | None:
         """The contact whose longest alias occurs in ``text`` (case-insensitive), if any."""
         lowered = text.lower()
@@ -79,6 +107,19 @@ class ContactDirectory:
                 if alias and alias.lower() in lowered and (best is None or len(alias) > best[0]):
                     best = (len(alias), contact)
         return best[1] if best else None
+
+
+def _occurs(alias: str, text: str) -> bool:
+    if alias in text:
+        return True
+    size = len(alias)
+    if size < 3:
+        return False
+    for start in range(len(text) - size + 1):
+        window = text[start : start + size]
+        if sum(a != b for a, b in zip(alias, window)) <= 1:
+            return True
+    return False
 
 
 def load_contacts(path: str | Path) -> ContactDirectory:
@@ -96,6 +137,11 @@ def load_contacts(path: str | Path) -> ContactDirectory:
         raise CorpusError(f"not valid UTF-8 (byte {exc.start})", path=path) from None
     except json.JSONDecodeError as exc:
         raise CorpusError(f"malformed JSON ({exc.msg})", path=path, line=exc.lineno) from None
+    return directory_from_data(raw, path=path)
+
+
+def directory_from_data(raw: object, path: str | Path | None = None) -> ContactDirectory:
+    """Validate the parsed JSON of a contacts file (see :func:`load_contacts`)."""
     if not isinstance(raw, dict) or not isinstance(raw.get("contacts"), list):
         raise CorpusError('expected {"version": 1, "contacts": [...]}', path=path,
                           field="contacts")
@@ -138,7 +184,7 @@ def load_contacts(path: str | Path) -> ContactDirectory:
                 notes=str(item.get("notes", "")).strip(),
             )
         )
-    return ContactDirectory(contacts=tuple(contacts), source=str(path))
+    return ContactDirectory(contacts=tuple(contacts), source=str(path or "<in-memory contacts>"))
 
 
 def load_bundled_contacts() -> ContactDirectory:

