@@ -56,16 +56,41 @@ class HashEncoder:
 
 
 TINY_ENTRIES = [
-    {"id": "login", "category": "account", "question": "无法登录怎么办",
-     "answer": "检查网络并重置密码。", "alt_questions": ["登不上去", "login failed"]},
-    {"id": "topup", "category": "money", "question": "充值不到账怎么办",
-     "answer": "查看交易记录后联系客服。", "alt_questions": ["钱充了没到", "top up missing"]},
-    {"id": "refund", "category": "money", "question": "退款流程是怎样的",
-     "answer": "先联系商户申请退款。", "alt_questions": ["怎么退款", "refund steps"]},
-    {"id": "fees", "category": "money", "question": "有哪些费用",
-     "answer": "以服务条款为准。", "alt_questions": ["收费吗", "提现手续费"]},
-    {"id": "safety", "category": "account", "question": "怎样保证账户安全",
-     "answer": "开启两步验证。", "alt_questions": ["钱包安全吗", "防诈骗"]},
+    {
+        "id": "login",
+        "category": "account",
+        "question": "无法登录怎么办",
+        "answer": "检查网络并重置密码。",
+        "alt_questions": ["登不上去", "login failed"],
+    },
+    {
+        "id": "topup",
+        "category": "money",
+        "question": "充值不到账怎么办",
+        "answer": "查看交易记录后联系客服。",
+        "alt_questions": ["钱充了没到", "top up missing"],
+    },
+    {
+        "id": "refund",
+        "category": "money",
+        "question": "退款流程是怎样的",
+        "answer": "先联系商户申请退款。",
+        "alt_questions": ["怎么退款", "refund steps"],
+    },
+    {
+        "id": "fees",
+        "category": "money",
+        "question": "有哪些费用",
+        "answer": "以服务条款为准。",
+        "alt_questions": ["收费吗", "提现手续费"],
+    },
+    {
+        "id": "safety",
+        "category": "account",
+        "question": "怎样保证账户安全",
+        "answer": "开启两步验证。",
+        "alt_questions": ["钱包安全吗", "防诈骗"],
+    },
 ]
 
 

@@ -22,7 +22,8 @@ def index_dir(tmp_path: Path, tiny_corpus, encoder, monkeypatch) -> Path:
 
     original = retriever_module.resolve_encoder
     monkeypatch.setattr(
-        retriever_module, "resolve_encoder",
+        retriever_module,
+        "resolve_encoder",
         lambda model=None: encoder if model in ("hash-test", encoder) else original(model),
     )
     return path
@@ -59,8 +60,11 @@ def test_ask_with_category_filter(index_dir: Path, capsys) -> None:
     ],
 )
 def test_user_errors_print_one_line_and_exit_2(index_dir, tmp_path, capsys, argv, message):
-    paths = {"idx": str(index_dir), "missing": str(tmp_path / "missing"),
-             "out": str(tmp_path / "out")}
+    paths = {
+        "idx": str(index_dir),
+        "missing": str(tmp_path / "missing"),
+        "out": str(tmp_path / "out"),
+    }
     assert main([a.format(**paths) for a in argv]) == 2
     err = capsys.readouterr().err
     assert err.startswith("walletfaq: error: ") and message in err
@@ -76,16 +80,23 @@ def test_bad_corpus_line_is_reported_by_build(tmp_path: Path, capsys) -> None:
 
 def test_console_script_runs_as_a_module(tmp_path: Path) -> None:
     env = {**os.environ, "WALLETFAQ_CACHE_DIR": str(tmp_path)}
-    done = subprocess.run([sys.executable, "-m", "walletfaq", "ask", " ", "--index",
-                           str(tmp_path / "none")], capture_output=True, text=True, env=env)
+    done = subprocess.run(
+        [sys.executable, "-m", "walletfaq", "ask", " ", "--index", str(tmp_path / "none")],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert done.returncode == 2
     assert done.stderr.startswith("walletfaq: error:")
 
 
 def test_eval_prints_the_metrics_table(index_dir: Path, tmp_path: Path, capsys) -> None:
     queries = tmp_path / "q.jsonl"
-    queries.write_text('{"query": "怎么退款", "gold": ["refund"], "style": "keyword"}\n'
-                       '{"query": "天气", "gold": []}\n', encoding="utf-8")
+    queries.write_text(
+        '{"query": "怎么退款", "gold": ["refund"], "style": "keyword"}\n'
+        '{"query": "天气", "gold": []}\n',
+        encoding="utf-8",
+    )
     assert main(["eval", "--index", str(index_dir), "--queries", str(queries)]) == 0
     out = capsys.readouterr().out
     assert "2 queries (1 in domain)" in out and "recall@1" in out

@@ -11,7 +11,6 @@ from walletfaq import CorpusError, FAQRetriever, load_contacts
 from walletfaq.contacts import contact_entries, load_bundled_contacts
 
 
-
 def test_bundled_directory_lists_the_major_wallets_with_verified_hotlines() -> None:
     directory = load_bundled_contacts()
     by_name = {c.name: c for c in directory}
@@ -72,11 +71,45 @@ def test_malformed_contacts_json_names_the_line(tmp_path: Path) -> None:
         load_contacts(path)
 
 
-def test_user_corpus_can_add_a_contacts_file(tiny_corpus_file: Path, tmp_path: Path,
-                                             encoder) -> None:
-    path = write(tmp_path, {"version": 1, "contacts": [
-        {"id": "demo", "name": "演示钱包", "aliases": ["demopay"], "hotline": "12345",
-         "official_url": "https://demo.example"}]})
+def test_user_corpus_can_add_a_contacts_file(
+    tiny_corpus_file: Path, tmp_path: Path, encoder
+) -> None:
+    path = write(
+        tmp_path,
+        {
+            "version": 1,
+            "contacts": [
+                {
+                    "id": "demo",
+                    "name": "演示钱包",
+                    "aliases": ["demopay"],
+                    "hotline": "12345",
+                    "official_url": "https://demo.example",
+                }
+            ],
+        },
+    )
     retriever = FAQRetriever.from_corpus(tiny_corpus_file, model=encoder, contacts=path)
     assert "hotline-demo" in retriever.corpus
     assert retriever.ask("演示钱包客服电话", k=1)[0].id == "hotline-demo"
+
+
+def test_mentioned_tolerates_one_mistyped_character_in_chinese_names() -> None:
+    directory = load_bundled_contacts()
+    assert directory.mentioned("支付包客服电话") == {"alipay"}
+    assert directory.mentioned("云闪附客服电话多少") == {"unionpay"}
+    assert directory.mentioned("ALIPAY hotline") == {"alipay"}
+    assert directory.mentioned("钱包的客服电话在哪找") == set()
+
+
+def test_hotline_entries_only_answer_questions_naming_their_wallet(tiny_corpus, encoder) -> None:
+    retriever = FAQRetriever.build(
+        tiny_corpus.merged(contact_entries(load_bundled_contacts())),
+        model=encoder,
+        contacts=load_bundled_contacts(),
+    )
+    generic = retriever.ask("客服电话是多少", k=len(retriever.corpus))
+    assert not [h.id for h in generic if h.id.startswith("hotline-")]
+    named = retriever.ask("支付宝客服电话是多少", k=3)
+    assert named[0].id == "hotline-alipay"
+    assert [h.id for h in named if h.id.startswith("hotline-")] == ["hotline-alipay"]

@@ -63,7 +63,8 @@ def test_empty_alt_question_is_rejected(tmp_path: Path) -> None:
 
 def test_duplicate_id_names_both_lines(tmp_path: Path) -> None:
     path = write_lines(tmp_path, [record(), record(question="另一个")])
-    with pytest.raises(CorpusError, match=r":2 field 'id'.*duplicate id 'a' \(first used on line 1\)"):
+    message = r":2 field 'id'.*duplicate id 'a' \(first used on line 1\)"
+    with pytest.raises(CorpusError, match=message):
         load_corpus(path)
 
 
@@ -135,9 +136,21 @@ def test_index_texts_lists_every_question_then_optionally_the_answer() -> None:
 # ---- the bundled corpus -----------------------------------------------------------------
 
 CATEGORIES = {
-    "basics", "account-login", "top-up", "withdrawal", "transfer", "payment", "bank-card",
-    "verification", "limits", "frozen-account", "security", "fees", "refunds",
-    "customer-service", "app-device",
+    "basics",
+    "account-login",
+    "top-up",
+    "withdrawal",
+    "transfer",
+    "payment",
+    "bank-card",
+    "verification",
+    "limits",
+    "frozen-account",
+    "security",
+    "fees",
+    "refunds",
+    "customer-service",
+    "app-device",
 }
 
 ARTICLE_QUESTIONS = {

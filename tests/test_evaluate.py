@@ -118,8 +118,7 @@ def test_calibrate_picks_the_lowest_threshold_reaching_the_target(retriever) -> 
 
 
 def test_answer_falls_back_to_human_support_below_the_threshold(tiny_corpus, encoder) -> None:
-    retriever = FAQRetriever.build(tiny_corpus, model=encoder,
-                                   contacts=load_bundled_contacts())
+    retriever = FAQRetriever.build(tiny_corpus, model=encoder, contacts=load_bundled_contacts())
     confident = retriever.answer("钱充了没到", threshold=0.5)
     assert confident.confident and confident.hit.id == "topup"
     assert confident.message == confident.hit.answer

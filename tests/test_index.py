@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from walletfaq import IndexSpec, WalletFAQError
-from walletfaq.index import build_index, brute_force_search, search
+from walletfaq.index import brute_force_search, build_index, search
 
 
 def unit_rows(n: int, dim: int, seed: int) -> np.ndarray:
@@ -27,7 +27,7 @@ def test_hnsw_index_finds_nearly_all_exact_neighbours() -> None:
     vectors, queries = unit_rows(2000, 32, 2), unit_rows(50, 32, 3)
     _, rows = search(build_index(vectors, IndexSpec("hnsw")), queries, 10)
     _, ref_rows = brute_force_search(vectors, queries, 10)
-    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(rows, ref_rows)])
+    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(rows, ref_rows, strict=True)])
     assert recall >= 0.95
 
 

@@ -6,6 +6,7 @@ model and the cached index go to the user cache directory, so later runs reuse t
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -73,14 +74,17 @@ def user_cache(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("WALLETFAQ_CACHE_DIR", raising=False)
 
 
-@pytest.mark.parametrize(("expected", "question"), [
-    ("login-failed", "我的数字钱包无法登录，我该怎么办？"),
-    ("topup-not-received", "充值不到账怎么处理"),
-    ("account-security", "怎么保证钱包安全"),
-    ("fees", "数字钱包要收哪些费用"),
-    ("refund-process", "退款流程是怎样的"),
-    ("find-support-hotline", "怎么找到钱包的客服电话"),
-])
+@pytest.mark.parametrize(
+    ("expected", "question"),
+    [
+        ("login-failed", "我的数字钱包无法登录，我该怎么办？"),
+        ("topup-not-received", "充值不到账怎么处理"),
+        ("account-security", "怎么保证钱包安全"),
+        ("fees", "数字钱包要收哪些费用"),
+        ("refund-process", "退款流程是怎样的"),
+        ("find-support-hotline", "怎么找到钱包的客服电话"),
+    ],
+)
 def test_article_questions_rank_their_entry_first(retriever, expected, question) -> None:
     assert retriever.ask(question, k=1)[0].id == expected
 
@@ -135,10 +139,9 @@ def test_real_customer_service_queries_do_as_well_as_e5_used_directly() -> None:
     model = PresetEncoder("e5-small").model
     corpus = retriever.corpus
     docs = model.encode_document([e.question for e in corpus], normalize_embeddings=True)
-    import json
-
     items = [json.loads(x) for x in (BQ / "bq_dev.queries.jsonl").read_text("utf-8").splitlines()]
     queries = model.encode_query([q["query"] for q in items], normalize_embeddings=True)
     top = np.argmax(queries @ docs.T, axis=1)
-    direct_r1 = np.mean([corpus.entries[t].id in q["gold"] for t, q in zip(top, items)])
+    hits = [corpus.entries[t].id in q["gold"] for t, q in zip(top, items, strict=True)]
+    direct_r1 = float(np.mean(hits))
     assert report.metrics["recall@1"] >= direct_r1 - 0.005

@@ -14,14 +14,22 @@ def test_each_entry_appears_once_at_its_best_score() -> None:
     scores = np.array([0.9, 0.8, 0.7, 0.6, 0.5])
     rows = np.array([1, 0, 3, 2, 4])
     picked = best_per_entry(scores, rows, row_entry, k=3)
-    assert picked == [(0, 1, pytest.approx(0.9)), (1, 3, pytest.approx(0.7)),
-                      (2, 4, pytest.approx(0.5))]
+    assert picked == [
+        (0, 1, pytest.approx(0.9)),
+        (1, 3, pytest.approx(0.7)),
+        (2, 4, pytest.approx(0.5)),
+    ]
 
 
 def test_missing_rows_and_filtered_entries_are_skipped() -> None:
     row_entry = np.array([0, 1, 2])
-    picked = best_per_entry(np.array([0.9, 0.8, 0.7]), np.array([-1, 1, 2]), row_entry, k=5,
-                            allowed=np.array([True, False, True]))
+    picked = best_per_entry(
+        np.array([0.9, 0.8, 0.7]),
+        np.array([-1, 1, 2]),
+        row_entry,
+        k=5,
+        allowed=np.array([True, False, True]),
+    )
     assert [entry for entry, _, _ in picked] == [2]
 
 
@@ -148,8 +156,11 @@ def test_question_rows_are_embedded_per_question_encoding(tiny_corpus, mode) -> 
     texts = ["退款", "登录"]
     got = embed_corpus_texts(enc, texts, mode)
     q, d = enc.encode_queries(texts), enc.encode_documents(texts)
-    expected = {"query": q, "document": d, "both": (q + d) / np.linalg.norm(q + d, axis=1,
-                                                                              keepdims=True)}
+    expected = {
+        "query": q,
+        "document": d,
+        "both": (q + d) / np.linalg.norm(q + d, axis=1, keepdims=True),
+    }
     np.testing.assert_allclose(got, expected[mode], atol=1e-6)
 
 

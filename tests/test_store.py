@@ -31,8 +31,11 @@ def test_round_trip_gives_identical_answers(saved: Path, tiny_corpus, encoder) -
 
 
 def test_saved_directory_holds_index_metadata_and_manifest_only(saved: Path) -> None:
-    assert sorted(p.name for p in saved.iterdir()) == ["index.faiss", "manifest.json",
-                                                       "metadata.json"]
+    assert sorted(p.name for p in saved.iterdir()) == [
+        "index.faiss",
+        "manifest.json",
+        "metadata.json",
+    ]
     manifest = json.loads((saved / MANIFEST_FILE).read_text())
     assert manifest["format_version"] == 1
     assert manifest["model"] == "hash-test" and manifest["dim"] == 64
@@ -119,6 +122,7 @@ def test_from_corpus_rebuilds_when_the_corpus_changes(tmp_path: Path, encoder) -
     path = tmp_path / "faq.jsonl"
     path.write_text(json.dumps(TINY_ENTRIES[0], ensure_ascii=False) + "\n", encoding="utf-8")
     assert len(FAQRetriever.from_corpus(path, model=encoder).corpus) == 1
-    path.write_text("".join(json.dumps(e, ensure_ascii=False) + "\n" for e in TINY_ENTRIES),
-                    encoding="utf-8")
+    path.write_text(
+        "".join(json.dumps(e, ensure_ascii=False) + "\n" for e in TINY_ENTRIES), encoding="utf-8"
+    )
     assert len(FAQRetriever.from_corpus(path, model=encoder).corpus) == 5

@@ -63,14 +63,14 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from .calibration import Calibration, calibrate
     from .contacts import Contact, ContactDirectory, load_contacts
     from .corpus import Corpus, FAQEntry, bundled_corpus_path, load_corpus
     from .encoders import Encoder, SentenceTransformerEncoder
+    from .evaluation import EvalReport, QueryResult, compare, evaluate, load_queries
     from .index import IndexSpec
     from .models import DEFAULT_MODEL, PRESETS, PresetEncoder
     from .retriever import FAQRetriever
-    from .calibration import Calibration, calibrate
-    from .evaluation import EvalReport, QueryResult, compare, evaluate, load_queries
     from .search import Answer, Hit
 
 

@@ -36,22 +36,36 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("--corpus", help="JSONL corpus (default: the bundled one)")
     build.add_argument("--out", required=True, help="directory to write the index to")
     build.add_argument("--model", help="model preset, hub name or path (default: e5-small)")
-    build.add_argument("--index", dest="kind", choices=("flat", "hnsw", "auto"),
-                       default="flat", help="index type (default flat = exact)")
+    build.add_argument(
+        "--index",
+        dest="kind",
+        choices=("flat", "hnsw", "auto"),
+        default="flat",
+        help="index type (default flat = exact)",
+    )
     build.add_argument("--contacts", help="contacts JSON whose hotlines become entries")
-    build.add_argument("--index-answers", action="store_true",
-                       help="also index question + answer text of each entry")
+    build.add_argument(
+        "--index-answers",
+        action="store_true",
+        help="also index question + answer text of each entry",
+    )
     evaluate = commands.add_parser("eval", help="measure retrieval quality on labelled queries")
-    evaluate.add_argument("--queries", help="JSONL of {query, gold[, style]} (default: the "
-                          "bundled evaluation set)")
+    evaluate.add_argument(
+        "--queries", help="JSONL of {query, gold[, style]} (default: the bundled evaluation set)"
+    )
     evaluate.add_argument("--index", help="a saved index directory")
     evaluate.add_argument("--corpus", help="a JSONL corpus (default: the bundled one)")
     evaluate.add_argument("--model", help="model preset, hub name or path (default: e5-small)")
     evaluate.add_argument("--json", action="store_true", help="print the report as JSON")
 
     bench = commands.add_parser("bench", help="run the latency benchmark")
-    bench.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000, 100_000],
-                       help="synthetic index sizes for the search-only comparison")
+    bench.add_argument(
+        "--sizes",
+        type=int,
+        nargs="+",
+        default=[1_000, 10_000, 100_000],
+        help="synthetic index sizes for the search-only comparison",
+    )
     bench.add_argument("--queries", type=int, default=500, help="queries per measurement")
     bench.add_argument("--out", default="benchmarks/results", help="output directory")
     bench.add_argument("--quick", action="store_true", help="tiny sizes, a smoke test")
@@ -76,9 +90,19 @@ def _eval(args: argparse.Namespace) -> int:
     queries = args.queries or bundled_data_dir() / "eval" / "queries.jsonl"
     report = evaluate(retriever, queries)
     if args.json:
-        print(json.dumps({"metrics": report.metrics, "per_category": report.per_category,
-                          "per_style": report.per_style, "n_in_domain": report.n_in_domain,
-                          "failures": len(report.failures)}, ensure_ascii=False, indent=1))
+        print(
+            json.dumps(
+                {
+                    "metrics": report.metrics,
+                    "per_category": report.per_category,
+                    "per_style": report.per_style,
+                    "n_in_domain": report.n_in_domain,
+                    "failures": len(report.failures),
+                },
+                ensure_ascii=False,
+                indent=1,
+            )
+        )
         return 0
     print(f"{len(report.results)} queries ({report.n_in_domain} in domain), {retriever!r}")
     print(f"{'group':<28}" + "".join(f"{key:>10}" for key in METRIC_KEYS) + f"{'n':>6}")
@@ -86,8 +110,11 @@ def _eval(args: argparse.Namespace) -> int:
     rows += [(f"category {n}", m) for n, m in report.per_category.items()]
     rows += [(f"style {n}", m) for n, m in report.per_style.items()]
     for name, metrics in rows:
-        print(f"{name:<28}" + "".join(f"{metrics[key]:>10.3f}" for key in METRIC_KEYS)
-              + f"{int(metrics['n']):>6}")
+        print(
+            f"{name:<28}"
+            + "".join(f"{metrics[key]:>10.3f}" for key in METRIC_KEYS)
+            + f"{int(metrics['n']):>6}"
+        )
     return 0
 
 
@@ -96,8 +123,9 @@ def _bench(args: argparse.Namespace) -> int:
 
     from .benchmark import run_benchmark
 
-    run_benchmark(sizes=tuple(args.sizes), n_queries=args.queries, out_dir=Path(args.out),
-                  quick=args.quick)
+    run_benchmark(
+        sizes=tuple(args.sizes), n_queries=args.queries, out_dir=Path(args.out), quick=args.quick
+    )
     print((Path(args.out) / "latency.md").read_text(encoding="utf-8"))
     return 0
 
@@ -118,8 +146,12 @@ def _build(args: argparse.Namespace) -> int:
     from .retriever import FAQRetriever
 
     retriever = FAQRetriever.from_corpus(
-        args.corpus, model=args.model, index=args.kind, index_answers=args.index_answers,
-        contacts=args.contacts, cache=False,
+        args.corpus,
+        model=args.model,
+        index=args.kind,
+        index_answers=args.index_answers,
+        contacts=args.contacts,
+        cache=False,
     )
     path = retriever.save(args.out)
     print(f"saved {retriever!r} to {path}")
@@ -129,8 +161,9 @@ def _build(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``walletfaq`` command; returns the exit status."""
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="walletfaq: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="walletfaq: %(message)s"
+    )
     handlers = {"ask": _ask, "build": _build, "eval": _eval, "bench": _bench}
     try:
         return handlers[args.command](args)

@@ -148,7 +148,9 @@ def load_corpus(path: str | Path) -> Corpus:
             line = line_bytes.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise CorpusError(
-                f"not valid UTF-8 (byte {exc.start}); save the file as UTF-8", path=path, line=number
+                f"not valid UTF-8 (byte {exc.start}); save the file as UTF-8",
+                path=path,
+                line=number,
             ) from None
         if number == 1:
             line = line.removeprefix("\ufeff")
@@ -208,12 +210,11 @@ def _check_unique(
     seen[entry_id] = line
 
 
-def _entry_from_record(
-    record: object, *, path: Path | None, line: int, source: str
-) -> FAQEntry:
+def _entry_from_record(record: object, *, path: Path | None, line: int, source: str) -> FAQEntry:
     def fail(message: str, field_name: str | None = None) -> CorpusError:
-        return CorpusError(message, path=path if path is not None else source, line=line,
-                           field=field_name)
+        return CorpusError(
+            message, path=path if path is not None else source, line=line, field=field_name
+        )
 
     if not isinstance(record, dict):
         raise fail(f"expected a JSON object, got {type(record).__name__}")
@@ -226,8 +227,9 @@ def _entry_from_record(
     values: dict[str, str] = {}
     for name in _REQUIRED:
         if name not in record:
-            raise fail("missing required field; every entry needs id, category, question, "
-                       "answer", name)
+            raise fail(
+                "missing required field; every entry needs id, category, question, answer", name
+            )
         value = record[name]
         if not isinstance(value, str):
             raise fail(f"expected a string, got {type(value).__name__}", name)
@@ -240,11 +242,13 @@ def _entry_from_record(
     alts: list[str] = []
     for position, alt in enumerate(alts_raw):
         if not isinstance(alt, str):
-            raise fail(f"item {position} is {type(alt).__name__}, expected a string",
-                       "alt_questions")
+            raise fail(
+                f"item {position} is {type(alt).__name__}, expected a string", "alt_questions"
+            )
         if not alt.strip():
-            raise fail(f"item {position} is empty; remove it or write the question",
-                       "alt_questions")
+            raise fail(
+                f"item {position} is empty; remove it or write the question", "alt_questions"
+            )
         alts.append(alt.strip())
     return FAQEntry(
         id=values["id"],

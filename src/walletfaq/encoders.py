@@ -9,7 +9,6 @@ Heavy libraries (torch, sentence-transformers) are imported at first use, not at
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -170,26 +169,21 @@ class SentenceTransformerEncoder:
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
         """Encode search questions (with the model's query prompt, if any)."""
         vectors = self.model.encode_query(
-            list(texts), batch_size=self.batch_size, convert_to_numpy=True,
-            normalize_embeddings=True, show_progress_bar=False,
+            list(texts),
+            batch_size=self.batch_size,
+            convert_to_numpy=True,
+            normalize_embeddings=True,
+            show_progress_bar=False,
         )
         return as_unit_rows(vectors)
 
     def encode_documents(self, texts: Sequence[str]) -> np.ndarray:
         """Encode FAQ texts (with the model's document prompt, if any), with a progress bar."""
         vectors = self.model.encode_document(
-            list(texts), batch_size=self.batch_size, convert_to_numpy=True,
-            normalize_embeddings=True, show_progress_bar=len(texts) > 256,
+            list(texts),
+            batch_size=self.batch_size,
+            convert_to_numpy=True,
+            normalize_embeddings=True,
+            show_progress_bar=len(texts) > 256,
         )
         return as_unit_rows(vectors)
-
-
-def read_json(path: Path) -> dict[str, object]:
-    """Read a JSON object from ``path``, raising :class:`ModelError` when unusable."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ModelError(f"{path}: cannot read JSON ({exc}); delete the folder to rebuild it")
-    if not isinstance(data, dict):
-        raise ModelError(f"{path}: expected a JSON object; delete the folder to rebuild it")
-    return data

@@ -107,9 +107,14 @@ class EvalReport:
         rows = []
         for r in self.results:
             row: dict[str, Any] = {
-                "query": r.query, "gold": list(r.gold), "style": r.style,
-                "category": r.category, "top_id": r.top_id, "top_score": r.top_score,
-                "rank": r.rank, "in_domain": r.in_domain,
+                "query": r.query,
+                "gold": list(r.gold),
+                "style": r.style,
+                "category": r.category,
+                "top_id": r.top_id,
+                "top_score": r.top_score,
+                "rank": r.rank,
+                "in_domain": r.in_domain,
             }
             for k in CUTOFFS:
                 row[f"hit@{k}"] = r.rank is not None and r.rank <= k
@@ -174,15 +179,18 @@ def load_queries(source: str | Path | Iterable[Mapping[str, Any]]) -> list[Label
     queries = []
     for number, record in records:
         if not isinstance(record, Mapping):
-            raise CorpusError("expected an object with 'query' and 'gold'", path=path,
-                              line=number)
+            raise CorpusError("expected an object with 'query' and 'gold'", path=path, line=number)
         text = record.get("query")
         if not isinstance(text, str) or not text.strip():
             raise CorpusError("missing or empty", path=path, line=number, field="query")
         gold = record.get("gold")
         if not isinstance(gold, list) or not all(isinstance(g, str) for g in gold):
-            raise CorpusError("must be a list of entry ids ([] = out of domain)", path=path,
-                              line=number, field="gold")
+            raise CorpusError(
+                "must be a list of entry ids ([] = out of domain)",
+                path=path,
+                line=number,
+                field="gold",
+            )
         style = record.get("style", "unspecified")
         queries.append(LabelledQuery(text, tuple(gold), str(style)))
     if not queries:
@@ -221,12 +229,23 @@ def evaluate(
     results = []
     for start in range(0, len(labelled), batch_size):
         chunk = labelled[start : start + batch_size]
-        for item, hits in zip(chunk, retriever.ask_batch([q.query for q in chunk], k=k)):
+        for item, hits in zip(
+            chunk, retriever.ask_batch([q.query for q in chunk], k=k), strict=True
+        ):
             ranked = tuple(h.id for h in hits)
             rank = next((i for i, h in enumerate(ranked, start=1) if h in item.gold), None)
             category = retriever.corpus[item.gold[0]].category if item.gold else "out-of-domain"
-            results.append(QueryResult(item.query, item.gold, item.style, category, ranked,
-                                       tuple(h.score for h in hits), rank))
+            results.append(
+                QueryResult(
+                    item.query,
+                    item.gold,
+                    item.style,
+                    category,
+                    ranked,
+                    tuple(h.score for h in hits),
+                    rank,
+                )
+            )
     in_domain = [r for r in results if r.in_domain]
     if not in_domain:
         raise WalletFAQError("every query is out of domain (gold: []); nothing to rank")
@@ -252,8 +271,10 @@ def compare(
 
 
 def _as_labelled(queries: Any) -> list[LabelledQuery]:
-    if isinstance(queries, (list, tuple)) and queries and all(
-        isinstance(q, LabelledQuery) for q in queries
+    if (
+        isinstance(queries, (list, tuple))
+        and queries
+        and all(isinstance(q, LabelledQuery) for q in queries)
     ):
         return list(queries)
     return load_queries(queries)
@@ -283,5 +304,6 @@ def _grouped(results: Sequence[QueryResult], attribute: str) -> dict[str, dict[s
     groups: dict[str, list[QueryResult]] = defaultdict(list)
     for r in results:
         groups[getattr(r, attribute)].append(r)
-    return {name: {**_metrics(items), "n": float(len(items))} for name, items in
-            sorted(groups.items())}
+    return {
+        name: {**_metrics(items), "n": float(len(items))} for name, items in sorted(groups.items())
+    }

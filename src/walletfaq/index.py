@@ -42,9 +42,7 @@ class IndexSpec:
 
     def __post_init__(self) -> None:
         if self.kind not in ("flat", "hnsw", "auto"):
-            raise WalletFAQError(
-                f"index kind must be 'flat', 'hnsw' or 'auto', got {self.kind!r}"
-            )
+            raise WalletFAQError(f"index kind must be 'flat', 'hnsw' or 'auto', got {self.kind!r}")
         for name in ("hnsw_m", "ef_construction", "ef_search"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:

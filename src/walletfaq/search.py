@@ -77,11 +77,15 @@ def fallback_message(question: str, contacts: ContactDirectory | None) -> str:
         listed = contacts.with_hotline()[:3]
         if listed:
             numbers = "、".join(f"{c.name} {c.hotline}" for c in listed)
-            return (lead + "请在您所用钱包 App 的“客服中心/帮助中心”联系在线客服，或拨打官方热线"
-                    f"（例如 {numbers}，以官方公布为准）。联系前准备好账户信息和问题描述；"
-                    "官方客服不会索要密码或验证码。")
-    return (lead + "请在您所用钱包 App 的“客服中心/帮助中心”或官方网站“联系我们”页面查找官方客服"
-            "渠道。官方客服不会索要密码或验证码。")
+            return (
+                lead + "请在您所用钱包 App 的“客服中心/帮助中心”联系在线客服，或拨打官方热线"
+                f"（例如 {numbers}，以官方公布为准）。联系前准备好账户信息和问题描述；"
+                "官方客服不会索要密码或验证码。"
+            )
+    return (
+        lead + "请在您所用钱包 App 的“客服中心/帮助中心”或官方网站“联系我们”页面查找官方客服"
+        "渠道。官方客服不会索要密码或验证码。"
+    )
 
 
 def best_per_entry(
@@ -105,7 +109,7 @@ def best_per_entry(
     """
     picked: list[tuple[int, int, float]] = []
     seen: set[int] = set()
-    for score, row in zip(scores.tolist(), rows.tolist()):
+    for score, row in zip(scores.tolist(), rows.tolist(), strict=True):
         if row < 0:
             continue
         entry = int(row_entry[row])

@@ -162,8 +162,9 @@ def load(directory: str | Path) -> StoredIndex:
             contacts = directory_from_data(_read_json(root / CONTACTS_FILE), root / CONTACTS_FILE)
         except CorpusError as exc:
             raise IndexFormatError(f"{exc}; rebuild the index") from None
-    return StoredIndex(manifest=manifest, corpus=corpus, row_entry=row_entry, index=index,
-                       contacts=contacts)
+    return StoredIndex(
+        manifest=manifest, corpus=corpus, row_entry=row_entry, index=index, contacts=contacts
+    )
 
 
 def read_manifest(directory: str | Path) -> Manifest:
