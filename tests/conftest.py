@@ -23,7 +23,7 @@ class HashEncoder:
         self._dim = dim
         self._name = name
         self._salt = salt
-        self.documents_encoded = 0
+        self.texts_encoded = 0
 
     @property
     def name(self) -> str:
@@ -38,6 +38,7 @@ class HashEncoder:
         return f"{self._name}-{self._dim}-{self._salt}"
 
     def _encode(self, texts: Sequence[str]) -> np.ndarray:
+        self.texts_encoded += len(texts)
         out = np.zeros((len(texts), self._dim), dtype=np.float32)
         for row, text in enumerate(texts):
             grams = list(text) + [text[i : i + 2] for i in range(len(text) - 1)]
@@ -51,7 +52,6 @@ class HashEncoder:
         return self._encode(texts)
 
     def encode_documents(self, texts: Sequence[str]) -> np.ndarray:
-        self.documents_encoded += len(texts)
         return self._encode(texts)
 
 

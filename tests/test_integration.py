@@ -145,3 +145,9 @@ def test_real_customer_service_queries_do_as_well_as_e5_used_directly() -> None:
     hits = [corpus.entries[t].id in q["gold"] for t, q in zip(top, items, strict=True)]
     direct_r1 = float(np.mean(hits))
     assert report.metrics["recall@1"] >= direct_r1 - 0.005
+
+
+def test_a_pasted_wall_of_text_is_answered_not_crashed_on(retriever) -> None:
+    rant = "我昨天晚上用银行卡给钱包充值了两百块，银行短信说扣款成功了。" * 80
+    hits = retriever.ask(rant + "请问充值不到账怎么办？", k=3)
+    assert len(hits) == 3 and all(0 < h.score <= 1.0 + 1e-6 for h in hits)

@@ -112,9 +112,10 @@ def test_save_refuses_to_overwrite_a_directory_that_is_not_an_index(
 
 def test_from_corpus_reuses_the_cached_index(tiny_corpus_file: Path, encoder) -> None:
     FAQRetriever.from_corpus(tiny_corpus_file, model=encoder)
-    embedded = encoder.documents_encoded
+    embedded = encoder.texts_encoded
+    assert embedded == 15
     again = FAQRetriever.from_corpus(tiny_corpus_file, model=encoder)
-    assert encoder.documents_encoded == embedded
+    assert encoder.texts_encoded == embedded
     assert again.ask("怎么退款", k=1)[0].id == "refund"
 
 

@@ -32,11 +32,12 @@ logger = logging.getLogger(__name__)
 QUERY_CACHE_SIZE = 1024
 """How many recent (question, k, category) results each retriever keeps."""
 
-QuestionEncoding = Literal["both", "query", "document"]
-"""How FAQ question rows are embedded: ``"document"`` with the model's document prompt (the
-usual asymmetric retrieval set-up), ``"query"`` with its query prompt (question-to-question
-matching is symmetric), or ``"both"``: the normalised mean of the two, which measured best
-(benchmarks/README.md). For models without prompts the three are the same."""
+QuestionEncoding = Literal["query", "document", "both"]
+"""How FAQ question rows are embedded: ``"query"`` with the model's query prompt (matching a
+user's question to FAQ questions is symmetric, which is how e5's authors say to use its
+"query: " prompt; the default, it measured best: benchmarks/README.md), ``"document"`` with
+its document prompt (the usual asymmetric question-to-passage set-up), or ``"both"``: the
+normalised mean of the two. For models without prompts the three are the same."""
 
 MAX_QUESTION_CHARS = 2000
 """Questions longer than this are cut before encoding (the model truncates to its own limit
@@ -71,7 +72,7 @@ class FAQRetriever:
         *,
         index_spec: IndexSpec | None = None,
         index_answers: bool = False,
-        question_encoding: QuestionEncoding = "both",
+        question_encoding: QuestionEncoding = "query",
         contacts: ContactDirectory | None = None,
         threshold: float | None = None,
         normalizer: QuestionNormalizer | None = None,
@@ -122,7 +123,7 @@ class FAQRetriever:
         model: str | Path | Encoder | None = None,
         index: IndexKind | IndexSpec = "flat",
         index_answers: bool = False,
-        question_encoding: QuestionEncoding = "both",
+        question_encoding: QuestionEncoding = "query",
         contacts: ContactDirectory | None = None,
     ) -> FAQRetriever:
         """Embed every text of ``corpus`` and build a fresh index (no cache involved).
@@ -155,7 +156,7 @@ class FAQRetriever:
         model: str | Path | Encoder | None = None,
         index: IndexKind | IndexSpec = "flat",
         index_answers: bool = False,
-        question_encoding: QuestionEncoding = "both",
+        question_encoding: QuestionEncoding = "query",
         contacts: str | Path | ContactDirectory | None = None,
         cache: bool = True,
     ) -> FAQRetriever:
@@ -447,7 +448,7 @@ def _check_k(k: object) -> None:
 
 
 def embed_corpus_texts(
-    encoder: Encoder, texts: Sequence[str], question_encoding: QuestionEncoding = "both"
+    encoder: Encoder, texts: Sequence[str], question_encoding: QuestionEncoding = "query"
 ) -> np.ndarray:
     """Embed FAQ texts for the index, question rows per ``question_encoding``."""
     if question_encoding == "document":
