@@ -38,14 +38,14 @@ import hashlib
 import json
 import logging
 import os
-import shutil
 import struct
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from .atomic import staged_directory, write_json
 
 logger = logging.getLogger(__name__)
 
@@ -374,10 +374,6 @@ def _bert_config(config: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _write_json(path: Path, obj: Any) -> None:
-    path.write_text(json.dumps(obj, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-
-
 def _sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with path.open("rb") as f:
@@ -393,7 +389,7 @@ def _write_manifest(folder: Path, source: dict[str, Any]) -> None:
         for p in sorted(folder.rglob("*"))
         if p.is_file() and p.name != BUILD_INFO_FILE
     }
-    _write_json(folder / BUILD_INFO_FILE, {"format": 1, "source": source, "files": files})
+    write_json(folder / BUILD_INFO_FILE, {"format": 1, "source": source, "files": files})
 
 
 def verify_folder(path: str | os.PathLike[str]) -> None:
@@ -448,10 +444,8 @@ def build_e5_small(out_dir: Path, source: str | os.PathLike[str] | None = None) 
     logger.info(
         "read %d tensors, %d pieces in %.1fs", len(tensors), len(vocab), time.perf_counter() - t0
     )
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
-    try:
-        _write_json(tmp / "config.json", _bert_config(config))
+    with staged_directory(out_dir) as tmp:
+        write_json(tmp / "config.json", _bert_config(config))
         state = _hf_state_dict(config, tensors)
         del tensors
         save_file(state, str(tmp / "model.safetensors"), metadata={"format": "pt"})
@@ -476,7 +470,7 @@ def build_e5_small(out_dir: Path, source: str | os.PathLike[str] | None = None) 
         # "PreTrainedTokenizerFast" loads tokenizer.json verbatim. Model-specific
         # classes (XLMRobertaTokenizer[Fast]) may rebuild the normaliser
         # from the vocabulary in transformers 5 and lose the charsmap.
-        _write_json(
+        write_json(
             tmp / "tokenizer_config.json",
             {
                 "tokenizer_class": "PreTrainedTokenizerFast",
@@ -488,10 +482,10 @@ def build_e5_small(out_dir: Path, source: str | os.PathLike[str] | None = None) 
                 **specials,
             },
         )
-        _write_json(tmp / "special_tokens_map.json", specials)
+        write_json(tmp / "special_tokens_map.json", specials)
         logger.info("wrote tokenizer (%.1fs)", time.perf_counter() - t0)
 
-        _write_json(
+        write_json(
             tmp / "modules.json",
             [
                 {
@@ -515,7 +509,7 @@ def build_e5_small(out_dir: Path, source: str | os.PathLike[str] | None = None) 
             ],
         )
         (tmp / "1_Pooling").mkdir()
-        _write_json(
+        write_json(
             tmp / "1_Pooling" / "config.json",
             {
                 "word_embedding_dimension": config["hidden_size"],
@@ -529,11 +523,11 @@ def build_e5_small(out_dir: Path, source: str | os.PathLike[str] | None = None) 
             },
         )
         (tmp / "2_Normalize").mkdir()
-        _write_json(
+        write_json(
             tmp / "sentence_bert_config.json",
             {"max_seq_length": config["max_position_embeddings"], "do_lower_case": False},
         )
-        _write_json(
+        write_json(
             tmp / "config_sentence_transformers.json",
             {
                 "prompts": {"query": "query: ", "document": "passage: "},
@@ -553,16 +547,5 @@ def build_e5_small(out_dir: Path, source: str | os.PathLike[str] | None = None) 
             },
         )
         os.chmod(tmp / BUILD_INFO_FILE, 0o644)
-        os.chmod(tmp, 0o755)
-        if out_dir.exists():
-            old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
-            os.replace(out_dir, old)
-            os.replace(tmp, out_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     logger.info("built %s in %.1fs", out_dir, time.perf_counter() - t0)
     return out_dir

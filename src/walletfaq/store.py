@@ -14,15 +14,13 @@ a crash never leaves a half-written index where a good one was.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .atomic import staged_directory, write_json
 from .contacts import ContactDirectory, directory_from_data
 from .corpus import Corpus
 from .errors import CorpusError, IndexFormatError
@@ -92,22 +90,16 @@ def save(
         raise IndexFormatError(
             f"{target}: exists and is not a walletfaq index; choose an empty or new directory"
         )
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-    try:
+    with staged_directory(target) as staging:
         faiss.write_index(index, str(staging / INDEX_FILE))
         metadata = {
             "entries": [entry.to_dict() for entry in corpus],
             "row_entry": [int(position) for position in row_entry],
         }
-        _write_json(staging / METADATA_FILE, metadata)
+        write_json(staging / METADATA_FILE, metadata)
         if contacts is not None:
-            _write_json(staging / CONTACTS_FILE, contacts.to_dict())
-        _write_json(staging / MANIFEST_FILE, manifest.to_dict())
-        _swap_into_place(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+            write_json(staging / CONTACTS_FILE, contacts.to_dict())
+        write_json(staging / MANIFEST_FILE, manifest.to_dict())
     return target
 
 
@@ -202,22 +194,5 @@ def _read_json(path: Path) -> dict[str, Any]:
     return data
 
 
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    with path.open("w", encoding="utf-8") as handle:
-        json.dump(data, handle, ensure_ascii=False, indent=1)
-        handle.flush()
-        os.fsync(handle.fileno())
-
-
 def _replaceable(target: Path) -> bool:
     return target.is_dir() and ((target / MANIFEST_FILE).is_file() or not any(target.iterdir()))
-
-
-def _swap_into_place(staging: Path, target: Path) -> None:
-    if not target.exists():
-        os.replace(staging, target)
-        return
-    retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-    os.replace(target, retired / "index")
-    os.replace(staging, target)
-    shutil.rmtree(retired, ignore_errors=True)

