@@ -151,3 +151,20 @@ def test_a_pasted_wall_of_text_is_answered_not_crashed_on(retriever) -> None:
     rant = "我昨天晚上用银行卡给钱包充值了两百块，银行短信说扣款成功了。" * 80
     hits = retriever.ask(rant + "请问充值不到账怎么办？", k=3)
     assert len(hits) == 3 and all(0 < h.score <= 1.0 + 1e-6 for h in hits)
+
+
+def test_any_sentence_transformers_model_by_local_path(tiny_corpus, tmp_path: Path) -> None:
+    folder = PresetEncoder("e5-small").ensure_folder()
+    retriever = FAQRetriever.from_corpus(tiny_corpus, model=str(folder))
+    assert retriever.encoder.name == str(folder)
+    assert retriever.ask("充值了钱一直没到", k=1)[0].id == "topup"
+    loaded = FAQRetriever.load(retriever.save(tmp_path / "idx"))
+    assert loaded.ask("怎么退款", k=2) == retriever.ask("怎么退款", k=2)
+
+
+def test_unreachable_model_name_is_a_clear_error(tiny_corpus, monkeypatch) -> None:
+    from walletfaq import ModelError
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelError, match="cannot load sentence-transformers model 'no-such/model'"):
+        FAQRetriever.from_corpus(tiny_corpus, model="no-such/model")

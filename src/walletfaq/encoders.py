@@ -138,7 +138,12 @@ class SentenceTransformerEncoder:
     @property
     def dim(self) -> int:
         """Embedding dimension."""
-        dim = self.model.get_sentence_embedding_dimension()
+        model = self.model
+        getter = (
+            getattr(model, "get_embedding_dimension", None)
+            or model.get_sentence_embedding_dimension
+        )
+        dim = getter()
         if dim is None:
             dim = int(self.encode_documents(["dimension probe"]).shape[1])
         return int(dim)
