@@ -161,9 +161,14 @@ def _build(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``walletfaq`` command; returns the exit status."""
     args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING, format="walletfaq: %(message)s"
-    )
+    package_logger = logging.getLogger("walletfaq")
+    if not package_logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("walletfaq: %(message)s"))
+        package_logger.addHandler(handler)
+    package_logger.setLevel(logging.INFO if args.verbose else logging.WARNING)
+    package_logger.propagate = False
+
     handlers = {"ask": _ask, "build": _build, "eval": _eval, "bench": _bench}
     try:
         return handlers[args.command](args)

@@ -70,7 +70,7 @@ class Contact:
             parts.append(f"{self.name}的客服电话未收录在本目录中（我们只列出核实过的号码）。")
         if self.channels:
             parts.append("其他联系渠道：" + "；".join(self.channels) + "。")
-        parts.append(f"请以官方网站或官方 App 公布的信息为准：{self.official_url}")
+        parts.append(f"请以官方网站或官方 App 公布的信息为准：{self.official_url} 。")
         if self.notes:
             parts.append(self.notes)
         return "".join(parts)

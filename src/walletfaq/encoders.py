@@ -130,7 +130,8 @@ class SentenceTransformerEncoder:
             return SentenceTransformer(self.name_or_path, device=self.device)
         except Exception as exc:  # sentence-transformers raises many types here
             raise ModelError(
-                f"cannot load sentence-transformers model {self.name_or_path!r}: {exc}. Pass a "
+                f"cannot load sentence-transformers model {self.name_or_path!r}: "
+                f"{' '.join(str(exc).split()).rstrip('.')}. Pass a "
                 "local model folder, a hub name reachable from this machine, or a preset "
                 "(walletfaq.models.PRESETS)"
             ) from exc

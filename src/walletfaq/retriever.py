@@ -310,6 +310,7 @@ class FAQRetriever:
             QueryError: ``question`` is empty or not a string, ``k`` is not a positive int,
                 or ``category`` is not one of :attr:`categories`.
         """
+        _clean_question(question, None)
         return self.ask_batch([question], k=k, category=category)[0]
 
     def ask_batch(
@@ -432,13 +433,12 @@ def _contacts(value: str | Path | ContactDirectory) -> ContactDirectory:
     return value if isinstance(value, ContactDirectory) else load_contacts(value)
 
 
-def _clean_question(question: object, position: int) -> str:
+def _clean_question(question: object, position: int | None) -> str:
+    label = "the question" if position is None else f"question {position}"
     if not isinstance(question, str):
-        raise QueryError(f"question {position} must be a string, got {type(question).__name__}")
+        raise QueryError(f"{label} must be a string, got {type(question).__name__}")
     if not question.strip():
-        raise QueryError(
-            f"question {position} is empty or whitespace only; pass the user's question text"
-        )
+        raise QueryError(f"{label} is empty or whitespace only; pass the user's question text")
     return question.strip()[:MAX_QUESTION_CHARS]
 
 
