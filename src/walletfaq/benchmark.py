@@ -124,7 +124,7 @@ def machine_info() -> dict[str, Any]:
     try:
         usable = len(os.sched_getaffinity(0))
     except AttributeError:
-        usable = os.cpu_count()
+        usable = os.cpu_count() or 1
     return {
         "cpu": cpu,
         "cores": os.cpu_count(),
@@ -228,6 +228,7 @@ def _synthetic_search(
     """Search-only latency at batch 1 on random unit vectors: FAISS flat, HNSW, numpy."""
     import faiss
 
+    from . import index as vector_index
     from .index import IndexSpec, build_index
 
     rng = np.random.default_rng(seed)
@@ -257,7 +258,7 @@ def _synthetic_search(
         ladder = {}
         chosen = EF_LADDER[-1]
         for ef in EF_LADDER:
-            hnsw.hnsw.efSearch = ef
+            vector_index.set_ef_search(hnsw, ef)
             _, found = hnsw.search(queries, K)
             pairs = zip(found, truth, strict=True)
             recall = float(np.mean([len(set(f) & set(t)) / K for f, t in pairs]))
@@ -265,7 +266,7 @@ def _synthetic_search(
             if recall >= RECALL_TARGET:
                 chosen = ef
                 break
-        hnsw.hnsw.efSearch = chosen
+        vector_index.set_ef_search(hnsw, chosen)
         row["hnsw_recall_by_ef"] = ladder
         row["hnsw_ef_search"] = chosen
         row["hnsw_recall_at_10"] = ladder[str(chosen)]

@@ -69,14 +69,23 @@ def build_index(vectors: np.ndarray, spec: IndexSpec = IndexSpec()) -> faiss.Ind
         raise WalletFAQError(f"expected a non-empty (n, dim) array, got shape {vectors.shape}")
     dim = vectors.shape[1]
     spec = spec.resolved(vectors.shape[0])
+    index: faiss.Index
     if spec.kind == "flat":
         index = faiss.IndexFlatIP(dim)
     else:
-        index = faiss.IndexHNSWFlat(dim, spec.hnsw_m, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = spec.ef_construction
-        index.hnsw.efSearch = spec.ef_search
+        hnsw = faiss.IndexHNSWFlat(dim, spec.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+        hnsw.hnsw.efConstruction = spec.ef_construction
+        hnsw.hnsw.efSearch = spec.ef_search
+        index = hnsw
     index.add(vectors)
     return index
+
+
+def set_ef_search(index: faiss.Index, ef_search: int) -> None:
+    """Set an HNSW index's query-time beam width (``efSearch``)."""
+    import faiss
+
+    faiss.ParameterSpace().set_index_parameter(index, "efSearch", ef_search)
 
 
 def search(index: faiss.Index, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

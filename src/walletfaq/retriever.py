@@ -176,6 +176,7 @@ class FAQRetriever:
             cache: reuse/save the built index in the user cache directory, keyed by the
                 model fingerprint, corpus hash and index settings.
         """
+        directory: ContactDirectory | None
         if corpus is None:
             base = load_bundled_corpus()
             directory = load_bundled_contacts() if contacts is None else _contacts(contacts)
@@ -185,15 +186,19 @@ class FAQRetriever:
         full = base.merged(contact_entries(directory)) if directory is not None else base
         encoder = resolve_encoder(model)
         spec = index if isinstance(index, IndexSpec) else IndexSpec(kind=index)
-        options = {
-            "model": encoder,
-            "index": spec,
-            "index_answers": index_answers,
-            "question_encoding": question_encoding,
-            "contacts": directory,
-        }
+
+        def build() -> FAQRetriever:
+            return cls.build(
+                full,
+                model=encoder,
+                index=spec,
+                index_answers=index_answers,
+                question_encoding=question_encoding,
+                contacts=directory,
+            )
+
         if not cache:
-            return cls.build(full, **options)
+            return build()
         key = _cache_key(encoder, full, spec, index_answers, question_encoding)
         location = cache_dir() / "indexes" / key
         if location.is_dir():
@@ -201,7 +206,7 @@ class FAQRetriever:
                 return cls.load(location, model=encoder, corpus=full)
             except (IndexFormatError, IndexMismatchError) as exc:
                 logger.warning("cached index %s unusable (%s); rebuilding", location, exc)
-        retriever = cls.build(full, **options)
+        retriever = build()
         retriever.save(location)
         return retriever
 
@@ -269,7 +274,7 @@ class FAQRetriever:
                 )
         spec = IndexSpec(**manifest.index)
         if spec.kind == "hnsw":
-            stored.index.hnsw.efSearch = spec.ef_search
+            vector_index.set_ef_search(stored.index, spec.ef_search)
         return cls(
             stored.corpus,
             encoder,
