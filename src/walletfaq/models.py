@@ -135,7 +135,7 @@ PRESETS: dict[str, Preset] = {
         verify=None,
         fast_queries=_usem3_queries,
         loader=_load_use,
-        threshold=0.65,
+        threshold=0.60,
     ),
 }
 
