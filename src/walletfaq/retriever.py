@@ -315,8 +315,7 @@ class FAQRetriever:
             QueryError: ``question`` is empty or not a string, ``k`` is not a positive int,
                 or ``category`` is not one of :attr:`categories`.
         """
-        _clean_question(question, None)
-        return self.ask_batch([question], k=k, category=category)[0]
+        return self._ask_cleaned([_clean_question(question, None)], k, category)[0]
 
     def ask_batch(
         self, questions: Sequence[str], k: int = 5, category: str | None = None
@@ -327,9 +326,14 @@ class FAQRetriever:
                 "ask_batch expects a list of questions, got a single string; "
                 "use ask() for one question"
             )
-        cleaned = [
-            self.normalizer(_clean_question(q, position)) for position, q in enumerate(questions)
-        ]
+        cleaned = [_clean_question(q, position) for position, q in enumerate(questions)]
+        return self._ask_cleaned(cleaned, k, category)
+
+    def _ask_cleaned(
+        self, questions: Sequence[str], k: int, category: str | None
+    ) -> list[list[Hit]]:
+        """Normalise validated questions, serve cached ones, encode and search the rest."""
+        cleaned = [self.normalizer(q) for q in questions]
         _check_k(k)
         allowed = self._category_mask(category)
         results: list[list[Hit] | None] = []
