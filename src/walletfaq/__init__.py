@@ -18,6 +18,7 @@ from .errors import (
     CorpusError,
     IndexFormatError,
     IndexMismatchError,
+    IndexWriteError,
     ModelError,
     QueryError,
     WalletFAQError,
@@ -34,8 +35,14 @@ _LAZY = {
     "load_queries": "evaluation",
     "EvalReport": "evaluation",
     "QueryResult": "evaluation",
+    "OperatingPoint": "evaluation",
+    "paired_test": "evaluation",
+    "diff_reports": "evaluation",
+    "bundled_queries_path": "evaluation",
+    "load_bundled_queries": "evaluation",
     "calibrate": "calibration",
     "Calibration": "calibration",
+    "CalibrationWarning": "calibration",
     "FAQEntry": "corpus",
     "Corpus": "corpus",
     "load_corpus": "corpus",
@@ -55,6 +62,7 @@ __all__ = [
     "CorpusError",
     "IndexFormatError",
     "IndexMismatchError",
+    "IndexWriteError",
     "ModelError",
     "QueryError",
     "WalletFAQError",
@@ -63,11 +71,22 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from .calibration import Calibration, calibrate
+    from .calibration import Calibration, CalibrationWarning, calibrate
     from .contacts import Contact, ContactDirectory, load_contacts
     from .corpus import Corpus, FAQEntry, bundled_corpus_path, load_corpus
     from .encoders import Encoder, SentenceTransformerEncoder
-    from .evaluation import EvalReport, QueryResult, compare, evaluate, load_queries
+    from .evaluation import (
+        EvalReport,
+        OperatingPoint,
+        QueryResult,
+        bundled_queries_path,
+        compare,
+        diff_reports,
+        evaluate,
+        load_bundled_queries,
+        load_queries,
+        paired_test,
+    )
     from .index import IndexSpec
     from .models import DEFAULT_MODEL, PRESETS, PresetEncoder
     from .retriever import FAQRetriever

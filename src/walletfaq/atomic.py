@@ -1,34 +1,98 @@
-"""Crash-safe writes: whole directories staged beside their target and renamed into place."""
+"""Crash-safe directory writes: a directory is staged beside its target, flushed to disk, and
+switched into place in one atomic step.
+
+How a save proceeds (each step is durable before the next starts):
+
+1. lock the parent directory (``flock``), so that two saves into one parent never interleave
+   and any staging directory found there belongs to a save that died;
+2. remove the debris of such dead saves: hidden siblings named ``.<target>.walletfaq-*``;
+3. write the new content into a fresh staging sibling ``.<target>.walletfaq-stage-XXXX``;
+4. ``fsync`` every staged file and the staging directory;
+5. switch: if ``target`` does not exist, ``rename(staging, target)``; otherwise exchange the two
+   names atomically with Linux ``renameat2(RENAME_EXCHANGE)``, so ``target`` is at every
+   instant either the complete old or the complete new directory;
+6. ``fsync`` the parent directory, then delete the old content (now under the staging name).
+
+A crash (power loss, ``kill -9``) at any point leaves the old or the new directory at
+``target``, plus at most one staging directory that the next save in that parent removes.
+On systems without ``RENAME_EXCHANGE`` (non-Linux, or a filesystem that refuses it) step 5 falls
+back to two renames, with a short window in which ``target`` is absent; this is logged once.
+"""
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import json
+import logging
 import os
+import re
 import shutil
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
+logger = logging.getLogger(__name__)
+
+STAGE_MARK = "walletfaq-stage-"
+OLD_MARK = "walletfaq-old-"
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
 
 @contextmanager
-def staged_directory(target: Path) -> Iterator[Path]:
-    """Yield an empty temporary sibling of ``target`` to fill.
+def staged_directory(
+    target: Path, *, check_target: Callable[[Path], None] | None = None
+) -> Iterator[Path]:
+    """Yield an empty staging directory to fill; on success it replaces ``target`` atomically.
 
-    When the block ends normally the staged directory replaces ``target`` (renames only, so
-    readers see the old or the new directory, never a half-written one); when it raises, the
-    staged directory is removed and ``target`` is left as it was.
+    Args:
+        target: the directory to create or replace.
+        check_target: called with ``target`` while the parent is locked and before anything is
+            written; it raises to refuse replacing what is there (nothing is touched then).
+
+    When the block raises, the staging directory is removed and ``target`` is left as it was.
+    OS errors (permissions, a file where a directory is expected, a full disk) propagate as
+    :class:`OSError`; callers turn them into their own error types.
     """
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-    try:
-        yield staging
-        os.chmod(staging, 0o755)  # mkdtemp creates it private
-        _replace_directory(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    target = Path(target)
+    parent = target.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    with _locked(parent):
+        if check_target is not None:
+            check_target(target)
+        remove_debris(target)
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.{STAGE_MARK}", dir=parent))
+        try:
+            yield staging
+            os.chmod(staging, 0o755)  # mkdtemp creates it private
+            _fsync_tree(staging)
+            _switch(staging, target)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        shutil.rmtree(staging, ignore_errors=True)  # the previous content, if any
+
+
+def remove_debris(target: Path) -> list[Path]:
+    """Delete staging/retired siblings of ``target`` left by saves that died; return them.
+
+    Only hidden siblings whose names start with ``.<target name>.walletfaq-stage-`` or
+    ``.<target name>.walletfaq-old-`` (names only this module creates) are removed. Call it
+    with the parent locked (as :func:`staged_directory` does) so no live save is touched.
+    """
+    pattern = re.compile(rf"^\.{re.escape(target.name)}\.(?:{STAGE_MARK}|{OLD_MARK})[A-Za-z0-9_]+$")
+    removed = []
+    with suppress(FileNotFoundError):
+        for sibling in target.parent.iterdir():
+            if pattern.match(sibling.name) and sibling.is_dir() and not sibling.is_symlink():
+                shutil.rmtree(sibling, ignore_errors=True)
+                removed.append(sibling)
+    if removed:
+        logger.info("removed %d leftover staging directories of %s", len(removed), target)
+    return removed
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -40,11 +104,84 @@ def write_json(path: Path, data: Any) -> None:
         os.fsync(handle.fileno())
 
 
-def _replace_directory(staging: Path, target: Path) -> None:
-    if not target.exists():
-        os.replace(staging, target)
+@contextmanager
+def _locked(directory: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``directory`` (a no-op where ``fcntl`` is missing)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
         return
-    retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-    os.replace(target, retired / "previous")
-    os.replace(staging, target)
-    shutil.rmtree(retired, ignore_errors=True)
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def _fsync_tree(root: Path) -> None:
+    """Flush every file under ``root``, then every directory (deepest first), to disk."""
+    directories = []
+    for path in sorted(root.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+        if path.is_symlink():
+            continue
+        if path.is_dir():
+            directories.append(path)
+        else:
+            _fsync_path(path)
+    for directory in (*directories, root):
+        _fsync_path(directory)
+
+
+def _fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _switch(staging: Path, target: Path) -> None:
+    """Put ``staging`` at ``target``; afterwards ``staging`` holds the previous content, if
+    any (or no longer exists)."""
+    if not target.exists():
+        os.rename(staging, target)
+    else:
+        try:
+            _exchange(staging, target)
+        except OSError as exc:
+            if exc.errno not in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP):
+                raise
+            logger.warning(
+                "this filesystem cannot exchange directories atomically (%s); replacing %s with "
+                "two renames",
+                exc.strerror,
+                target,
+            )
+            _replace_by_two_renames(staging, target)
+    _fsync_path(target.parent)
+
+
+def _exchange(first: Path, second: Path) -> None:
+    """Atomically swap two paths (Linux ``renameat2(..., RENAME_EXCHANGE)``)."""
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (AttributeError, OSError):
+        raise OSError(errno.ENOSYS, "renameat2 is not available") from None
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p]
+    renameat2.argtypes += [ctypes.c_uint]
+    result = renameat2(
+        _AT_FDCWD, os.fsencode(first), _AT_FDCWD, os.fsencode(second), _RENAME_EXCHANGE
+    )
+    if result != 0:
+        code = ctypes.get_errno()
+        raise OSError(code, os.strerror(code), str(second))
+
+
+def _replace_by_two_renames(staging: Path, target: Path) -> None:
+    retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.{OLD_MARK}", dir=target.parent))
+    os.rmdir(retired)
+    os.rename(target, retired)
+    os.rename(staging, target)
+    os.rename(retired, staging)

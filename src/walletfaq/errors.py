@@ -53,5 +53,10 @@ class IndexFormatError(WalletFAQError):
     """A saved index directory is missing files, corrupt, or of an unknown format version."""
 
 
+class IndexWriteError(IndexFormatError):
+    """An index could not be written: the operating system refused (permissions, a file where
+    a directory is expected, a full disk). The previous content of the target is intact."""
+
+
 class IndexMismatchError(WalletFAQError):
     """A saved index does not match the model or corpus it is being used with."""

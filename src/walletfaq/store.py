@@ -1,20 +1,32 @@
 """Saving and loading a built retriever: FAISS native index + JSON metadata + JSON manifest.
 
-Layout of a saved directory::
+Layout of a saved directory (nothing else is ever in it)::
 
-    manifest.json   format version, model name and fingerprint, dimension, corpus hash,
-                    entry/vector counts, index spec, what was indexed
+    manifest.json   "format": "walletfaq-index", format version, model name and fingerprint,
+                    dimension, corpus hash, entry/vector counts, index spec, what was indexed,
+                    the SHA-256 of every other file, and a checksum of the manifest itself
     metadata.json   the corpus entries and, for every vector row, the entry it belongs to
     index.faiss     the FAISS index, written by ``faiss.write_index``
+    contacts.json   the support-contact directory, when the retriever has one
 
-Nothing is pickled. A directory is written into a temporary sibling and renamed into place, so
-a crash never leaves a half-written index where a good one was.
+Guarantees:
+
+- Nothing is pickled; JSON is parsed strictly (:mod:`walletfaq.strictjson`).
+- A save replaces only an empty directory or one that is provably a walletfaq index (our
+  manifest marker, and no file but the ones listed above); anything else raises
+  :class:`IndexFormatError` and is left untouched.
+- A save is atomic and crash-safe (:mod:`walletfaq.atomic`): the target is always the complete
+  old or the complete new index.
+- ``load`` verifies every file's SHA-256 against the manifest and the manifest against its own
+  checksum; any difference raises :class:`IndexFormatError` (cost: ≈ 1 ms per MB hashed).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,23 +35,53 @@ import numpy as np
 from .atomic import staged_directory, write_json
 from .contacts import ContactDirectory, directory_from_data
 from .corpus import Corpus
-from .errors import CorpusError, IndexFormatError
+from .errors import CorpusError, IndexFormatError, IndexWriteError, WalletFAQError
+from .index import IndexSpec
+from .integrity import mismatched_files, sha256_file
+from .strictjson import JSONProblem, loads
 
 if TYPE_CHECKING:
     import faiss
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 """Version of the saved-index layout; bumped on incompatible changes."""
+
+FORMAT_MARKER = "walletfaq-index"
+"""Value of the manifest's ``format`` field: what makes a directory provably ours."""
 
 MANIFEST_FILE = "manifest.json"
 METADATA_FILE = "metadata.json"
 INDEX_FILE = "index.faiss"
 CONTACTS_FILE = "contacts.json"
+INDEX_FILES = frozenset((MANIFEST_FILE, METADATA_FILE, INDEX_FILE, CONTACTS_FILE))
+"""Every file name a saved index may contain."""
+
+_FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
+    "format": str,
+    "format_version": int,
+    "model": str,
+    "model_fingerprint": str,
+    "dim": int,
+    "corpus_hash": str,
+    "entry_count": int,
+    "vector_count": int,
+    "index": dict,
+    "index_answers": bool,
+    "question_encoding": str,
+    "walletfaq_version": str,
+    "files": dict,
+    "settings": dict,
+    "checksum": str,
+}
 
 
 @dataclass(frozen=True)
 class Manifest:
-    """What a saved index was built from; checked when the index is loaded."""
+    """What a saved index was built from; checked when the index is loaded.
+
+    ``settings`` holds the retriever's answering settings (threshold, fallback message);
+    ``files`` maps each data file to its SHA-256 and is filled in by :func:`save`.
+    """
 
     model: str
     model_fingerprint: str
@@ -51,11 +93,16 @@ class Manifest:
     index_answers: bool
     question_encoding: str
     walletfaq_version: str
+    settings: dict[str, Any] = field(default_factory=dict)
+    files: dict[str, str] = field(default_factory=dict)
+    format: str = FORMAT_MARKER
     format_version: int = FORMAT_VERSION
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return dict(self.__dict__)
+        """JSON-ready form, with its own checksum."""
+        data = dict(self.__dict__)
+        data["checksum"] = _checksum(data)
+        return data
 
 
 @dataclass(frozen=True)
@@ -77,29 +124,49 @@ def save(
     row_entry: np.ndarray,
     index: faiss.Index,
     contacts: ContactDirectory | None = None,
+    replace_anything: bool = False,
 ) -> Path:
     """Write an index directory atomically and return its path.
 
-    An existing directory is replaced only if it is a walletfaq index (has a manifest) or
-    empty; anything else raises :class:`IndexFormatError` rather than deleting user files.
+    Args:
+        replace_anything: replace whatever is at ``directory`` (only for locations walletfaq
+            owns, such as its cache); by default only an empty directory or a walletfaq index
+            is replaced, anything else raises :class:`IndexFormatError` untouched.
+
+    Raises:
+        IndexFormatError: ``directory`` holds something that is not a walletfaq index.
+        IndexWriteError: the operating system refused a write (permissions, a file in the
+            way, a full disk); the previous content of ``directory`` is intact.
     """
     import faiss
 
-    target = Path(directory)
-    if target.exists() and not _replaceable(target):
-        raise IndexFormatError(
-            f"{target}: exists and is not a walletfaq index; choose an empty or new directory"
-        )
-    with staged_directory(target) as staging:
-        faiss.write_index(index, str(staging / INDEX_FILE))
-        metadata = {
-            "entries": [entry.to_dict() for entry in corpus],
-            "row_entry": [int(position) for position in row_entry],
-        }
-        write_json(staging / METADATA_FILE, metadata)
-        if contacts is not None:
-            write_json(staging / CONTACTS_FILE, contacts.to_dict())
-        write_json(staging / MANIFEST_FILE, manifest.to_dict())
+    target = Path(directory).expanduser().resolve()
+    check = None if replace_anything else _check_replaceable
+    try:
+        with staged_directory(target, check_target=check) as staging:
+            faiss.write_index(index, str(staging / INDEX_FILE))
+            metadata = {
+                "entries": [entry.to_dict() for entry in corpus],
+                "row_entry": [int(position) for position in row_entry],
+            }
+            write_json(staging / METADATA_FILE, metadata)
+            written = [INDEX_FILE, METADATA_FILE]
+            if contacts is not None:
+                write_json(staging / CONTACTS_FILE, contacts.to_dict())
+                written.append(CONTACTS_FILE)
+            files = {name: sha256_file(staging / name) for name in written}
+            complete = Manifest(**{**manifest.__dict__, "files": files})
+            write_json(staging / MANIFEST_FILE, complete.to_dict())
+    except OSError as exc:
+        raise IndexWriteError(
+            f"{target}: cannot write the index ({exc.strerror or exc}: {exc.filename or target}); "
+            "choose a directory you can write to; nothing was changed"
+        ) from None
+    except RuntimeError as exc:  # faiss.write_index: I/O failure reported by FAISS
+        raise IndexWriteError(
+            f"{target}: cannot write the FAISS index ({str(exc).splitlines()[0]}); "
+            "check free disk space and permissions; nothing was changed"
+        ) from None
     return target
 
 
@@ -107,18 +174,25 @@ def load(directory: str | Path) -> StoredIndex:
     """Read and check an index directory written by :func:`save`.
 
     Raises:
-        IndexFormatError: a file is missing or corrupt, the format version is unknown, or the
-            parts disagree with each other (counts, dimension, corpus hash).
+        IndexFormatError: a file is missing, corrupt or edited (checksums), the format version
+            is unknown, or the parts disagree with each other (counts, dimension, corpus hash,
+            index kind).
     """
     import faiss
 
     root = Path(directory)
     manifest = read_manifest(root)
+    problems = mismatched_files(root, manifest.files)
+    if problems:
+        raise IndexFormatError(
+            f"{root}: {'; '.join(problems)}; the index was damaged or edited after it was "
+            "saved; rebuild it (`walletfaq build`)"
+        )
     metadata = _read_json(root / METADATA_FILE)
     try:
         corpus = Corpus.from_entries(metadata["entries"], source=str(root / METADATA_FILE))
-        row_entry = np.asarray(metadata["row_entry"], dtype=np.int64)
-    except (KeyError, TypeError, CorpusError) as exc:
+        row_entry = _row_labels(metadata["row_entry"])
+    except (KeyError, TypeError, ValueError, OverflowError, CorpusError) as exc:
         raise IndexFormatError(
             f"{root / METADATA_FILE}: malformed metadata ({exc}); rebuild the index"
         ) from None
@@ -129,11 +203,95 @@ def load(directory: str | Path) -> StoredIndex:
         )
     try:
         index = faiss.read_index(str(root / INDEX_FILE))
-    except RuntimeError as exc:
+    except (RuntimeError, MemoryError, OSError) as exc:
         raise IndexFormatError(
             f"{root / INDEX_FILE}: cannot read FAISS index ({str(exc).splitlines()[0]}); "
             "rebuild the index"
         ) from None
+    _check_consistent(root, manifest, index, corpus, row_entry)
+    contacts = None
+    if CONTACTS_FILE in manifest.files:
+        try:
+            contacts = directory_from_data(_read_json(root / CONTACTS_FILE), root / CONTACTS_FILE)
+        except CorpusError as exc:
+            raise IndexFormatError(f"{exc}; rebuild the index") from None
+    return StoredIndex(
+        manifest=manifest, corpus=corpus, row_entry=row_entry, index=index, contacts=contacts
+    )
+
+
+def read_manifest(directory: str | Path) -> Manifest:
+    """Read and validate only the manifest of a saved index (cheap: no vectors are loaded).
+
+    Raises:
+        IndexFormatError: no such directory, not a walletfaq index, an unsupported format
+            version, a field missing or of the wrong type, or a manifest edited by hand.
+    """
+    root = Path(directory)
+    if not root.is_dir():
+        raise IndexFormatError(
+            f"{root}: no such index directory; build one with FAQRetriever.save() or "
+            "`walletfaq build`"
+        )
+    path = root / MANIFEST_FILE
+    raw = _read_json(path)
+    version = raw.get("format_version")
+    if version != FORMAT_VERSION or raw.get("format", FORMAT_MARKER) != FORMAT_MARKER:
+        raise IndexFormatError(
+            f"{path}: format {raw.get('format')!r} version {version!r} is not supported (this "
+            f"walletfaq reads {FORMAT_MARKER!r} version {FORMAT_VERSION}); rebuild the index"
+        )
+    problems = [
+        f"field {name!r} should be {_type_name(kind)}, got {_type_name(type(raw.get(name)))}"
+        for name, kind in _FIELD_TYPES.items()
+        if not isinstance(raw.get(name), kind) or (kind is int and isinstance(raw[name], bool))
+    ]
+    problems += [f"unknown field {name!r}" for name in sorted(set(raw) - set(_FIELD_TYPES))]
+    if problems:
+        raise IndexFormatError(f"{path}: malformed manifest ({'; '.join(problems)}); rebuild it")
+    if raw["checksum"] != _checksum(raw):
+        raise IndexFormatError(
+            f"{path}: the manifest was edited after the index was saved (its checksum does not "
+            "match); rebuild the index instead of editing it"
+        )
+    _check_manifest_values(path, raw)
+    fields = {name: value for name, value in raw.items() if name != "checksum"}
+    return Manifest(**fields)
+
+
+def _check_manifest_values(path: Path, raw: dict[str, Any]) -> None:
+    problems = []
+    for name in ("dim", "entry_count", "vector_count"):
+        if raw[name] < 1:
+            problems.append(f"{name} must be positive, got {raw[name]}")
+    files = raw["files"]
+    if not {INDEX_FILE, METADATA_FILE} <= set(files) or not set(files) <= INDEX_FILES - {
+        MANIFEST_FILE
+    }:
+        problems.append(f"files must list {INDEX_FILE} and {METADATA_FILE}, got {sorted(files)}")
+    if not all(isinstance(digest, str) for digest in files.values()):
+        problems.append("files must map names to SHA-256 strings")
+    try:
+        IndexSpec(**raw["index"])
+    except (TypeError, WalletFAQError) as exc:
+        problems.append(f"index: {exc}")
+    if raw["question_encoding"] not in ("query", "document", "both"):
+        problems.append(f"question_encoding {raw['question_encoding']!r} is unknown")
+    threshold = raw["settings"].get("threshold")
+    if threshold is not None and not _finite_number(threshold):
+        problems.append(f"settings.threshold must be a number, got {threshold!r}")
+    fallback = raw["settings"].get("fallback")
+    if fallback is not None and not isinstance(fallback, str):
+        problems.append(f"settings.fallback must be a string, got {type(fallback).__name__}")
+    if problems:
+        raise IndexFormatError(f"{path}: malformed manifest ({'; '.join(problems)}); rebuild it")
+
+
+def _check_consistent(
+    root: Path, manifest: Manifest, index: faiss.Index, corpus: Corpus, row_entry: np.ndarray
+) -> None:
+    import faiss
+
     problems = []
     if index.d != manifest.dim:
         problems.append(f"index dimension {index.d} != manifest dim {manifest.dim}")
@@ -146,53 +304,90 @@ def load(directory: str | Path) -> StoredIndex:
         problems.append(f"{len(corpus)} entries, manifest says {manifest.entry_count}")
     if len(row_entry) and (row_entry.min() < 0 or row_entry.max() >= len(corpus)):
         problems.append("row labels point outside the corpus")
+    expected = faiss.IndexHNSWFlat if manifest.index.get("kind") == "hnsw" else faiss.IndexFlatIP
+    if not isinstance(index, expected):
+        problems.append(
+            f"the manifest says a {manifest.index.get('kind')!r} index but the file holds a "
+            f"{type(index).__name__}"
+        )
     if problems:
         raise IndexFormatError(f"{root}: inconsistent index ({'; '.join(problems)}); rebuild it")
-    contacts = None
-    if (root / CONTACTS_FILE).is_file():
-        try:
-            contacts = directory_from_data(_read_json(root / CONTACTS_FILE), root / CONTACTS_FILE)
-        except CorpusError as exc:
-            raise IndexFormatError(f"{exc}; rebuild the index") from None
-    return StoredIndex(
-        manifest=manifest, corpus=corpus, row_entry=row_entry, index=index, contacts=contacts
+
+
+def _check_replaceable(target: Path) -> None:
+    """Raise unless ``target`` is absent, an empty directory or a walletfaq index."""
+    if not target.exists():
+        return
+    if not target.is_dir():
+        raise IndexFormatError(
+            f"{target}: exists and is not a directory; choose a new or empty directory"
+        )
+    entries = list(target.iterdir())
+    if not entries:
+        return
+    foreign = sorted(
+        p.name + ("/" if p.is_dir() else "")
+        for p in entries
+        if p.name not in INDEX_FILES or p.is_symlink() or not p.is_file()
     )
+    if foreign:
+        listed = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
+        raise IndexFormatError(
+            f"{target}: holds files walletfaq did not write ({listed}); nothing was changed. "
+            "Save into a new or empty directory, or move those files out"
+        )
+    if not _is_walletfaq_manifest(target / MANIFEST_FILE):
+        raise IndexFormatError(
+            f"{target}: exists and is not a walletfaq index (its {MANIFEST_FILE} is not ours); "
+            "nothing was changed. Choose a new or empty directory"
+        )
 
 
-def read_manifest(directory: str | Path) -> Manifest:
-    """Read only the manifest of a saved index (cheap: no vectors are loaded)."""
-    root = Path(directory)
-    if not root.is_dir():
-        raise IndexFormatError(
-            f"{root}: no such index directory; build one with FAQRetriever.save() or "
-            "`walletfaq build`"
-        )
-    raw = _read_json(root / MANIFEST_FILE)
-    version = raw.get("format_version")
-    if version != FORMAT_VERSION:
-        raise IndexFormatError(
-            f"{root / MANIFEST_FILE}: format_version {version!r} is not supported (this "
-            f"walletfaq reads version {FORMAT_VERSION}); rebuild the index"
-        )
+def _is_walletfaq_manifest(path: Path) -> bool:
     try:
-        return Manifest(**raw)
-    except TypeError as exc:
-        raise IndexFormatError(
-            f"{root / MANIFEST_FILE}: malformed manifest ({exc}); rebuild the index"
-        ) from None
+        raw = loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, JSONProblem):
+        return False
+    if not isinstance(raw, dict):
+        return False
+    if raw.get("format") == FORMAT_MARKER:
+        return True
+    legacy = {"format_version", "model_fingerprint", "corpus_hash", "vector_count", "index"}
+    return raw.get("format_version") == 1 and legacy <= set(raw)  # written by walletfaq 0.1
 
 
 def _read_json(path: Path) -> dict[str, Any]:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise IndexFormatError(f"{path}: missing; the index directory is incomplete") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, JSONProblem) as exc:
         raise IndexFormatError(f"{path}: unreadable JSON ({exc}); rebuild the index") from None
     if not isinstance(data, dict):
         raise IndexFormatError(f"{path}: expected a JSON object; rebuild the index")
     return data
 
 
-def _replaceable(target: Path) -> bool:
-    return target.is_dir() and ((target / MANIFEST_FILE).is_file() or not any(target.iterdir()))
+def _row_labels(raw: object) -> np.ndarray:
+    if not isinstance(raw, list) or not all(
+        isinstance(v, int) and not isinstance(v, bool) for v in raw
+    ):
+        raise ValueError("row_entry must be a list of integers")
+    return np.asarray(raw, dtype=np.int64)
+
+
+def _checksum(fields: dict[str, Any]) -> str:
+    payload = {name: value for name, value in fields.items() if name != "checksum"}
+    canonical = json.dumps(payload, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def _finite_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _type_name(kind: type | tuple[type, ...]) -> str:
+    names = {str: "a string", int: "an integer", bool: "true/false", dict: "an object"}
+    if isinstance(kind, tuple):
+        return " or ".join(names.get(k, k.__name__) for k in kind)
+    return names.get(kind, kind.__name__)
