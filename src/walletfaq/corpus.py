@@ -20,6 +20,8 @@ from importlib import resources
 from pathlib import Path
 
 from .errors import CorpusError
+from .normalize import clean_text, lone_surrogate
+from .strictjson import JSONProblem, loads
 
 CORPUS_FORMAT_VERSION = 1
 """Version of the JSONL corpus format described in this module."""
@@ -157,13 +159,14 @@ def load_corpus(path: str | Path) -> Corpus:
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
+            record = loads(line)
+        except JSONProblem as exc:
+            column = f" (column {exc.column})" if exc.column is not None else ""
             raise CorpusError(
-                f"malformed JSON ({exc.msg} at column {exc.colno}); each line must be one JSON "
-                "object",
+                f"{exc.message}{column}; each line must be one JSON object with unique keys",
                 path=path,
                 line=number,
+                field=exc.key,
             ) from None
         entry = _entry_from_record(record, path=path, line=number, source=str(path))
         _check_unique(entry.id, number, seen, path=path, source=str(path))
@@ -233,8 +236,9 @@ def _entry_from_record(record: object, *, path: Path | None, line: int, source: 
         value = record[name]
         if not isinstance(value, str):
             raise fail(f"expected a string, got {type(value).__name__}", name)
-        if not value.strip():
-            raise fail("empty text; give it a non-blank value", name)
+        problem = _text_problem(value)
+        if problem:
+            raise fail(problem, name)
         values[name] = value.strip()
     alts_raw = record.get("alt_questions", [])
     if not isinstance(alts_raw, list):
@@ -245,10 +249,9 @@ def _entry_from_record(record: object, *, path: Path | None, line: int, source: 
             raise fail(
                 f"item {position} is {type(alt).__name__}, expected a string", "alt_questions"
             )
-        if not alt.strip():
-            raise fail(
-                f"item {position} is empty; remove it or write the question", "alt_questions"
-            )
+        problem = _text_problem(alt)
+        if problem:
+            raise fail(f"item {position}: {problem}", "alt_questions")
         alts.append(alt.strip())
     return FAQEntry(
         id=values["id"],
@@ -257,6 +260,19 @@ def _entry_from_record(record: object, *, path: Path | None, line: int, source: 
         answer=values["answer"],
         alt_questions=tuple(alts),
     )
+
+
+def _text_problem(value: str) -> str | None:
+    """Why a text field is unusable (``None`` if it is fine)."""
+    bad = lone_surrogate(value)
+    if bad is not None:
+        return (
+            f"not valid Unicode (lone surrogate U+{ord(value[bad]):04X} at character {bad}); "
+            "fix the escape sequence or the file's encoding"
+        )
+    if not clean_text(value):
+        return "empty text (control and invisible characters do not count); write the text"
+    return None
 
 
 def index_texts(

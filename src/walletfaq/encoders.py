@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import socket
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from urllib.parse import urlsplit
 
 import numpy as np
 
@@ -29,9 +32,14 @@ class Encoder(Protocol):
     """What the retriever needs from an embedding model.
 
     ``encode_queries`` and ``encode_documents`` take a sequence of ``n`` strings and return a
-    C-contiguous ``float32`` array of shape ``(n, dim)`` whose rows have unit L2 norm.
-    ``fingerprint`` identifies the weights: two encoders with the same fingerprint produce the
-    same vectors, so a saved index can be reused with either.
+    C-contiguous ``float32`` array of shape ``(n, dim)`` (rows are normalised to unit L2 norm
+    by the retriever in any case). ``encode_queries`` encodes user questions and must give a
+    text the same vector whatever else is in the call (one question, one ranking: alone, in a
+    batch, in an evaluation). ``fingerprint`` identifies the weights: two encoders with the
+    same fingerprint produce the same vectors, so a saved index can be reused with either.
+
+    Optionally, ``encode_queries_bulk(texts)`` encodes many FAQ texts with the query prompt
+    for building the index, batched for throughput; without it ``encode_queries`` is used.
     """
 
     @property
@@ -73,6 +81,34 @@ def folder_fingerprint(path: Path) -> str:
         if file.suffix == ".json" and file.stat().st_size < 1_000_000:
             digest.update(file.read_bytes())
     return digest.hexdigest()
+
+
+HUB_PROBE_TIMEOUT = 3.0
+"""Seconds to wait for the model hub before saying it is unreachable (instead of the hub
+client's minute of retries)."""
+
+
+def hub_offline() -> bool:
+    """Whether ``HF_HUB_OFFLINE`` asks the hub client never to go online."""
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def hub_endpoint() -> str:
+    """The model hub's address (``HF_ENDPOINT`` or the public hub)."""
+    return os.environ.get("HF_ENDPOINT", "").strip() or "https://huggingface.co"
+
+
+def hub_reachable(endpoint: str, timeout: float = HUB_PROBE_TIMEOUT) -> bool:
+    """Whether a TCP connection to ``endpoint`` opens within ``timeout`` seconds."""
+    parts = urlsplit(endpoint)
+    if not parts.hostname:
+        return False
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parts.hostname, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
 
 
 class SentenceTransformerEncoder:
@@ -123,7 +159,17 @@ class SentenceTransformerEncoder:
     def _load(self) -> SentenceTransformer:
         from sentence_transformers import SentenceTransformer
 
-        logger.info("loading sentence-transformers model %s", self.name_or_path)
+        logger.info("loading the sentence-transformers model %s", self.name_or_path)
+        if self.loader is None and self._local_folder() is None and not hub_offline():
+            endpoint = hub_endpoint()
+            if not hub_reachable(endpoint):
+                raise ModelError(
+                    f"model {self.name_or_path!r} is not a local folder nor in the local hub "
+                    f"cache, and the model hub ({endpoint}) cannot be reached from this machine "
+                    f"(checked for {HUB_PROBE_TIMEOUT:g} s). Pass a local model folder (on a "
+                    "machine online: SentenceTransformer(name).save('my-model')), or a preset: "
+                    "e5-small, use-m3"
+                )
         try:
             if self.loader is not None:
                 return self.loader(self.name_or_path, self.device)
@@ -173,13 +219,24 @@ class SentenceTransformerEncoder:
             return None
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
-        """Encode search questions (with the model's query prompt, if any)."""
+        """Encode user questions (with the model's query prompt, if any), one text at a time:
+        batching pads texts to a common length, which moves vectors by about 1e-7 and could
+        reorder near-ties depending on what else was in the batch."""
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return np.vstack([self._encode_query_batch([text], 1) for text in texts])
+
+    def encode_queries_bulk(self, texts: Sequence[str]) -> np.ndarray:
+        """Encode many FAQ texts with the query prompt, batched (for building the index)."""
+        return self._encode_query_batch(texts, self.batch_size)
+
+    def _encode_query_batch(self, texts: Sequence[str], batch_size: int) -> np.ndarray:
         vectors = self.model.encode_query(
             list(texts),
-            batch_size=self.batch_size,
+            batch_size=batch_size,
             convert_to_numpy=True,
             normalize_embeddings=True,
-            show_progress_bar=False,
+            show_progress_bar=len(texts) > 256,
         )
         return as_unit_rows(vectors)
 

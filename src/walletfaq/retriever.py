@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
+import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,10 +19,10 @@ from . import store
 from .contacts import ContactDirectory, contact_entries, load_bundled_contacts
 from .corpus import Corpus, FAQEntry, index_texts, load_bundled_corpus, load_corpus
 from .encoders import Encoder, as_unit_rows
-from .errors import IndexFormatError, IndexMismatchError, QueryError, WalletFAQError
+from .errors import IndexMismatchError, ModelError, QueryError, WalletFAQError
 from .index import IndexKind, IndexSpec
 from .models import cache_dir, default_threshold, resolve_encoder
-from .normalize import QuestionNormalizer
+from .normalize import QuestionNormalizer, clean_text, lone_surrogate
 from .search import Answer, Hit, best_per_entry, fallback_message, to_hits
 
 if TYPE_CHECKING:
@@ -60,8 +62,12 @@ class FAQRetriever:
         contacts: support directory used by :meth:`answer` to point to human support.
         threshold: minimum top score for :meth:`answer` to answer; ``None`` = the model's
             calibrated default (:func:`walletfaq.models.default_threshold`).
-        normalizer: applied to every question before encoding (default: whitespace collapse
-            and Traditional → Simplified conversion).
+        normalizer: applied to every question after cleaning (control characters removed,
+            whitespace collapsed: :func:`~walletfaq.normalize.clean_text`) and before encoding
+            (default: Traditional → Simplified conversion).
+        fallback: the message :meth:`answer` gives when not confident; ``None`` = a pointer to
+            the human support of the wallet named in the question (from ``contacts``), or to
+            the app's customer-service centre. Saved with the index.
     """
 
     def __init__(
@@ -76,6 +82,7 @@ class FAQRetriever:
         contacts: ContactDirectory | None = None,
         threshold: float | None = None,
         normalizer: QuestionNormalizer | None = None,
+        fallback: str | None = None,
     ) -> None:
         texts, owners = index_texts(corpus.entries, index_answers)
         if index.ntotal != len(texts):
@@ -97,6 +104,9 @@ class FAQRetriever:
         self.normalizer = normalizer if normalizer is not None else QuestionNormalizer()
         self.contacts = contacts
         self.threshold = default_threshold(encoder.name) if threshold is None else threshold
+        if fallback is not None and (not isinstance(fallback, str) or not fallback.strip()):
+            raise WalletFAQError(f"fallback must be a non-empty string or None, got {fallback!r}")
+        self.fallback = fallback
         self._row_text = texts
         self._row_entry = np.asarray(owners, dtype=np.int64)
         self._categories = {category: i for i, category in enumerate(corpus.categories)}
@@ -105,6 +115,7 @@ class FAQRetriever:
         )
         self._gated = _contact_gates(corpus, contacts)
         self._cache: OrderedDict[tuple[str, int, str | None], list[Hit]] = OrderedDict()
+        self._cache_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return (
@@ -113,6 +124,15 @@ class FAQRetriever:
             f"index_answers={self.index_answers}, "
             f"question_encoding={self.question_encoding!r})"
         )
+
+    @property
+    def threshold(self) -> float:
+        """Minimum top score for :meth:`answer` to answer (a cosine similarity, ≤ 1)."""
+        return self._threshold
+
+    @threshold.setter
+    def threshold(self, value: float) -> None:
+        self._threshold = _check_threshold(value)
 
     # ----------------------------------------------------------------- construction
     @classmethod
@@ -201,18 +221,37 @@ class FAQRetriever:
             return build()
         key = _cache_key(encoder, full, spec, index_answers, question_encoding)
         location = cache_dir() / "indexes" / key
-        if location.is_dir():
+        if location.exists():
             try:
                 return cls.load(location, model=encoder, corpus=full)
-            except (IndexFormatError, IndexMismatchError) as exc:
-                logger.warning("cached index %s unusable (%s); rebuilding", location, exc)
+            except (WalletFAQError, OSError, RuntimeError, MemoryError) as exc:
+                if isinstance(exc, ModelError):
+                    raise
+                logger.warning("cached index %s unusable (%s); rebuilding it", location, exc)
         retriever = build()
-        retriever.save(location)
+        logger.info("saving the index to the cache (%s) for later runs", location)
+        try:
+            retriever._save(location, replace_anything=True)
+        except WalletFAQError as exc:
+            logger.warning("cannot cache the index (%s); answering from memory", exc)
         return retriever
 
     # ----------------------------------------------------------------- persistence
     def save(self, directory: str | Path) -> Path:
-        """Write the index, corpus and manifest to ``directory`` (atomically); returns it."""
+        """Write the index, corpus, contacts and manifest to ``directory``; returns its path.
+
+        The write is atomic and crash-safe: ``directory`` holds the complete old or the
+        complete new index at every instant. Only a new or empty directory, or an existing
+        walletfaq index, is replaced.
+
+        Raises:
+            IndexFormatError: ``directory`` holds anything that is not a walletfaq index
+                (nothing is touched).
+            IndexWriteError: the operating system refused the write (nothing is changed).
+        """
+        return self._save(directory, replace_anything=False)
+
+    def _save(self, directory: str | Path, *, replace_anything: bool) -> Path:
         from . import __version__
 
         manifest = store.Manifest(
@@ -226,6 +265,7 @@ class FAQRetriever:
             index_answers=self.index_answers,
             question_encoding=self.question_encoding,
             walletfaq_version=__version__,
+            settings={"threshold": self.threshold, "fallback": self.fallback},
         )
         return store.save(
             directory,
@@ -234,6 +274,7 @@ class FAQRetriever:
             row_entry=self._row_entry,
             index=self._index,
             contacts=self.contacts,
+            replace_anything=replace_anything,
         )
 
     @classmethod
@@ -283,6 +324,8 @@ class FAQRetriever:
             index_answers=manifest.index_answers,
             question_encoding=manifest.question_encoding,  # type: ignore[arg-type]
             contacts=stored.contacts,
+            threshold=manifest.settings.get("threshold"),
+            fallback=manifest.settings.get("fallback"),
         )
 
     # ----------------------------------------------------------------- search
@@ -315,39 +358,51 @@ class FAQRetriever:
             QueryError: ``question`` is empty or not a string, ``k`` is not a positive int,
                 or ``category`` is not one of :attr:`categories`.
         """
-        return self._ask_cleaned([_clean_question(question, None)], k, category)[0]
+        return self._ask_cleaned([clean_question(question)], k, category)[0]
 
     def ask_batch(
         self, questions: Sequence[str], k: int = 5, category: str | None = None
     ) -> list[list[Hit]]:
-        """:meth:`ask` for many questions, encoded in one batch; one list of hits per question."""
-        if isinstance(questions, str):
+        """:meth:`ask` for many questions; one list of hits per question, in input order.
+
+        Each question gets exactly the ranking :meth:`ask` gives it alone.
+
+        Raises:
+            QueryError: ``questions`` is not a list/tuple of strings, or one of them is
+                unusable (the message gives its position), or ``k``/``category`` is invalid.
+        """
+        if isinstance(questions, (str, bytes)) or not isinstance(questions, Sequence):
+            if isinstance(questions, str):
+                raise QueryError(
+                    "ask_batch expects a list of questions, got a single string; use ask() for "
+                    "one question"
+                )
             raise QueryError(
-                "ask_batch expects a list of questions, got a single string; "
-                "use ask() for one question"
+                f"ask_batch expects a list of question strings, got {type(questions).__name__}"
             )
-        cleaned = [_clean_question(q, position) for position, q in enumerate(questions)]
+        cleaned = [clean_question(q, position) for position, q in enumerate(questions)]
         return self._ask_cleaned(cleaned, k, category)
 
     def _ask_cleaned(
         self, questions: Sequence[str], k: int, category: str | None
     ) -> list[list[Hit]]:
-        """Normalise validated questions, serve cached ones, encode and search the rest."""
-        cleaned = [self.normalizer(q) for q in questions]
+        """Normalise cleaned questions, serve cached ones, encode and search the rest."""
         _check_k(k)
         allowed = self._category_mask(category)
+        cleaned = [self.normalizer(q) for q in questions]
         results: list[list[Hit] | None] = []
         missing: list[int] = []
-        for position, text in enumerate(cleaned):
-            cached = self._cache.get((text, k, category))
-            if cached is not None:
-                self._cache.move_to_end((text, k, category))
-            else:
-                missing.append(position)
-            results.append(cached)
+        with self._cache_lock:
+            for position, text in enumerate(cleaned):
+                cached = self._cache.get((text, k, category))
+                if cached is not None:
+                    self._cache.move_to_end((text, k, category))
+                else:
+                    missing.append(position)
+                results.append(cached)
         if missing:
             texts = [cleaned[i] for i in missing]
-            vectors = self.encoder.encode_queries(texts)
+            vectors = as_unit_rows(self.encoder.encode_queries(texts))
             for position, hits in zip(
                 missing, self._search_vectors(vectors, k, allowed, texts), strict=True
             ):
@@ -360,12 +415,16 @@ class FAQRetriever:
 
         Confident means the top score is at least ``threshold`` (default :attr:`threshold`,
         which :func:`walletfaq.calibrate` can choose from labelled queries).
+
+        Raises:
+            QueryError: an unusable question, ``threshold`` not a finite number, bad ``k``.
         """
-        cutoff = self.threshold if threshold is None else threshold
+        cutoff = self.threshold if threshold is None else _check_threshold(threshold)
         hits = self.ask(question, k=k)
         if hits and hits[0].score >= cutoff:
             return Answer(question, hits[0], True, hits[0].answer, tuple(hits))
-        return Answer(question, None, False, fallback_message(question, self.contacts), tuple(hits))
+        message = self.fallback or fallback_message(question, self.contacts)
+        return Answer(question, None, False, message, tuple(hits))
 
     def search_vectors(
         self, vectors: np.ndarray, k: int = 5, category: str | None = None
@@ -373,9 +432,22 @@ class FAQRetriever:
         """Search with query vectors already encoded (shape ``(n, dim)``, unit norm).
 
         Without the question texts, hotline entries are not gated by the wallet named.
+
+        Raises:
+            QueryError: ``vectors`` is not a finite ``(n, dim)`` array, or bad ``k``/category.
         """
         _check_k(k)
-        return self._search_vectors(np.atleast_2d(vectors), k, self._category_mask(category))
+        mask = self._category_mask(category)
+        try:
+            array = np.atleast_2d(np.asarray(vectors, dtype=np.float32))
+        except (TypeError, ValueError) as exc:
+            raise QueryError(f"vectors must be a numeric (n, dim) array ({exc})") from None
+        if array.ndim != 2 or array.shape[1] != self._index.d or not np.isfinite(array).all():
+            raise QueryError(
+                f"vectors must be a finite array of shape (n, {self._index.d}), got shape "
+                f"{array.shape}"
+            )
+        return self._search_vectors(as_unit_rows(array), k, mask)
 
     def _search_vectors(
         self,
@@ -416,6 +488,11 @@ class FAQRetriever:
     def _category_mask(self, category: str | None) -> np.ndarray | None:
         if category is None:
             return None
+        if not isinstance(category, str):
+            raise QueryError(
+                f"category must be a string or None, got {type(category).__name__}; choose one "
+                f"of {list(self._categories)}"
+            )
         if category not in self._categories:
             raise QueryError(
                 f"unknown category {category!r}; choose one of {list(self._categories)}"
@@ -423,9 +500,10 @@ class FAQRetriever:
         return self._entry_category == self._categories[category]
 
     def _remember(self, key: tuple[str, int, str | None], hits: list[Hit]) -> None:
-        self._cache[key] = hits
-        if len(self._cache) > QUERY_CACHE_SIZE:
-            self._cache.popitem(last=False)
+        with self._cache_lock:
+            self._cache[key] = hits
+            if len(self._cache) > QUERY_CACHE_SIZE:
+                self._cache.popitem(last=False)
 
 
 def _contact_gates(corpus: Corpus, contacts: ContactDirectory | None) -> dict[int, str]:
@@ -442,13 +520,40 @@ def _contacts(value: str | Path | ContactDirectory) -> ContactDirectory:
     return value if isinstance(value, ContactDirectory) else load_contacts(value)
 
 
-def _clean_question(question: object, position: int | None) -> str:
+def clean_question(question: object, position: int | None = None) -> str:
+    """Validate a user question and return it cleaned (:func:`~walletfaq.normalize.clean_text`)
+    and cut to :data:`MAX_QUESTION_CHARS`; the one gate every question passes.
+
+    Raises:
+        QueryError: not a string, not valid Unicode (lone surrogates, e.g. from undecodable
+            bytes), or nothing left once control and invisible characters are removed.
+    """
     label = "the question" if position is None else f"question {position}"
     if not isinstance(question, str):
         raise QueryError(f"{label} must be a string, got {type(question).__name__}")
-    if not question.strip():
-        raise QueryError(f"{label} is empty or whitespace only; pass the user's question text")
-    return question.strip()[:MAX_QUESTION_CHARS]
+    bad = lone_surrogate(question)
+    if bad is not None:
+        raise QueryError(
+            f"{label} is not valid Unicode text (lone surrogate U+{ord(question[bad]):04X} at "
+            f"character {bad}); decode the input as UTF-8 before asking"
+        )
+    text = clean_text(question[: 4 * MAX_QUESTION_CHARS])
+    if not text:
+        raise QueryError(
+            f"{label} is empty or whitespace only (control and invisible characters do not "
+            "count); pass the user's question text"
+        )
+    return text[:MAX_QUESTION_CHARS]
+
+
+def _check_threshold(value: object) -> float:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float, np.floating, np.integer))
+        or not math.isfinite(float(value))
+    ):
+        raise QueryError(f"threshold must be a finite number (a cosine score), got {value!r}")
+    return float(value)
 
 
 def _check_k(k: object) -> None:
@@ -459,13 +564,18 @@ def _check_k(k: object) -> None:
 def embed_corpus_texts(
     encoder: Encoder, texts: Sequence[str], question_encoding: QuestionEncoding = "query"
 ) -> np.ndarray:
-    """Embed FAQ texts for the index, question rows per ``question_encoding``."""
+    """Embed FAQ texts for the index (cleaned like questions: :func:`clean_text`), question
+    rows per ``question_encoding``; returns unit-norm rows."""
+    texts = [clean_text(text) for text in texts]
+    queries = getattr(encoder, "encode_queries_bulk", encoder.encode_queries)
     if question_encoding == "document":
-        return encoder.encode_documents(texts)
+        return as_unit_rows(encoder.encode_documents(texts))
     if question_encoding == "query":
-        return encoder.encode_queries(texts)
+        return as_unit_rows(queries(texts))
     if question_encoding == "both":
-        return as_unit_rows(encoder.encode_queries(texts) + encoder.encode_documents(texts))
+        return as_unit_rows(
+            as_unit_rows(queries(texts)) + as_unit_rows(encoder.encode_documents(texts))
+        )
     raise WalletFAQError(
         f"question_encoding must be 'both', 'query' or 'document', got {question_encoding!r}"
     )

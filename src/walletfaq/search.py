@@ -66,6 +66,16 @@ class Answer:
     message: str
     candidates: tuple[Hit, ...]
 
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready form: ``confident``, ``message``, ``hit`` (or ``None``), ``candidates``."""
+        return {
+            "question": self.question,
+            "confident": self.confident,
+            "message": self.message,
+            "hit": self.hit.to_dict() if self.hit is not None else None,
+            "candidates": [hit.to_dict() for hit in self.candidates],
+        }
+
 
 def fallback_message(question: str, contacts: ContactDirectory | None) -> str:
     """What to tell a user when no entry answers confidently: where to reach a human."""
@@ -136,7 +146,7 @@ def to_hits(
                 id=entry.id,
                 question=entry.question,
                 answer=entry.answer,
-                score=score,
+                score=min(score, 1.0),  # unit vectors: only float rounding exceeds 1
                 category=entry.category,
                 matched=row_text[row],
             )

