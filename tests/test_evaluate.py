@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from walletfaq import CorpusError, FAQRetriever, WalletFAQError, calibrate, compare, evaluate
-from walletfaq.calibration import operating_point
+from walletfaq.calibration import CalibrationWarning, operating_point
 from walletfaq.contacts import load_bundled_contacts
+from walletfaq.evaluation import METRIC_KEYS
 
 QUERIES = [
     {"query": "钱充了没到", "gold": ["topup"], "style": "colloquial"},
@@ -28,28 +29,45 @@ def retriever(tiny_corpus, encoder) -> FAQRetriever:
 
 
 def by_hand(retriever: FAQRetriever) -> dict[str, float]:
-    ranks = []
-    ndcgs = []
+    """Every metric recomputed from ask() with the textbook definitions, no library."""
+    rows: list[dict[str, float]] = []
     for q in QUERIES:
-        if not q["gold"]:
+        gold = set(q["gold"])
+        if not gold:
             continue
         ids = [h.id for h in retriever.ask(q["query"], k=10)]
-        rank = next((i for i, x in enumerate(ids, 1) if x in q["gold"]), None)
-        ranks.append(rank)
-        dcg = sum(1 / math.log2(i + 1) for i, x in enumerate(ids, 1) if x in q["gold"])
-        ideal = sum(1 / math.log2(i + 1) for i in range(1, len(q["gold"]) + 1))
-        ndcgs.append(dcg / ideal)
-    n = len(ranks)
-    out = {f"recall@{k}": sum(r is not None and r <= k for r in ranks) / n for k in (1, 3, 5, 10)}
-    out["mrr@10"] = sum(1 / r for r in ranks if r) / n
-    out["ndcg@10"] = sum(ndcgs) / n
-    return out
+        rank = next((i for i, x in enumerate(ids, 1) if x in gold), None)
+        row = {f"recall@{k}": float(rank is not None and rank <= k) for k in (1, 2, 3, 5, 10)}
+        for k in (3, 10):
+            row[f"mrr@{k}"] = 1 / rank if rank is not None and rank <= k else 0.0
+        for k in (1, 3, 5):
+            row[f"precision@{k}"] = sum(x in gold for x in ids[:k]) / k
+        for k in (1, 5, 10):
+            row[f"gold_recall@{k}"] = sum(x in gold for x in ids[:k]) / len(gold)
+        for k in (3, 5, 10):
+            dcg = sum(1 / math.log2(i + 1) for i, x in enumerate(ids[:k], 1) if x in gold)
+            ideal = sum(1 / math.log2(i + 1) for i in range(1, min(len(gold), k) + 1))
+            row[f"ndcg@{k}"] = dcg / ideal
+            precisions = [
+                sum(y in gold for y in ids[:i]) / i for i, x in enumerate(ids[:k], 1) if x in gold
+            ]
+            row[f"map@{k}"] = sum(precisions) / len(gold)
+        rows.append(row)
+    return {key: sum(row[key] for row in rows) / len(rows) for key in rows[0]}
 
 
 def test_metrics_equal_a_hand_computation_from_ask(retriever) -> None:
     report = evaluate(retriever, QUERIES)
     expected = by_hand(retriever)
-    assert report.metrics.keys() == expected.keys()
+    assert report.metrics.keys() == set(METRIC_KEYS)
+    for key in METRIC_KEYS:
+        assert report.metrics[key] == pytest.approx(expected[key]), key
+
+
+def test_any_metric_at_any_cutoff_equals_the_hand_computation(retriever) -> None:
+    expected = by_hand(retriever)
+    report = evaluate(retriever, QUERIES, metrics=tuple(expected))
+    assert report.metric_names == tuple(expected)
     for key, value in expected.items():
         assert report.metrics[key] == pytest.approx(value), key
 
@@ -111,7 +129,9 @@ def test_operating_point_counts_answers_and_abstentions(retriever) -> None:
 
 
 def test_calibrate_picks_the_lowest_threshold_reaching_the_target(retriever) -> None:
-    calibration = calibrate(retriever, QUERIES, target_precision=0.99)
+    with pytest.warns(CalibrationWarning) as caught:
+        calibration = calibrate(retriever, QUERIES, target_precision=0.99)
+    assert any("only 6 labelled queries" in str(w.message) for w in caught)
     reaching = [p for p in calibration.curve if p.precision >= 0.99]
     assert calibration.threshold == min(p.threshold for p in reaching)
     assert calibration.chosen.precision >= 0.99
