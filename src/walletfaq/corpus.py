@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -174,6 +175,29 @@ def load_corpus(path: str | Path) -> Corpus:
     if not entries:
         raise CorpusError("the corpus has no entries; add at least one JSON line", path=path)
     return Corpus(entries=tuple(entries), source=str(path))
+
+
+def write_corpus(entries: Iterable[FAQEntry], path: str | Path) -> Path:
+    """Write ``entries`` as a JSONL corpus file that :func:`load_corpus` reads back equal.
+
+    The file is written beside its target and renamed into place (atomic); returns the path.
+    """
+    target = Path(path)
+    lines = [json.dumps(entry.to_dict(), ensure_ascii=False) + "\n" for entry in entries]
+    if not lines:
+        raise CorpusError("nothing to write: a corpus needs at least one entry", path=target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    try:
+        with temporary.open("w", encoding="utf-8") as handle:
+            handle.writelines(lines)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, target)
+    except OSError as exc:
+        temporary.unlink(missing_ok=True)
+        raise CorpusError(f"cannot write the corpus ({exc.strerror})", path=target) from None
+    return target
 
 
 def bundled_data_dir() -> Path:

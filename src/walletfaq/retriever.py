@@ -8,7 +8,8 @@ import logging
 import math
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -17,9 +18,16 @@ import numpy as np
 from . import index as vector_index
 from . import store
 from .contacts import ContactDirectory, contact_entries, load_bundled_contacts
-from .corpus import Corpus, FAQEntry, index_texts, load_bundled_corpus, load_corpus
+from .corpus import (
+    Corpus,
+    FAQEntry,
+    index_texts,
+    load_bundled_corpus,
+    load_corpus,
+    write_corpus,
+)
 from .encoders import Encoder, as_unit_rows
-from .errors import IndexMismatchError, ModelError, QueryError, WalletFAQError
+from .errors import CorpusError, IndexMismatchError, ModelError, QueryError, WalletFAQError
 from .index import IndexKind, IndexSpec
 from .models import cache_dir, default_threshold, resolve_encoder
 from .normalize import QuestionNormalizer, clean_text, lone_surrogate
@@ -84,20 +92,12 @@ class FAQRetriever:
         normalizer: QuestionNormalizer | None = None,
         fallback: str | None = None,
     ) -> None:
-        texts, owners = index_texts(corpus.entries, index_answers)
-        if index.ntotal != len(texts):
-            raise IndexMismatchError(
-                f"the index has {index.ntotal} vectors but the corpus gives {len(texts)} texts; "
-                "rebuild the index from this corpus"
-            )
         if index.d != encoder.dim:
             raise IndexMismatchError(
                 f"the index has dimension {index.d} but model {encoder.name!r} gives "
                 f"{encoder.dim}; use the model the index was built with"
             )
-        self.corpus = corpus
         self.encoder = encoder
-        self._index = index
         self.index_spec = index_spec if index_spec is not None else IndexSpec()
         self.index_answers = index_answers
         self.question_encoding = question_encoding
@@ -107,20 +107,14 @@ class FAQRetriever:
         if fallback is not None and (not isinstance(fallback, str) or not fallback.strip()):
             raise WalletFAQError(f"fallback must be a non-empty string or None, got {fallback!r}")
         self.fallback = fallback
-        self._row_text = texts
-        self._row_entry = np.asarray(owners, dtype=np.int64)
-        self._categories = {category: i for i, category in enumerate(corpus.categories)}
-        self._entry_category = np.asarray(
-            [self._categories[entry.category] for entry in corpus], dtype=np.int64
-        )
-        self._gated = _contact_gates(corpus, contacts)
-        self._cache: OrderedDict[tuple[str, int, str | None], list[Hit]] = OrderedDict()
+        self._state = _State.of(corpus, index, index_answers, contacts, version=1)
         self._cache_lock = threading.Lock()
+        self._edit_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return (
             f"FAQRetriever(model={self.encoder.name!r}, entries={len(self.corpus)}, "
-            f"vectors={self._index.ntotal}, index={self.index_spec.kind!r}, "
+            f"vectors={self.index.ntotal}, index={self.index_spec.kind!r}, "
             f"index_answers={self.index_answers}, "
             f"question_encoding={self.question_encoding!r})"
         )
@@ -254,13 +248,14 @@ class FAQRetriever:
     def _save(self, directory: str | Path, *, replace_anything: bool) -> Path:
         from . import __version__
 
+        state = self._state
         manifest = store.Manifest(
             model=self.encoder.name,
             model_fingerprint=self.encoder.fingerprint,
-            dim=int(self._index.d),
-            corpus_hash=self.corpus.content_hash(),
-            entry_count=len(self.corpus),
-            vector_count=int(self._index.ntotal),
+            dim=int(state.index.d),
+            corpus_hash=state.corpus.content_hash(),
+            entry_count=len(state.corpus),
+            vector_count=int(state.index.ntotal),
             index=self.index_spec.to_dict(),
             index_answers=self.index_answers,
             question_encoding=self.question_encoding,
@@ -270,9 +265,9 @@ class FAQRetriever:
         return store.save(
             directory,
             manifest=manifest,
-            corpus=self.corpus,
-            row_entry=self._row_entry,
-            index=self._index,
+            corpus=state.corpus,
+            row_entry=state.row_entry,
+            index=state.index,
             contacts=self.contacts,
             replace_anything=replace_anything,
         )
@@ -328,6 +323,102 @@ class FAQRetriever:
             fallback=manifest.settings.get("fallback"),
         )
 
+    # ----------------------------------------------------------------- live edits
+    def add(self, entries: Iterable[FAQEntry | Mapping[str, object]]) -> None:
+        """Append new entries (``FAQEntry`` or dicts in the corpus file format).
+
+        Only the new entries' texts are embedded; the result equals a full rebuild from the
+        edited corpus. Readers see the old or the new corpus, never a mix; :meth:`save`
+        persists the edit.
+
+        Raises:
+            CorpusError: an entry is invalid, or its id already exists (use :meth:`update`).
+        """
+        added = _validated(entries)
+        with self._edit_lock:
+            state = self._state
+            existing = set(state.corpus.ids)
+            for entry in added:
+                if entry.id in existing:
+                    raise CorpusError(
+                        f"id {entry.id!r} already exists; use update() to replace it",
+                        field="id",
+                    )
+            self._apply(state, [*state.corpus.entries, *added])
+
+    def update(self, entry: FAQEntry | Mapping[str, object]) -> bool:
+        """Replace the entry with the same id in place, or append it if the id is new.
+
+        Returns ``True`` when an entry was replaced, ``False`` when it was added. Embeds only
+        the texts of this entry (none when it is unchanged).
+        """
+        (new,) = _validated([entry])
+        with self._edit_lock:
+            state = self._state
+            entries = list(state.corpus.entries)
+            ids = state.corpus.ids
+            replaced = new.id in ids
+            if replaced:
+                entries[ids.index(new.id)] = new
+            else:
+                entries.append(new)
+            self._apply(state, entries)
+            return replaced
+
+    def remove(self, ids: str | Iterable[str]) -> None:
+        """Remove the entries with these ids.
+
+        Raises:
+            CorpusError: an id is unknown (nothing is removed), or no entry would be left.
+        """
+        wanted = [ids] if isinstance(ids, str) else list(ids)
+        with self._edit_lock:
+            state = self._state
+            unknown = sorted(set(wanted) - set(state.corpus.ids))
+            if unknown:
+                raise CorpusError(f"unknown entry id(s) {unknown}; nothing removed", field="id")
+            kept = [entry for entry in state.corpus if entry.id not in set(wanted)]
+            if not kept:
+                raise CorpusError("removing every entry would leave an empty corpus", field="id")
+            self._apply(state, kept)
+
+    def export(self, path: str | Path, *, include_contacts: bool = False) -> Path:
+        """Write the current corpus as a JSONL corpus file (atomically); returns its path.
+
+        Hotline entries generated from the contacts directory are left out unless
+        ``include_contacts`` (they are regenerated from ``contacts.json`` by ``from_corpus``).
+        """
+        generated = {c.entry_id for c in self.contacts} if self.contacts is not None else set()
+        entries = [entry for entry in self.corpus if include_contacts or entry.id not in generated]
+        return write_corpus(entries, path)
+
+    def _apply(self, state: _State, entries: Sequence[FAQEntry]) -> None:
+        """Build the state of ``entries``, reusing the vectors of unchanged entries, and swap
+        it in (one assignment). Called with the edit lock held."""
+        corpus = Corpus.from_entries(entries, source=state.corpus.source)
+        old_rows: dict[str, tuple[FAQEntry, np.ndarray]] = {}
+        if state.index.ntotal:
+            vectors = state.index.reconstruct_n(0, state.index.ntotal)
+            for position, entry in enumerate(state.corpus):
+                old_rows[entry.id] = (entry, vectors[state.row_entry == position])
+        to_embed = [entry for entry in corpus if old_rows.get(entry.id, (None,))[0] != entry]
+        texts, owners = index_texts(to_embed, self.index_answers)
+        fresh = (
+            embed_corpus_texts(self.encoder, texts, self.question_encoding)
+            if texts
+            else np.zeros((0, state.index.d), dtype=np.float32)
+        )
+        embedded = {entry.id: fresh[np.asarray(owners) == i] for i, entry in enumerate(to_embed)}
+        rows = [
+            embedded[entry.id] if entry.id in embedded else old_rows[entry.id][1]
+            for entry in corpus
+        ]
+        index = vector_index.build_index(np.vstack(rows), self.index_spec)
+        logger.info("applied an edit: %d entries, %d texts embedded", len(corpus), len(texts))
+        self._state = _State.of(
+            corpus, index, self.index_answers, self.contacts, version=state.version + 1
+        )
+
     # ----------------------------------------------------------------- search
     @property
     def model(self) -> SentenceTransformer:
@@ -335,9 +426,24 @@ class FAQRetriever:
         return self.encoder.model  # type: ignore[attr-defined, no-any-return]
 
     @property
+    def corpus(self) -> Corpus:
+        """The entries searched (after any :meth:`add`/:meth:`update`/:meth:`remove`)."""
+        return self._state.corpus
+
+    @property
     def index(self) -> faiss.Index:
         """The FAISS index (one row per indexed text)."""
-        return self._index
+        return self._state.index
+
+    @property
+    def version(self) -> int:
+        """Starts at 1 and grows by one with every applied edit."""
+        return self._state.version
+
+    def clear_cache(self) -> None:
+        """Forget the cached answers of repeated questions (benchmarks measure cold asks)."""
+        with self._cache_lock:
+            self._state.cache.clear()
 
     @property
     def categories(self) -> tuple[str, ...]:
@@ -386,28 +492,34 @@ class FAQRetriever:
     def _ask_cleaned(
         self, questions: Sequence[str], k: int, category: str | None
     ) -> list[list[Hit]]:
-        """Normalise cleaned questions, serve cached ones, encode and search the rest."""
+        """Normalise cleaned questions, serve cached ones, encode and search the rest.
+
+        Everything is read from one snapshot of the state, so a concurrent edit is seen
+        entirely or not at all."""
+        state = self._state
         _check_k(k)
-        allowed = self._category_mask(category)
+        allowed = state.category_mask(category)
         cleaned = [self.normalizer(q) for q in questions]
         results: list[list[Hit] | None] = []
         missing: list[int] = []
         with self._cache_lock:
             for position, text in enumerate(cleaned):
-                cached = self._cache.get((text, k, category))
+                cached = state.cache.get((text, k, category))
                 if cached is not None:
-                    self._cache.move_to_end((text, k, category))
+                    state.cache.move_to_end((text, k, category))
                 else:
                     missing.append(position)
                 results.append(cached)
         if missing:
             texts = [cleaned[i] for i in missing]
             vectors = as_unit_rows(self.encoder.encode_queries(texts))
-            for position, hits in zip(
-                missing, self._search_vectors(vectors, k, allowed, texts), strict=True
-            ):
-                results[position] = hits
-                self._remember((cleaned[position], k, category), hits)
+            found = self._search_vectors(state, vectors, k, allowed, texts)
+            with self._cache_lock:
+                for position, hits in zip(missing, found, strict=True):
+                    results[position] = hits
+                    state.cache[(cleaned[position], k, category)] = hits
+                    if len(state.cache) > QUERY_CACHE_SIZE:
+                        state.cache.popitem(last=False)
         return [list(hits) for hits in results if hits is not None]
 
     def answer(self, question: str, threshold: float | None = None, k: int = 3) -> Answer:
@@ -436,74 +548,125 @@ class FAQRetriever:
         Raises:
             QueryError: ``vectors`` is not a finite ``(n, dim)`` array, or bad ``k``/category.
         """
+        state = self._state
         _check_k(k)
-        mask = self._category_mask(category)
+        mask = state.category_mask(category)
+        dim = state.index.d
         try:
             array = np.atleast_2d(np.asarray(vectors, dtype=np.float32))
         except (TypeError, ValueError) as exc:
             raise QueryError(f"vectors must be a numeric (n, dim) array ({exc})") from None
-        if array.ndim != 2 or array.shape[1] != self._index.d or not np.isfinite(array).all():
+        if array.ndim != 2 or array.shape[1] != dim or not np.isfinite(array).all():
             raise QueryError(
-                f"vectors must be a finite array of shape (n, {self._index.d}), got shape "
-                f"{array.shape}"
+                f"vectors must be a finite array of shape (n, {dim}), got shape {array.shape}"
             )
-        return self._search_vectors(as_unit_rows(array), k, mask)
+        return self._search_vectors(state, as_unit_rows(array), k, mask)
 
     def _search_vectors(
         self,
+        state: _State,
         vectors: np.ndarray,
         k: int,
         category_mask: np.ndarray | None,
         texts: Sequence[str] | None = None,
     ) -> list[list[Hit]]:
-        total = self._index.ntotal
+        total = state.index.ntotal
         fetch = min(total, max(4 * k, 32))
-        scores, rows = vector_index.search(self._index, vectors, fetch)
+        scores, rows = vector_index.search(state.index, vectors, fetch)
         out = []
         for i in range(len(vectors)):
             allowed = category_mask
-            if texts is not None and self._gated:
-                allowed = self._gate(texts[i], category_mask)
-            picked = best_per_entry(scores[i], rows[i], self._row_entry, k, allowed)
-            want = min(k, int(allowed.sum()) if allowed is not None else len(self.corpus))
+            if texts is not None and state.gated and self.contacts is not None:
+                allowed = state.gate(self.contacts.mentioned(texts[i]), category_mask)
+            picked = best_per_entry(scores[i], rows[i], state.row_entry, k, allowed)
+            want = min(k, int(allowed.sum()) if allowed is not None else len(state.corpus))
             depth = fetch
             while len(picked) < want and depth < total:
                 depth = min(total, depth * 4)
-                more_scores, more_rows = vector_index.search(self._index, vectors[i], depth)
-                picked = best_per_entry(more_scores[0], more_rows[0], self._row_entry, k, allowed)
-            out.append(to_hits(picked, self.corpus.entries, self._row_text))
+                more_scores, more_rows = vector_index.search(state.index, vectors[i], depth)
+                picked = best_per_entry(more_scores[0], more_rows[0], state.row_entry, k, allowed)
+            out.append(to_hits(picked, state.corpus.entries, state.row_text))
         return out
 
-    def _gate(self, text: str, mask: np.ndarray | None) -> np.ndarray | None:
-        """Mask out hotline entries of wallets that ``text`` does not name."""
-        assert self.contacts is not None
-        named = self.contacts.mentioned(text)
-        closed = [pos for pos, contact_id in self._gated.items() if contact_id not in named]
+
+@dataclass
+class _State:
+    """Everything a search reads, built together and replaced together (copy on write): a
+    reader takes one snapshot, an edit builds a new state and swaps it in with one
+    assignment, so no reader ever sees half of an edit."""
+
+    corpus: Corpus
+    index: faiss.Index
+    row_text: list[str]
+    row_entry: np.ndarray
+    categories: dict[str, int]
+    entry_category: np.ndarray
+    gated: dict[int, str]
+    version: int
+    cache: OrderedDict[tuple[str, int, str | None], list[Hit]] = field(default_factory=OrderedDict)
+
+    @classmethod
+    def of(
+        cls,
+        corpus: Corpus,
+        index: faiss.Index,
+        index_answers: bool,
+        contacts: ContactDirectory | None,
+        version: int,
+    ) -> _State:
+        texts, owners = index_texts(corpus.entries, index_answers)
+        if index.ntotal != len(texts):
+            raise IndexMismatchError(
+                f"the index has {index.ntotal} vectors but the corpus gives {len(texts)} texts; "
+                "rebuild the index from this corpus"
+            )
+        categories = {category: i for i, category in enumerate(corpus.categories)}
+        return cls(
+            corpus=corpus,
+            index=index,
+            row_text=texts,
+            row_entry=np.asarray(owners, dtype=np.int64),
+            categories=categories,
+            entry_category=np.asarray(
+                [categories[entry.category] for entry in corpus], dtype=np.int64
+            ),
+            gated=_contact_gates(corpus, contacts),
+            version=version,
+        )
+
+    def category_mask(self, category: str | None) -> np.ndarray | None:
+        """Boolean mask over entries of ``category`` (``None``: no filter)."""
+        if category is None:
+            return None
+        if not isinstance(category, str):
+            raise QueryError(
+                f"category must be a string or None, got {type(category).__name__}; choose one "
+                f"of {list(self.categories)}"
+            )
+        if category not in self.categories:
+            raise QueryError(
+                f"unknown category {category!r}; choose one of {list(self.categories)}"
+            )
+        return self.entry_category == self.categories[category]
+
+    def gate(self, named: set[str], mask: np.ndarray | None) -> np.ndarray | None:
+        """Mask out hotline entries of wallets not in ``named``."""
+        closed = [pos for pos, contact_id in self.gated.items() if contact_id not in named]
         if not closed:
             return mask
         allowed = np.ones(len(self.corpus), dtype=bool) if mask is None else mask.copy()
         allowed[closed] = False
         return allowed
 
-    def _category_mask(self, category: str | None) -> np.ndarray | None:
-        if category is None:
-            return None
-        if not isinstance(category, str):
-            raise QueryError(
-                f"category must be a string or None, got {type(category).__name__}; choose one "
-                f"of {list(self._categories)}"
-            )
-        if category not in self._categories:
-            raise QueryError(
-                f"unknown category {category!r}; choose one of {list(self._categories)}"
-            )
-        return self._entry_category == self._categories[category]
 
-    def _remember(self, key: tuple[str, int, str | None], hits: list[Hit]) -> None:
-        with self._cache_lock:
-            self._cache[key] = hits
-            if len(self._cache) > QUERY_CACHE_SIZE:
-                self._cache.popitem(last=False)
+def _validated(entries: Iterable[FAQEntry | Mapping[str, object]]) -> tuple[FAQEntry, ...]:
+    if isinstance(entries, (str, bytes, Mapping, FAQEntry)) or not isinstance(entries, Iterable):
+        raise CorpusError(
+            f"expected a list of entries (FAQEntry or dicts), got {type(entries).__name__}"
+        )
+    return Corpus.from_entries(
+        [e if isinstance(e, FAQEntry) else dict(e) for e in entries], source="<edit>"
+    ).entries
 
 
 def _contact_gates(corpus: Corpus, contacts: ContactDirectory | None) -> dict[int, str]:
