@@ -1,7 +1,9 @@
 """Latency benchmark of walletfaq: end-to-end ask(), cache hits, FAISS flat/HNSW vs numpy at
-several corpus sizes, thread settings, batch throughput, BM25 baseline and cold start.
+several corpus sizes (real question embeddings and random vectors), thread settings, batch
+throughput, BM25 baseline and cold start.
 
     python benchmarks/latency.py [--sizes 1000 10000 100000] [--queries 500] [--out DIR] [--quick]
+    python benchmarks/latency.py --scale-sizes       # skip the real-question section
 
 Writes latency.json, latency.md and latency_vs_size.png to --out (default
 benchmarks/results) and prints the Markdown report.
@@ -13,7 +15,8 @@ import argparse
 import logging
 from pathlib import Path
 
-from walletfaq.benchmark import run_benchmark, to_markdown
+from walletfaq.bench import run_benchmark, to_markdown
+from walletfaq.bench.runner import SCALE_SIZES
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -26,6 +29,14 @@ def main() -> None:
         nargs="+",
         default=[1_000, 10_000, 100_000, 1_000_000],
         help="synthetic corpus sizes for the search-only comparison",
+    )
+    parser.add_argument(
+        "--scale-sizes",
+        type=int,
+        nargs="*",
+        default=list(SCALE_SIZES),
+        help="index sizes on real question embeddings (needs ../shared and the cached "
+        "embeddings of benchmarks/scale.py; none to skip)",
     )
     parser.add_argument(
         "--queries",
@@ -50,6 +61,7 @@ def main() -> None:
         out_dir=args.out,
         model=args.model,
         quick=args.quick,
+        scale_sizes=args.scale_sizes,
     )
     print(to_markdown(report))
 
