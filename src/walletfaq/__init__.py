@@ -56,6 +56,9 @@ _LAZY = {
     "PresetEncoder": "models",
     "PRESETS": "models",
     "DEFAULT_MODEL": "models",
+    "doctor": "doctor",
+    "DoctorReport": "doctor",
+    "Finding": "doctor",
 }
 
 __all__ = [
@@ -74,6 +77,7 @@ if TYPE_CHECKING:
     from .calibration import Calibration, CalibrationWarning, calibrate
     from .contacts import Contact, ContactDirectory, load_contacts
     from .corpus import Corpus, FAQEntry, bundled_corpus_path, load_corpus
+    from .doctor import DoctorReport, Finding, doctor
     from .encoders import Encoder, SentenceTransformerEncoder
     from .evaluation import (
         EvalReport,
