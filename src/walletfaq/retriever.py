@@ -261,6 +261,7 @@ class FAQRetriever:
             question_encoding=self.question_encoding,
             walletfaq_version=__version__,
             settings={"threshold": self.threshold, "fallback": self.fallback},
+            tuning=_tuning_record(self.encoder),
         )
         return store.save(
             directory,
@@ -269,6 +270,7 @@ class FAQRetriever:
             row_entry=state.row_entry,
             index=state.index,
             contacts=self.contacts,
+            adapter=self.encoder.tensors() if _is_adapted(self.encoder) else None,  # type: ignore[attr-defined]
             replace_anything=replace_anything,
         )
 
@@ -293,6 +295,8 @@ class FAQRetriever:
         stored = store.load(directory)
         manifest = stored.manifest
         encoder = resolve_encoder(model if model is not None else manifest.model)
+        if stored.adapter is not None and not _is_adapted(encoder):
+            encoder = _adapted(encoder, stored.adapter, manifest.tuning, directory)
         if encoder.fingerprint != manifest.model_fingerprint:
             raise IndexMismatchError(
                 f"{directory}: built with model {manifest.model!r} (fingerprint "
@@ -657,6 +661,41 @@ class _State:
         allowed = np.ones(len(self.corpus), dtype=bool) if mask is None else mask.copy()
         allowed[closed] = False
         return allowed
+
+
+def _is_adapted(encoder: Encoder) -> bool:
+    """Whether ``encoder`` carries a tuned map (an :class:`~walletfaq.adapter.AdaptedEncoder`)."""
+    return callable(getattr(encoder, "tensors", None)) and hasattr(encoder, "base")
+
+
+def _tuning_record(encoder: Encoder) -> dict[str, object]:
+    if not _is_adapted(encoder):
+        return {}
+    return {
+        "apply_to": encoder.apply_to,  # type: ignore[attr-defined]
+        "base_fingerprint": encoder.base.fingerprint,  # type: ignore[attr-defined]
+        "info": dict(encoder.info),  # type: ignore[attr-defined]
+    }
+
+
+def _adapted(
+    base: Encoder, tensors: dict[str, np.ndarray], tuning: dict[str, object], where: object
+) -> Encoder:
+    from .adapter import AdaptedEncoder
+
+    if base.fingerprint != tuning["base_fingerprint"]:
+        raise IndexMismatchError(
+            f"{where}: tuned on top of another model (base fingerprint "
+            f"{str(tuning['base_fingerprint'])[:12]}, given {base.fingerprint[:12]}); load it "
+            "with the model it was tuned from"
+        )
+    info = tuning.get("info", {})
+    return AdaptedEncoder.from_tensors(
+        base,
+        tensors,
+        apply_to=tuning["apply_to"],  # type: ignore[arg-type]
+        info=info if isinstance(info, dict) else {},
+    )
 
 
 def _validated(entries: Iterable[FAQEntry | Mapping[str, object]]) -> tuple[FAQEntry, ...]:

@@ -8,6 +8,7 @@ Layout of a saved directory (nothing else is ever in it)::
     metadata.json   the corpus entries and, for every vector row, the entry it belongs to
     index.faiss     the FAISS index, written by ``faiss.write_index``
     contacts.json   the support-contact directory, when the retriever has one
+    adapter.safetensors  the tuned embedding map (``walletfaq.tune``), when there is one
 
 Guarantees:
 
@@ -53,7 +54,8 @@ MANIFEST_FILE = "manifest.json"
 METADATA_FILE = "metadata.json"
 INDEX_FILE = "index.faiss"
 CONTACTS_FILE = "contacts.json"
-INDEX_FILES = frozenset((MANIFEST_FILE, METADATA_FILE, INDEX_FILE, CONTACTS_FILE))
+ADAPTER_FILE = "adapter.safetensors"
+INDEX_FILES = frozenset((MANIFEST_FILE, METADATA_FILE, INDEX_FILE, CONTACTS_FILE, ADAPTER_FILE))
 """Every file name a saved index may contain."""
 
 _FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
@@ -71,6 +73,7 @@ _FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
     "walletfaq_version": str,
     "files": dict,
     "settings": dict,
+    "tuning": dict,
     "checksum": str,
 }
 
@@ -94,6 +97,7 @@ class Manifest:
     question_encoding: str
     walletfaq_version: str
     settings: dict[str, Any] = field(default_factory=dict)
+    tuning: dict[str, Any] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)
     format: str = FORMAT_MARKER
     format_version: int = FORMAT_VERSION
@@ -114,6 +118,8 @@ class StoredIndex:
     row_entry: np.ndarray
     index: faiss.Index
     contacts: ContactDirectory | None = None
+    adapter: dict[str, np.ndarray] | None = None
+    """The tensors of a tuned query/document map (``tune``), when the index has one."""
 
 
 def save(
@@ -124,6 +130,7 @@ def save(
     row_entry: np.ndarray,
     index: faiss.Index,
     contacts: ContactDirectory | None = None,
+    adapter: dict[str, np.ndarray] | None = None,
     replace_anything: bool = False,
 ) -> Path:
     """Write an index directory atomically and return its path.
@@ -154,6 +161,14 @@ def save(
             if contacts is not None:
                 write_json(staging / CONTACTS_FILE, contacts.to_dict())
                 written.append(CONTACTS_FILE)
+            if adapter is not None:
+                from safetensors.numpy import save_file
+
+                save_file(
+                    {name: np.ascontiguousarray(t) for name, t in adapter.items()},
+                    str(staging / ADAPTER_FILE),
+                )
+                written.append(ADAPTER_FILE)
             files = {name: sha256_file(staging / name) for name in written}
             complete = Manifest(**{**manifest.__dict__, "files": files})
             write_json(staging / MANIFEST_FILE, complete.to_dict())
@@ -215,8 +230,24 @@ def load(directory: str | Path) -> StoredIndex:
             contacts = directory_from_data(_read_json(root / CONTACTS_FILE), root / CONTACTS_FILE)
         except CorpusError as exc:
             raise IndexFormatError(f"{exc}; rebuild the index") from None
+    adapter = None
+    if ADAPTER_FILE in manifest.files:
+        from safetensors import SafetensorError
+        from safetensors.numpy import load_file
+
+        try:
+            adapter = load_file(str(root / ADAPTER_FILE))
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise IndexFormatError(
+                f"{root / ADAPTER_FILE}: unreadable tuned adapter ({exc}); rebuild or re-tune"
+            ) from None
     return StoredIndex(
-        manifest=manifest, corpus=corpus, row_entry=row_entry, index=index, contacts=contacts
+        manifest=manifest,
+        corpus=corpus,
+        row_entry=row_entry,
+        index=index,
+        contacts=contacts,
+        adapter=adapter,
     )
 
 
@@ -280,6 +311,15 @@ def _check_manifest_values(path: Path, raw: dict[str, Any]) -> None:
     threshold = raw["settings"].get("threshold")
     if threshold is not None and not _finite_number(threshold):
         problems.append(f"settings.threshold must be a number, got {threshold!r}")
+    tuning = raw["tuning"]
+    if (ADAPTER_FILE in files) != bool(tuning):
+        problems.append(f"tuning and {ADAPTER_FILE} must come together")
+    if tuning and (
+        tuning.get("apply_to") not in ("queries", "both")
+        or not isinstance(tuning.get("base_fingerprint"), str)
+        or not isinstance(tuning.get("info", {}), dict)
+    ):
+        problems.append("tuning needs apply_to ('queries'/'both'), base_fingerprint and info")
     fallback = raw["settings"].get("fallback")
     if fallback is not None and not isinstance(fallback, str):
         problems.append(f"settings.fallback must be a string, got {type(fallback).__name__}")
