@@ -109,3 +109,54 @@ def test_eval_json_reports_the_metrics(index_dir: Path, tmp_path: Path, capsys) 
     assert main(["eval", "--index", str(index_dir), "--queries", str(queries), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["metrics"]["recall@1"] == 1.0 and report["n_in_domain"] == 1
+
+
+def test_answer_prints_the_entry_when_confident(index_dir: Path, capsys) -> None:
+    assert main(["answer", "怎么退款", "--index", str(index_dir), "--threshold", "0.5"]) == 0
+    out = capsys.readouterr().out
+    assert "(refund, money)" in out and "先联系商户申请退款。" in out
+
+
+def test_answer_prints_the_fallback_when_not_confident(index_dir: Path, capsys) -> None:
+    argv = ["answer", "今天天气怎么样", "--index", str(index_dir), "--threshold", "0.99"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "no confident answer" in out and "人工客服" in out
+
+
+def test_answer_json_has_confident_message_hit_and_candidates(index_dir: Path, capsys) -> None:
+    argv = ["answer", "今天天气怎么样", "--index", str(index_dir), "--threshold", "0.99", "--json"]
+    assert main(argv) == 0
+    outcome = json.loads(capsys.readouterr().out)
+    assert outcome["confident"] is False and outcome["hit"] is None
+    assert "人工客服" in outcome["message"] and len(outcome["candidates"]) == 3
+
+
+def test_answer_rejects_a_threshold_that_is_not_a_number(index_dir: Path, capsys) -> None:
+    assert main(["answer", "退款", "--index", str(index_dir), "--threshold", "nan"]) == 2
+    assert "threshold must be a finite number" in capsys.readouterr().err
+
+
+def test_ask_json_lists_the_matched_text(index_dir: Path, capsys) -> None:
+    assert main(["ask", "refund steps", "--index", str(index_dir), "--json", "-k", "1"]) == 0
+    (hit,) = json.loads(capsys.readouterr().out)
+    assert set(hit) == {"id", "category", "question", "answer", "score", "matched"}
+    assert hit["matched"] == "refund steps"
+
+
+def test_build_reuses_the_cached_index(index_dir, tiny_corpus_file, encoder, tmp_path, capsys):
+    first = ["build", "--corpus", str(tiny_corpus_file), "--model", "hash-test"]
+    assert main([*first, "--out", str(tmp_path / "a")]) == 0
+    embedded = encoder.texts_encoded
+    assert main([*first, "--out", str(tmp_path / "b")]) == 0
+    assert encoder.texts_encoded == embedded  # the second build embedded nothing
+    assert (tmp_path / "a" / "index.faiss").read_bytes() == (
+        tmp_path / "b" / "index.faiss"
+    ).read_bytes()
+
+
+def test_export_writes_the_saved_corpus_as_jsonl(index_dir: Path, tmp_path: Path) -> None:
+    from walletfaq import load_corpus
+
+    assert main(["export", "--index", str(index_dir), "--out", str(tmp_path / "faq.jsonl")]) == 0
+    assert load_corpus(tmp_path / "faq.jsonl").ids == ("login", "topup", "refund", "fees", "safety")

@@ -1,6 +1,7 @@
-"""Command line: ``walletfaq ask``, ``build``, ``eval``, ``bench``.
+"""Command line: ``walletfaq ask``, ``answer``, ``build``, ``eval``, ``bench``.
 
-User errors print one line on stderr and exit with status 2; no traceback.
+User errors print one line on stderr and exit with status 2; an unexpected internal error
+prints one line and exits with status 1 (``--debug`` shows its traceback).
 """
 
 from __future__ import annotations
@@ -14,23 +15,48 @@ from collections.abc import Sequence
 from .errors import WalletFAQError
 
 EXIT_USER_ERROR = 2
+EXIT_INTERNAL_ERROR = 1
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="walletfaq", description="Semantic FAQ search for digital-wallet customer service."
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", help="no progress lines, warnings and errors only"
+    )
+    parser.add_argument(
+        "--debug", action="store_true", help="show the traceback of unexpected errors"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
-    ask = commands.add_parser("ask", help="answer a question")
+    ask = commands.add_parser("ask", help="rank the best answers to a question")
     ask.add_argument("question", help="the user's question, in quotes")
     ask.add_argument("-k", type=int, default=5, help="number of answers (default 5)")
-    ask.add_argument("--json", action="store_true", help="print a JSON array, best first")
-    ask.add_argument("--index", help="a saved index directory (default: the bundled corpus)")
-    ask.add_argument("--corpus", help="a JSONL corpus to search (default: the bundled one)")
-    ask.add_argument("--model", help="model preset, hub name or path (default: e5-small)")
+    ask.add_argument(
+        "--json",
+        action="store_true",
+        help="print a JSON array, best first: id, category, question, answer, score, matched",
+    )
+    _add_source_arguments(ask)
     ask.add_argument("--category", help="only answers of this category")
+
+    answer = commands.add_parser(
+        "answer", help="the answer if confident, else where to reach human support"
+    )
+    answer.add_argument("question", help="the user's question, in quotes")
+    answer.add_argument(
+        "--threshold",
+        type=float,
+        help="minimum top score to answer (default: the index's calibrated threshold)",
+    )
+    answer.add_argument(
+        "--json",
+        action="store_true",
+        help="print {confident, message, hit, candidates} as JSON",
+    )
+    _add_source_arguments(answer)
 
     build = commands.add_parser("build", help="embed a corpus and save its index")
     build.add_argument("--corpus", help="JSONL corpus (default: the bundled one)")
@@ -49,6 +75,14 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also index question + answer text of each entry",
     )
+    export = commands.add_parser("export", help="write a saved index's corpus as JSONL")
+    export.add_argument("--index", required=True, help="the saved index directory")
+    export.add_argument("--out", required=True, help="the JSONL file to write")
+    export.add_argument(
+        "--include-contacts",
+        action="store_true",
+        help="also write the hotline entries generated from the contacts directory",
+    )
     evaluate = commands.add_parser("eval", help="measure retrieval quality on labelled queries")
     evaluate.add_argument(
         "--queries", help="JSONL of {query, gold[, style]} (default: the bundled evaluation set)"
@@ -57,6 +91,33 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--corpus", help="a JSONL corpus (default: the bundled one)")
     evaluate.add_argument("--model", help="model preset, hub name or path (default: e5-small)")
     evaluate.add_argument("--json", action="store_true", help="print the report as JSON")
+
+    serve = commands.add_parser(
+        "serve", help="serve the JSON API, docs and playground over HTTP (needs the [serve] extra)"
+    )
+    serve_source = serve.add_mutually_exclusive_group()
+    serve_source.add_argument("--index", help="a saved index directory")
+    serve_source.add_argument("--corpus", help="a JSONL corpus (default: the bundled one)")
+    serve.add_argument("--model", help="model preset, hub name or path (default: e5-small)")
+    serve.add_argument("--host", default="127.0.0.1", help="address (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
+    serve.add_argument(
+        "--workers", type=int, help="threads encoding questions at once (default: CPU cores)"
+    )
+    serve.add_argument(
+        "--queue", type=int, help="requests that may wait; beyond, 503 (default 4 per worker)"
+    )
+    serve.add_argument("--timeout", type=float, help="seconds before a 504 (default 10)")
+    serve.add_argument("--access-log", action="store_true", help="log one line per request")
+
+    doctor = commands.add_parser(
+        "doctor", help="find what in a corpus hurts retrieval, worst first, with advice"
+    )
+    _add_source_arguments(doctor)
+    doctor.add_argument("--json", action="store_true", help="print the report as JSON")
+    doctor.add_argument(
+        "--limit", type=int, default=20, help="findings shown in the text report (default 20)"
+    )
 
     bench = commands.add_parser("bench", help="run the latency benchmark")
     bench.add_argument(
@@ -67,9 +128,18 @@ def _parser() -> argparse.ArgumentParser:
         help="synthetic index sizes for the search-only comparison",
     )
     bench.add_argument("--queries", type=int, default=500, help="queries per measurement")
-    bench.add_argument("--out", default="benchmarks/results", help="output directory")
+    bench.add_argument(
+        "--out",
+        help="output directory (default: a new walletfaq-bench-YYYYmmdd-HHMMSS folder here)",
+    )
     bench.add_argument("--quick", action="store_true", help="tiny sizes, a smoke test")
     return parser
+
+
+def _add_source_arguments(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--index", help="a saved index directory (default: the bundled corpus)")
+    command.add_argument("--corpus", help="a JSONL corpus to search (default: the bundled one)")
+    command.add_argument("--model", help="model preset, hub name or path (default: e5-small)")
 
 
 def _retriever(args: argparse.Namespace):  # type: ignore[no-untyped-def]
@@ -121,16 +191,20 @@ def _eval(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .benchmark import run_benchmark
+    from .bench import check_dependencies, default_out_dir, run_benchmark
 
-    run_benchmark(
-        sizes=tuple(args.sizes), n_queries=args.queries, out_dir=Path(args.out), quick=args.quick
-    )
-    print((Path(args.out) / "latency.md").read_text(encoding="utf-8"))
+    check_dependencies()  # before any work: a missing extra is one line, not a traceback
+    out = Path(args.out) if args.out else default_out_dir()
+    run_benchmark(sizes=tuple(args.sizes), n_queries=args.queries, out_dir=out, quick=args.quick)
+    print((out / "latency.md").read_text(encoding="utf-8"))
+    print(f"written to {out}", file=sys.stderr)
     return 0
 
 
 def _ask(args: argparse.Namespace) -> int:
+    from .retriever import clean_question
+
+    clean_question(args.question)  # a bad question fails before any model loads
     retriever = _retriever(args)
     hits = retriever.ask(args.question, k=args.k, category=args.category)
     if args.json:
@@ -142,16 +216,72 @@ def _ask(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export(args: argparse.Namespace) -> int:
+    from .retriever import FAQRetriever
+
+    retriever = FAQRetriever.load(args.index)
+    path = retriever.export(args.out, include_contacts=args.include_contacts)
+    print(f"wrote the corpus of {args.index} to {path}")
+    return 0
+
+
+def _answer(args: argparse.Namespace) -> int:
+    from .retriever import clean_question
+
+    clean_question(args.question)  # a bad question fails before any model loads
+    outcome = _retriever(args).answer(args.question, threshold=args.threshold)
+    if args.json:
+        print(json.dumps(outcome.to_dict(), ensure_ascii=False, indent=1))
+        return 0
+    if outcome.confident and outcome.hit is not None:
+        hit = outcome.hit
+        print(f"[{hit.score:.3f}] {hit.question}  ({hit.id}, {hit.category})")
+    else:
+        best = outcome.candidates[0].score if outcome.candidates else float("nan")
+        print(f"(no confident answer: best score {best:.3f} is below the threshold)")
+    print(outcome.message)
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from .server import ServerSettings, serve
+
+    # the token comes from $WALLETFAQ_READ_TOKEN; bad settings fail before any model loads
+    settings = ServerSettings.from_env(
+        workers=args.workers, queue_size=args.queue, timeout_s=args.timeout
+    )
+    serve(
+        _retriever(args),
+        host=args.host,
+        port=args.port,
+        settings=settings,
+        access_log=args.access_log,
+        log_level="warning" if args.quiet else "info",
+    )
+    return 0
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from .doctor import doctor
+
+    report = doctor(_retriever(args))
+    if args.json:
+        print(json.dumps(report.to_dict(), ensure_ascii=False, indent=1))
+    else:
+        print(report.summary(limit=max(0, args.limit)))
+    return 0
+
+
 def _build(args: argparse.Namespace) -> int:
     from .retriever import FAQRetriever
 
+    # the cache holds the same index when this corpus/model/settings were embedded before
     retriever = FAQRetriever.from_corpus(
         args.corpus,
         model=args.model,
         index=args.kind,
         index_answers=args.index_answers,
         contacts=args.contacts,
-        cache=False,
     )
     path = retriever.save(args.out)
     print(f"saved {retriever!r} to {path}")
@@ -166,17 +296,54 @@ def main(argv: Sequence[str] | None = None) -> int:
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter("walletfaq: %(message)s"))
         package_logger.addHandler(handler)
-    package_logger.setLevel(logging.INFO if args.verbose else logging.WARNING)
+    # INFO: one line per first-run stage (building the model, embedding, saving); nothing when
+    # the index is cached. --quiet keeps warnings only, --verbose adds debugging detail.
+    level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
+    package_logger.setLevel(level)
     package_logger.propagate = False
+    if not args.verbose:
+        _silence_library_progress_bars()
 
-    handlers = {"ask": _ask, "build": _build, "eval": _eval, "bench": _bench}
+    handlers = {
+        "ask": _ask,
+        "answer": _answer,
+        "build": _build,
+        "export": _export,
+        "eval": _eval,
+        "bench": _bench,
+        "serve": _serve,
+        "doctor": _doctor,
+    }
     try:
         return handlers[args.command](args)
     except WalletFAQError as exc:
-        print(f"walletfaq: error: {exc}", file=sys.stderr)
+        print(f"walletfaq: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        if args.debug:
+            raise
+        print(
+            f"walletfaq: internal error: {type(exc).__name__}: {_one_line(exc)} (run again with "
+            "--debug for the traceback, and report it)",
+            file=sys.stderr,
+        )
+        return EXIT_INTERNAL_ERROR
+
+
+def _silence_library_progress_bars() -> None:
+    """Hide transformers' "Loading weights" bar; our own stage lines say what is happening."""
+    import os
+
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+
+def _one_line(exc: BaseException) -> str:
+    """The exception's message on one line, printable whatever bytes it quotes."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 if __name__ == "__main__":
