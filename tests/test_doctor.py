@@ -11,7 +11,7 @@ import pytest
 
 from walletfaq import Corpus, FAQRetriever, WalletFAQError
 from walletfaq.contacts import directory_from_data
-from walletfaq.doctor import (
+from walletfaq.diagnosis import (
     HIGH_SEVERITY,
     MEDIUM_SEVERITY,
     DoctorReport,

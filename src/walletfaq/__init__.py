@@ -43,6 +43,9 @@ _LAZY = {
     "calibrate": "calibration",
     "Calibration": "calibration",
     "CalibrationWarning": "calibration",
+    "tune": "tuning",
+    "TuneResult": "tuning",
+    "AdaptedEncoder": "adapter",
     "FAQEntry": "corpus",
     "Corpus": "corpus",
     "load_corpus": "corpus",
@@ -56,9 +59,9 @@ _LAZY = {
     "PresetEncoder": "models",
     "PRESETS": "models",
     "DEFAULT_MODEL": "models",
-    "doctor": "doctor",
-    "DoctorReport": "doctor",
-    "Finding": "doctor",
+    "doctor": "diagnosis",
+    "DoctorReport": "diagnosis",
+    "Finding": "diagnosis",
 }
 
 __all__ = [
@@ -74,10 +77,11 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from .adapter import AdaptedEncoder
     from .calibration import Calibration, CalibrationWarning, calibrate
     from .contacts import Contact, ContactDirectory, load_contacts
     from .corpus import Corpus, FAQEntry, bundled_corpus_path, load_corpus
-    from .doctor import DoctorReport, Finding, doctor
+    from .diagnosis import DoctorReport, Finding, doctor
     from .encoders import Encoder, SentenceTransformerEncoder
     from .evaluation import (
         EvalReport,
@@ -95,6 +99,7 @@ if TYPE_CHECKING:
     from .models import DEFAULT_MODEL, PRESETS, PresetEncoder
     from .retriever import FAQRetriever
     from .search import Answer, Hit
+    from .tuning import TuneResult, tune
 
 
 def __getattr__(name: str) -> Any:

@@ -75,6 +75,21 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also index question + answer text of each entry",
     )
+    tune = commands.add_parser(
+        "tune", help="adapt the embeddings to labelled questions of your domain, save the index"
+    )
+    tune.add_argument(
+        "--data",
+        required=True,
+        help="eval-format JSONL ({query, gold}) or a TSV/CSV of sentence1, sentence2, label",
+    )
+    tune_source = tune.add_mutually_exclusive_group()
+    tune_source.add_argument("--index", help="a saved index directory to tune")
+    tune_source.add_argument("--corpus", help="a JSONL corpus (default: the bundled one)")
+    tune.add_argument("--model", help="model preset, hub name or path (default: e5-small)")
+    tune.add_argument("--out", required=True, help="directory to write the tuned index to")
+    tune.add_argument("--holdout", type=float, default=0.2, help="share held out (default 0.2)")
+    tune.add_argument("--seed", type=int, default=0, help="seed of the split and training")
     export = commands.add_parser("export", help="write a saved index's corpus as JSONL")
     export.add_argument("--index", required=True, help="the saved index directory")
     export.add_argument("--out", required=True, help="the JSONL file to write")
@@ -216,6 +231,16 @@ def _ask(args: argparse.Namespace) -> int:
     return 0
 
 
+def _tune(args: argparse.Namespace) -> int:
+    from .tuning import tune
+
+    result = tune(_retriever(args), args.data, holdout=args.holdout, seed=args.seed)
+    path = result.retriever.save(args.out)
+    print(result.summary())
+    print(f"saved the tuned index to {path}")
+    return 0
+
+
 def _export(args: argparse.Namespace) -> int:
     from .retriever import FAQRetriever
 
@@ -262,7 +287,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _doctor(args: argparse.Namespace) -> int:
-    from .doctor import doctor
+    from .diagnosis import doctor
 
     report = doctor(_retriever(args))
     if args.json:
@@ -309,6 +334,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "answer": _answer,
         "build": _build,
         "export": _export,
+        "tune": _tune,
         "eval": _eval,
         "bench": _bench,
         "serve": _serve,
