@@ -1,0 +1,957 @@
+"""HTTP service: a :class:`~walletfaq.retriever.FAQRetriever` behind a small JSON API.
+
+:func:`create_app` returns a FastAPI (ASGI) application that any ASGI server runs, or that an
+application mounts inside its own (``parent.mount("/faq", create_app(retriever))``);
+:func:`serve` runs one with uvicorn (``walletfaq serve`` on the command line). It needs the
+``serve`` extra: ``pip install "walletfaq[serve]"``.
+
+Endpoints (JSON unless said otherwise):
+
+- ``POST /v1/ask`` ``{"question", "k"?, "category"?}`` → ``{"hits": [hit, ...]}``, best first;
+  a hit is :meth:`Hit.to_dict <walletfaq.search.Hit.to_dict>` (as ``walletfaq ask --json``).
+- ``POST /v1/ask_batch`` ``{"questions": [...], "k"?, "category"?}`` →
+  ``{"results": [[hit, ...], ...]}``, in input order.
+- ``POST /v1/answer`` ``{"question", "k"?}`` → ``{"question", "confident", "message", "hit",
+  "candidates"}`` (:meth:`Answer.to_dict <walletfaq.search.Answer.to_dict>`).
+- ``GET /v1/entries/{id}`` → the entry in the corpus file format; ``GET /v1/categories``.
+- ``GET /healthz`` (the process answers), ``GET /readyz`` (an index is loaded),
+  ``GET /metrics`` (Prometheus text format), ``GET /openapi.json``, ``GET /docs`` (Swagger UI
+  served from the ``swagger-ui-py`` package: no CDN), ``GET /`` (a self-contained playground).
+
+Behaviour under load: questions are encoded in a bounded thread pool
+(:attr:`ServerSettings.workers` threads), never on the event loop; at most
+:attr:`ServerSettings.queue_size` more requests wait for a thread, and any request beyond that
+is answered at once with ``503`` and ``Retry-After`` rather than queued. A request whose ask
+takes longer than :attr:`ServerSettings.timeout_s` is answered ``504``.
+
+Errors are ``{"detail": message}`` (``422``: a list of field errors): ``400`` an unusable
+question or category (:class:`~walletfaq.errors.QueryError`), ``401`` a missing or wrong bearer
+token, ``404`` an unknown entry id, ``413`` a body, question or batch over the limits, ``422``
+malformed JSON or fields of the wrong type, ``503`` overloaded, ``504`` timed out.
+
+When a read token is set (:attr:`ServerSettings.read_token`, by default from the environment
+variable ``WALLETFAQ_READ_TOKEN``), every ``/v1/`` endpoint requires
+``Authorization: Bearer <token>``; the probes, metrics, schema, docs and playground stay open
+(they reveal no FAQ content).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import ipaddress
+import logging
+import os
+import secrets
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from .errors import QueryError, WalletFAQError
+from .retriever import MAX_QUESTION_CHARS, clean_question
+
+
+def check_server_dependencies() -> None:
+    """Raise a one-line :class:`WalletFAQError` when the ``serve`` extra is missing."""
+    import importlib.util
+
+    missing = [
+        package
+        for module, package in (
+            ("fastapi", "fastapi"),
+            ("pydantic", "pydantic"),
+            ("uvicorn", "uvicorn"),
+            ("prometheus_client", "prometheus-client"),
+        )
+        if importlib.util.find_spec(module) is None
+    ]
+    if missing:
+        raise WalletFAQError(
+            f"serving needs {', '.join(missing)}; install them with: pip install 'walletfaq[serve]'"
+        )
+
+
+check_server_dependencies()
+
+# the serve extra is present: import what the endpoints' annotations name
+from fastapi import Depends, FastAPI, Request  # noqa: E402
+from fastapi.openapi.docs import get_swagger_ui_html  # noqa: E402
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response  # noqa: E402
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer  # noqa: E402
+from pydantic import BaseModel, ConfigDict, Field  # noqa: E402
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
+    from .retriever import FAQRetriever
+    from .search import Hit
+
+logger = logging.getLogger(__name__)
+
+READ_TOKEN_ENV = "WALLETFAQ_READ_TOKEN"
+"""Environment variable read by :meth:`ServerSettings.from_env` for the bearer token."""
+
+MAX_K = 100
+"""Largest ``k`` a request may ask for."""
+
+_T = TypeVar("_T")
+
+_SWAGGER_ASSETS = {
+    "swagger-ui-bundle.js": "text/javascript; charset=utf-8",
+    "swagger-ui.css": "text/css; charset=utf-8",
+    "favicon-32x32.png": "image/png",
+}
+"""The Swagger UI files the docs page loads, served from the swagger-ui-py package."""
+
+
+# --------------------------------------------------------------------------- errors
+class ServerError(WalletFAQError):
+    """A request the service refuses; :attr:`status` is the HTTP status it answers with."""
+
+    status = 500
+    headers: dict[str, str] = {}
+
+    def __init__(self, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        if headers is not None:
+            self.headers = headers
+
+
+class PayloadTooLargeError(ServerError):
+    """The body, a question or a batch is over the configured limit (413)."""
+
+    status = 413
+
+
+class UnauthorizedError(ServerError):
+    """The bearer token is missing or wrong (401)."""
+
+    status = 401
+
+
+class EntryNotFoundError(ServerError):
+    """No entry has the requested id (404)."""
+
+    status = 404
+
+
+class OverloadedError(ServerError):
+    """Every worker is busy and the waiting queue is full (503, with ``Retry-After``)."""
+
+    status = 503
+
+
+class AskTimeoutError(ServerError):
+    """An ask took longer than the per-request timeout (504)."""
+
+    status = 504
+
+
+class NotReadyError(ServerError):
+    """The service has no usable index (503)."""
+
+    status = 503
+
+
+# --------------------------------------------------------------------------- settings
+def _default_workers() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """How the service bounds its work.
+
+    Attributes:
+        workers: threads that encode and search at the same time (default: the CPU cores this
+            process may use).
+        queue_size: requests that may wait for a free worker; beyond ``workers + queue_size``
+            requests in progress, a request is answered ``503`` at once. ``None`` = 4 per
+            worker.
+        timeout_s: a request whose ask has not finished after this many seconds gets ``504``.
+        max_body_bytes: larger request bodies get ``413`` (checked before parsing).
+        max_question_chars: longer questions get ``413`` (default: the length the retriever
+            would cut them to, :data:`walletfaq.retriever.MAX_QUESTION_CHARS`).
+        max_batch: larger ``/v1/ask_batch`` requests get ``413``.
+        retry_after_s: the ``Retry-After`` seconds sent with ``503``.
+        read_token: when set, ``/v1/`` endpoints require ``Authorization: Bearer <token>``.
+    """
+
+    workers: int = field(default_factory=_default_workers)
+    queue_size: int | None = None
+    timeout_s: float = 10.0
+    max_body_bytes: int = 64 * 1024
+    max_question_chars: int = MAX_QUESTION_CHARS
+    max_batch: int = 64
+    retry_after_s: int = 1
+    read_token: str | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        positive_ints = {
+            "workers": self.workers,
+            "max_body_bytes": self.max_body_bytes,
+            "max_question_chars": self.max_question_chars,
+            "max_batch": self.max_batch,
+            "retry_after_s": self.retry_after_s,
+        }
+        for name, value in positive_ints.items():
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise WalletFAQError(f"{name} must be a positive int, got {value!r}")
+        if self.queue_size is not None and (
+            isinstance(self.queue_size, bool)
+            or not isinstance(self.queue_size, int)
+            or self.queue_size < 0
+        ):
+            raise WalletFAQError(
+                f"queue_size must be an int >= 0 or None (4 per worker), got {self.queue_size!r}"
+            )
+        if (
+            isinstance(self.timeout_s, bool)
+            or not isinstance(self.timeout_s, (int, float))
+            or not self.timeout_s > 0
+        ):
+            raise WalletFAQError(f"timeout_s must be a positive number, got {self.timeout_s!r}")
+        if self.read_token is not None and (
+            not isinstance(self.read_token, str) or not self.read_token.strip()
+        ):
+            raise WalletFAQError(
+                "read_token must be a non-empty string or None; unset "
+                f"{READ_TOKEN_ENV} instead of setting it empty"
+            )
+
+    @property
+    def queue_limit(self) -> int:
+        """How many requests may wait for a worker (``queue_size`` resolved)."""
+        return 4 * self.workers if self.queue_size is None else self.queue_size
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> ServerSettings:
+        """Settings with ``read_token`` from ``$WALLETFAQ_READ_TOKEN`` (unset or empty: no
+        token); ``overrides`` whose value is not ``None`` replace the defaults."""
+        values = {name: value for name, value in overrides.items() if value is not None}
+        if "read_token" not in values:
+            values["read_token"] = os.environ.get(READ_TOKEN_ENV) or None
+        return cls(**values)
+
+
+# --------------------------------------------------------------------------- work pool
+class AskPool:
+    """A bounded thread pool with admission control.
+
+    At most ``workers`` calls run at once and ``queue_limit`` more wait; :meth:`submit` beyond
+    that raises :class:`OverloadedError` at once. A slot is given back when its call really
+    ends (a timed-out call still holds its slot while its thread works), so the bound holds.
+    """
+
+    def __init__(self, workers: int, queue_limit: int) -> None:
+        self.workers = workers
+        self.queue_limit = queue_limit
+        self._executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=workers, thread_name_prefix="walletfaq-ask"
+        )
+        self._lock = threading.Lock()
+        self._in_progress = 0
+
+    def __repr__(self) -> str:
+        return f"AskPool(workers={self.workers}, queue_limit={self.queue_limit})"
+
+    @property
+    def in_progress(self) -> int:
+        """Calls running or waiting for a thread."""
+        return self._in_progress
+
+    def submit(self, function: Callable[..., _T], *args: Any) -> concurrent.futures.Future[_T]:
+        """Schedule ``function(*args)``; raises :class:`OverloadedError` when full."""
+        with self._lock:
+            if self._in_progress >= self.workers + self.queue_limit:
+                raise OverloadedError(
+                    f"the service is busy ({self._in_progress} requests in progress, "
+                    f"{self.workers} workers + {self.queue_limit} queued at most); retry shortly"
+                )
+            self._in_progress += 1
+        try:
+            future = self._executor.submit(function, *args)
+        except BaseException:
+            self._release(None)
+            raise
+        future.add_done_callback(self._release)
+        return future
+
+    def _release(self, _future: object) -> None:
+        with self._lock:
+            self._in_progress -= 1
+
+    def shutdown(self) -> None:
+        """Stop accepting work; running calls finish in the background."""
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+# --------------------------------------------------------------------------- metrics
+class ServiceMetrics:
+    """Prometheus metrics of one app, in their own registry (several apps never collide)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self.requests = Counter(
+            "walletfaq_requests",
+            "HTTP requests answered, by route, method and status.",
+            ["endpoint", "method", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "walletfaq_request_duration_seconds",
+            "Time from request to the end of its response, by route.",
+            ["endpoint"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=self.registry,
+        )
+        self.errors = Counter(
+            "walletfaq_errors",
+            "Requests answered with an error status (4xx, 5xx), by route and status.",
+            ["endpoint", "status"],
+            registry=self.registry,
+        )
+        self.questions = Counter(
+            "walletfaq_questions",
+            "Questions asked (a batch counts each of its questions).",
+            registry=self.registry,
+        )
+        self.cache_hits = Counter(
+            "walletfaq_cache_hits",
+            "Questions answered from the retriever's query cache (nothing encoded).",
+            registry=self.registry,
+        )
+        self.in_progress = Gauge(
+            "walletfaq_asks_in_progress",
+            "Asks running or waiting for a worker.",
+            registry=self.registry,
+        )
+        self.entries = Gauge(
+            "walletfaq_entries", "FAQ entries in the served index.", registry=self.registry
+        )
+        self.vectors = Gauge(
+            "walletfaq_index_vectors", "Vectors in the served index.", registry=self.registry
+        )
+        self.index_version = Gauge(
+            "walletfaq_index_version",
+            "Version of the served index: 1 as built or loaded, then one more per applied "
+            "edit (FAQRetriever.version).",
+            registry=self.registry,
+        )
+        self.index = Info(
+            "walletfaq_index",
+            "The index served at start: model, corpus hash, index kind, walletfaq version.",
+            registry=self.registry,
+        )
+
+
+# --------------------------------------------------------------------------- ASGI layers
+Scope = dict[str, Any]
+Receive = Callable[[], Any]
+Send = Callable[[dict[str, Any]], Any]
+
+
+async def _send_json_error(send: Send, status: int, message: str) -> None:
+    import json
+
+    body = json.dumps({"detail": message}, ensure_ascii=False).encode("utf-8")
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class BodyLimitMiddleware:
+    """Answers ``413`` to request bodies over ``max_bytes``, declared or streamed, before
+    anything parses them; smaller bodies are buffered and passed on unchanged."""
+
+    def __init__(self, app: Any, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            await self.app(scope, receive, send)
+            return
+        too_large = (
+            f"the request body is over {self.max_bytes} bytes; send smaller requests "
+            "(split a batch)"
+        )
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    declared = 0
+                if declared > self.max_bytes:
+                    await _send_json_error(send, 413, too_large)
+                    return
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":  # the client went away
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                await _send_json_error(send, 413, too_large)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        replayed = False
+
+        async def replay() -> dict[str, Any]:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+            return await receive()  # type: ignore[no-any-return]
+
+        await self.app(scope, replay, send)
+
+
+class MetricsMiddleware:
+    """Counts requests, errors and latency per route template (``/v1/entries/{entry_id}``,
+    never the raw path, so labels stay few)."""
+
+    def __init__(self, app: Any, metrics: ServiceMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def capture(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, capture)
+        finally:
+            route = scope.get("route")
+            endpoint = getattr(route, "path", None) or "unmatched"
+            self.metrics.latency.labels(endpoint).observe(time.perf_counter() - start)
+            self.metrics.requests.labels(endpoint, scope["method"], str(status)).inc()
+            if status >= 400:
+                self.metrics.errors.labels(endpoint, str(status)).inc()
+
+
+# --------------------------------------------------------------------------- JSON shapes
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AskIn(_Model):
+    """Body of ``POST /v1/ask``."""
+
+    question: str = Field(description="the user's question", examples=["充值了钱没到账咋办"])
+    k: int = Field(5, ge=1, le=MAX_K, strict=True, description="number of hits")
+    category: str | None = Field(None, description="only entries of this category")
+
+
+class AskBatchIn(_Model):
+    """Body of ``POST /v1/ask_batch``."""
+
+    questions: list[str] = Field(examples=[["登不上去了", "how do refunds work"]])
+    k: int = Field(5, ge=1, le=MAX_K, strict=True, description="number of hits per question")
+    category: str | None = Field(None, description="only entries of this category")
+
+
+class AnswerIn(_Model):
+    """Body of ``POST /v1/answer``."""
+
+    question: str = Field(description="the user's question", examples=["今天天气怎么样"])
+    k: int = Field(3, ge=1, le=MAX_K, strict=True, description="number of candidates")
+
+
+class HitOut(BaseModel):
+    """One ranked entry (:class:`walletfaq.search.Hit`)."""
+
+    id: str
+    category: str
+    question: str
+    answer: str
+    score: float = Field(description="cosine similarity to the best-matching text, at most 1")
+    matched: str = Field(description="the entry's question or alt question that matched best")
+
+
+class AskOut(BaseModel):
+    """Answer of ``POST /v1/ask``: hits, best first."""
+
+    hits: list[HitOut]
+
+
+class AskBatchOut(BaseModel):
+    """Answer of ``POST /v1/ask_batch``: one list of hits per question, in input order."""
+
+    results: list[list[HitOut]]
+
+
+class AnswerOut(BaseModel):
+    """Answer of ``POST /v1/answer`` (:class:`walletfaq.search.Answer`)."""
+
+    question: str
+    confident: bool = Field(description="whether the top score reached the threshold")
+    message: str = Field(description="the entry's answer, or where to reach human support")
+    hit: HitOut | None = Field(description="the best entry when confident, else null")
+    candidates: list[HitOut] = Field(description="the top hits either way")
+
+
+class EntryOut(BaseModel):
+    """An FAQ entry in the corpus file format."""
+
+    id: str
+    category: str
+    question: str
+    answer: str
+    alt_questions: list[str]
+
+
+class CategoriesOut(BaseModel):
+    """The corpus categories."""
+
+    categories: list[str]
+
+
+class StatusOut(BaseModel):
+    """A liveness answer."""
+
+    status: str
+
+
+class ReadyOut(BaseModel):
+    """A readiness answer: what index is served."""
+
+    status: str
+    entries: int
+    vectors: int
+    model: str
+    index_version: int = Field(description="1 as built or loaded, +1 per applied edit")
+    corpus_hash: str = Field(description="the served corpus content hash (16 hex digits)")
+
+
+class ErrorOut(BaseModel):
+    """Every error answer (422 answers list field errors instead of one message)."""
+
+    detail: str
+
+
+# --------------------------------------------------------------------------- the app
+def _lifespan(pool: AskPool) -> Callable[[Any], contextlib.AbstractAsyncContextManager[None]]:
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Any) -> AsyncIterator[None]:
+        yield
+        pool.shutdown()
+
+    return lifespan
+
+
+def _is_cached(retriever: FAQRetriever, question: str, k: int, category: str | None) -> bool:
+    """Whether ``retriever.ask(question, k, category)`` will be served from its query cache.
+
+    Best effort: the retriever has no public cache statistics, so this reads its private
+    cache (``_state.cache``, or ``_cache`` in older versions) without changing it, under its
+    lock, and says ``False`` when it finds none.
+    """
+    state = getattr(retriever, "_state", None)
+    cache = getattr(state, "cache", None)
+    if cache is None:
+        cache = getattr(retriever, "_cache", None)
+    lock = getattr(retriever, "_cache_lock", None)
+    if cache is None or lock is None:
+        return False
+    try:
+        key = (retriever.normalizer(clean_question(question)), k, category)
+    except WalletFAQError:
+        return False
+    with lock:
+        return key in cache
+
+
+def _index_version(retriever: FAQRetriever) -> int:
+    """The retriever's index version (:attr:`FAQRetriever.version`; 1 where it has none)."""
+    version = getattr(retriever, "version", 1)
+    return version if isinstance(version, int) else 1
+
+
+def create_app(
+    retriever: FAQRetriever,
+    settings: ServerSettings | None = None,
+    *,
+    registry: CollectorRegistry | None = None,
+) -> FastAPI:
+    """A FastAPI application answering questions with ``retriever`` (endpoints: module doc).
+
+    Args:
+        retriever: the retriever served; it is shared by the worker threads (it is
+            thread-safe).
+        settings: limits, pool size and token; ``None`` = :meth:`ServerSettings.from_env`
+            (the read token comes from ``$WALLETFAQ_READ_TOKEN``).
+        registry: the Prometheus registry to record into (default: a new one per app, exposed
+            at ``/metrics`` and as ``app.state.metrics.registry``).
+
+    Nothing is encoded here: the first question loads whatever the encoder loads lazily (call
+    ``retriever.ask`` once before serving to warm it up, as :func:`serve` does). Importing
+    this module without the ``serve`` extra raises a one-line :class:`WalletFAQError`.
+    """
+    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+    from . import __version__
+
+    settings = settings if settings is not None else ServerSettings.from_env()
+    metrics = ServiceMetrics(registry)
+    pool = AskPool(settings.workers, settings.queue_limit)
+    metrics.entries.set_function(lambda: len(retriever.corpus))
+    metrics.vectors.set_function(lambda: int(retriever.index.ntotal))
+    metrics.index_version.set_function(lambda: _index_version(retriever))
+    metrics.index.info(
+        {
+            "model": retriever.encoder.name,
+            "corpus_hash": retriever.corpus.content_hash()[:16],
+            "index": retriever.index_spec.kind,
+            "walletfaq_version": __version__,
+        }
+    )
+    metrics.in_progress.set_function(lambda: pool.in_progress)
+
+    app = FastAPI(
+        title="walletfaq",
+        version=__version__,
+        description=(
+            "Semantic FAQ retrieval for digital-wallet customer service. Errors are "
+            '`{"detail": message}`; 503 answers carry `Retry-After`.'
+        ),
+        docs_url=None,
+        redoc_url=None,
+        lifespan=_lifespan(pool),
+    )
+    app.state.retriever = retriever
+    app.state.settings = settings
+    app.state.metrics = metrics
+    app.state.pool = pool
+
+    @app.exception_handler(ServerError)
+    async def _server_error(_request: Request, exc: ServerError) -> JSONResponse:
+        # shed load is counted in /metrics; a log line per 503 would add to the overload
+        if exc.status >= 500:
+            log = logger.debug if isinstance(exc, OverloadedError) else logger.warning
+            log("%s: %s", type(exc).__name__, exc)
+        return JSONResponse({"detail": str(exc)}, status_code=exc.status, headers=exc.headers)
+
+    @app.exception_handler(WalletFAQError)
+    async def _query_error(_request: Request, exc: WalletFAQError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=400)
+
+    bearer = HTTPBearer(
+        auto_error=False,
+        description=f"Required on /v1/ endpoints when the server has a read token "
+        f"(${READ_TOKEN_ENV}).",
+    )
+
+    async def require_read_token(
+        credentials: HTTPAuthorizationCredentials | None = Depends(bearer),  # noqa: B008
+    ) -> None:
+        if settings.read_token is None:
+            return
+        given = credentials.credentials if credentials is not None else ""
+        if not secrets.compare_digest(given.encode(), settings.read_token.encode()):
+            raise UnauthorizedError(
+                "a valid bearer token is required: send 'Authorization: Bearer <token>'",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+
+    async def run(function: Callable[..., _T], *args: Any) -> _T:
+        """``function(*args)`` in the pool, bounded by the per-request timeout."""
+        try:
+            future = pool.submit(function, *args)
+        except OverloadedError as exc:
+            exc.headers = {"Retry-After": str(settings.retry_after_s)}
+            raise
+        try:
+            return await asyncio.wait_for(asyncio.wrap_future(future), settings.timeout_s)
+        except asyncio.TimeoutError:
+            raise AskTimeoutError(
+                f"the question took more than {settings.timeout_s:g} s to answer; retry later"
+            ) from None
+
+    def check_question(question: str, label: str = "the question") -> None:
+        if len(question) > settings.max_question_chars:
+            raise PayloadTooLargeError(
+                f"{label} has {len(question)} characters, more than the limit of "
+                f"{settings.max_question_chars}; send the user's question, not a document"
+            )
+
+    def ask_counted(questions: Sequence[str], k: int, category: str | None) -> list[list[Hit]]:
+        metrics.questions.inc(len(questions))
+        hits = sum(_is_cached(retriever, q, k, category) for q in questions)
+        if hits:
+            metrics.cache_hits.inc(hits)
+        if len(questions) == 1:
+            return [retriever.ask(questions[0], k=k, category=category)]
+        return retriever.ask_batch(list(questions), k=k, category=category)
+
+    read = [Depends(require_read_token)]
+    errors: dict[int | str, dict[str, Any]] = {
+        code: {"model": ErrorOut, "description": text}
+        for code, text in (
+            (400, "unusable question or unknown category"),
+            (401, "missing or wrong bearer token (when the server has one)"),
+            (413, "body, question or batch over the limits"),
+            (503, "busy: retry after the Retry-After seconds"),
+            (504, "the ask timed out"),
+        )
+    }
+
+    @app.post(
+        "/v1/ask",
+        response_model=AskOut,
+        dependencies=read,
+        responses=errors,
+        tags=["questions"],
+        summary="Rank the best entries for a question",
+    )
+    async def ask(body: AskIn) -> dict[str, Any]:
+        check_question(body.question)
+        (hits,) = await run(ask_counted, [body.question], body.k, body.category)
+        return {"hits": [hit.to_dict() for hit in hits]}
+
+    @app.post(
+        "/v1/ask_batch",
+        response_model=AskBatchOut,
+        dependencies=read,
+        responses=errors,
+        tags=["questions"],
+        summary="Rank the best entries for each of several questions",
+    )
+    async def ask_batch(body: AskBatchIn) -> dict[str, Any]:
+        if len(body.questions) > settings.max_batch:
+            raise PayloadTooLargeError(
+                f"the batch has {len(body.questions)} questions, more than the limit of "
+                f"{settings.max_batch}; split it"
+            )
+        if not body.questions:
+            return {"results": []}
+        for position, question in enumerate(body.questions):
+            check_question(question, f"question {position}")
+        results = await run(ask_counted, body.questions, body.k, body.category)
+        return {"results": [[hit.to_dict() for hit in hits] for hits in results]}
+
+    def answer_counted(question: str, k: int) -> dict[str, Any]:
+        metrics.questions.inc()
+        if _is_cached(retriever, question, k, None):
+            metrics.cache_hits.inc()
+        return retriever.answer(question, k=k).to_dict()
+
+    @app.post(
+        "/v1/answer",
+        response_model=AnswerOut,
+        dependencies=read,
+        responses=errors,
+        tags=["questions"],
+        summary="The answer if confident, else where to reach human support",
+    )
+    async def answer(body: AnswerIn) -> dict[str, Any]:
+        check_question(body.question)
+        return await run(answer_counted, body.question, body.k)
+
+    @app.get(
+        "/v1/entries/{entry_id}",
+        response_model=EntryOut,
+        dependencies=read,
+        responses={404: {"model": ErrorOut, "description": "no entry has this id"}},
+        tags=["corpus"],
+        summary="One FAQ entry, in the corpus file format",
+    )
+    async def entry(entry_id: str) -> dict[str, object]:
+        try:
+            return retriever.entry(entry_id).to_dict()
+        except KeyError:
+            raise EntryNotFoundError(f"no entry has id {entry_id!r}") from None
+
+    @app.get(
+        "/v1/categories",
+        response_model=CategoriesOut,
+        dependencies=read,
+        tags=["corpus"],
+        summary="The categories usable as `category` filters",
+    )
+    async def categories() -> dict[str, Any]:
+        return {"categories": list(retriever.categories)}
+
+    @app.get("/healthz", response_model=StatusOut, tags=["operations"])
+    async def healthz() -> dict[str, Any]:
+        """The process is alive and its event loop answers."""
+        return {"status": "ok"}
+
+    @app.get(
+        "/readyz",
+        response_model=ReadyOut,
+        responses={503: {"model": ErrorOut, "description": "no usable index"}},
+        tags=["operations"],
+    )
+    async def readyz() -> dict[str, Any]:
+        """An index is loaded and can be searched."""
+        vectors = int(retriever.index.ntotal)
+        if vectors == 0 or len(retriever.corpus) == 0:
+            raise NotReadyError("the index is empty")
+        return {
+            "status": "ready",
+            "entries": len(retriever.corpus),
+            "vectors": vectors,
+            "model": retriever.encoder.name,
+            "index_version": _index_version(retriever),
+            "corpus_hash": retriever.corpus.content_hash()[:16],
+        }
+
+    @app.get("/metrics", tags=["operations"], response_class=Response)
+    async def metrics_endpoint() -> Response:
+        """Prometheus text format: requests, latency, errors, cache hits, index."""
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    playground = resources.files("walletfaq").joinpath("static/playground.html")
+    playground_html = playground.read_text(encoding="utf-8")
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> HTMLResponse:
+        return HTMLResponse(playground_html)
+
+    assets = swagger_assets_dir()
+    if assets is None:
+        logger.warning("swagger-ui-py is not installed: /docs is disabled (see /openapi.json)")
+    else:
+
+        @app.get("/docs", include_in_schema=False)
+        async def docs(request: Request) -> HTMLResponse:
+            root = request.scope.get("root_path", "").rstrip("/")
+            return get_swagger_ui_html(
+                openapi_url=f"{root}/openapi.json",
+                title="walletfaq API",
+                swagger_js_url=f"{root}/docs/assets/swagger-ui-bundle.js",
+                swagger_css_url=f"{root}/docs/assets/swagger-ui.css",
+                swagger_favicon_url=f"{root}/docs/assets/favicon-32x32.png",
+                swagger_ui_parameters={"validatorUrl": None, "tryItOutEnabled": True},
+            )
+
+        @app.get("/docs/assets/{name}", include_in_schema=False)
+        async def docs_asset(name: str) -> FileResponse:
+            if name not in _SWAGGER_ASSETS:
+                raise EntryNotFoundError(f"no docs asset {name!r}")
+            return FileResponse(
+                assets / name,
+                media_type=_SWAGGER_ASSETS[name],
+                headers={"Cache-Control": "public, max-age=86400"},
+            )
+
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    return app
+
+
+def swagger_assets_dir() -> Path | None:
+    """The folder of Swagger UI files shipped by the ``swagger-ui-py`` package, if installed."""
+    try:
+        import swagger_ui
+    except ImportError:
+        return None
+    folder = Path(swagger_ui.__file__).parent / "static"
+    return folder if all((folder / name).is_file() for name in _SWAGGER_ASSETS) else None
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def serve(
+    retriever: FAQRetriever,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    settings: ServerSettings | None = None,
+    access_log: bool = False,
+    log_level: str = "info",
+) -> None:
+    """Answer one warm-up question, then serve ``retriever`` with uvicorn until interrupted.
+
+    Args:
+        retriever: the retriever served.
+        host: the address to listen on (default loopback only; a non-loopback address without
+            a read token logs a warning).
+        port: the TCP port.
+        settings: see :func:`create_app`.
+        access_log: log one line per request (uvicorn's access log).
+        log_level: uvicorn's log level.
+    """
+    import uvicorn
+
+    settings = settings if settings is not None else ServerSettings.from_env()
+    if not _is_loopback(host) and settings.read_token is None:
+        logger.warning(
+            "listening on %s without a read token: anyone who reaches it can read the FAQ "
+            "(set %s to require one)",
+            host,
+            READ_TOKEN_ENV,
+        )
+    started = time.perf_counter()
+    try:
+        retriever.ask("你好", k=1)  # loads the query encoder before the first request
+    except QueryError:  # pragma: no cover - a custom normalizer may reject it
+        pass
+    logger.info("model warm in %.2f s", time.perf_counter() - started)
+    app = create_app(retriever, settings)
+    logger.info(
+        "serving %r on http://%s:%d (%s workers, %s queued at most; docs at /docs)",
+        retriever,
+        host,
+        port,
+        settings.workers,
+        settings.queue_limit,
+    )
+    uvicorn.run(app, host=host, port=port, access_log=access_log, log_level=log_level)
+
+
+__all__ = [
+    "READ_TOKEN_ENV",
+    "AskPool",
+    "AskTimeoutError",
+    "EntryNotFoundError",
+    "NotReadyError",
+    "OverloadedError",
+    "PayloadTooLargeError",
+    "ServerError",
+    "ServerSettings",
+    "ServiceMetrics",
+    "UnauthorizedError",
+    "create_app",
+    "serve",
+]
