@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from walletfaq import Corpus
+from walletfaq import Corpus, FAQRetriever
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 
@@ -118,3 +118,24 @@ def isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
     """Unit tests write cached indexes into a temporary directory, never the user's cache.
     Derived models are shared across tests via WALLETFAQ_TEST_MODEL_CACHE when set."""
     monkeypatch.setenv("WALLETFAQ_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+
+
+@pytest.fixture
+def routed_encoder(encoder: HashEncoder, monkeypatch: pytest.MonkeyPatch) -> HashEncoder:
+    """The command line resolves models by name: route ``--model hash-test`` (and the
+    manifest name of indexes built with the test encoder) to the test encoder."""
+    import walletfaq.retriever as retriever_module
+
+    original = retriever_module.resolve_encoder
+    monkeypatch.setattr(
+        retriever_module,
+        "resolve_encoder",
+        lambda model=None: encoder if model in ("hash-test", encoder) else original(model),
+    )
+    return encoder
+
+
+@pytest.fixture
+def index_dir(tmp_path: Path, tiny_corpus: Corpus, routed_encoder: HashEncoder) -> Path:
+    """A saved index of the tiny corpus, loadable by the command line."""
+    return FAQRetriever.build(tiny_corpus, model=routed_encoder).save(tmp_path / "idx")

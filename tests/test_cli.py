@@ -10,23 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from walletfaq import FAQRetriever
 from walletfaq.cli import main
-
-
-@pytest.fixture
-def index_dir(tmp_path: Path, tiny_corpus, encoder, monkeypatch) -> Path:
-    path = FAQRetriever.build(tiny_corpus, model=encoder).save(tmp_path / "idx")
-    # the CLI resolves models by name: route the test encoder's name to the test encoder
-    import walletfaq.retriever as retriever_module
-
-    original = retriever_module.resolve_encoder
-    monkeypatch.setattr(
-        retriever_module,
-        "resolve_encoder",
-        lambda model=None: encoder if model in ("hash-test", encoder) else original(model),
-    )
-    return path
 
 
 def test_ask_json_prints_an_array_best_first(index_dir: Path, capsys) -> None:

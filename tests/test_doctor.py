@@ -260,16 +260,9 @@ def test_report_exports_to_dict_and_frame(encoder) -> None:
     assert "too-few-questions" in report.summary()
 
 
-def test_cli_doctor_prints_the_report_as_json(tmp_path: Path, encoder, monkeypatch, capsys) -> None:
-    import walletfaq.retriever as retriever_module
+def test_cli_doctor_prints_the_report_as_json(tmp_path: Path, routed_encoder, capsys) -> None:
     from walletfaq.cli import main
 
-    original = retriever_module.resolve_encoder
-    monkeypatch.setattr(
-        retriever_module,
-        "resolve_encoder",
-        lambda model=None: encoder if model in ("hash-test", encoder) else original(model),
-    )
     path = tmp_path / "faq.jsonl"
     entries = [*CLEAN[:3], {**CLEAN[3], "alt_questions": ["无法登录怎么办"]}, CLEAN[4]]
     path.write_text("".join(json.dumps(e, ensure_ascii=False) + "\n" for e in entries), "utf-8")

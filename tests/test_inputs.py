@@ -124,23 +124,9 @@ def test_a_question_gets_one_ranking_alone_in_a_batch_and_in_any_order(tiny_corp
 
 
 # ---------------------------------------------------------------- command line
-@pytest.fixture
-def cli_index(tmp_path: Path, tiny_corpus, encoder, monkeypatch) -> Path:
-    path = FAQRetriever.build(tiny_corpus, model=encoder).save(tmp_path / "idx")
-    import walletfaq.retriever as retriever_module
-
-    original = retriever_module.resolve_encoder
-    monkeypatch.setattr(
-        retriever_module,
-        "resolve_encoder",
-        lambda model=None: encoder if model in ("hash-test", encoder) else original(model),
-    )
-    return path
-
-
 @pytest.mark.parametrize("question", ["\x01\x02", "\udcff\udcfe", "\u200b"])
-def test_cli_bad_questions_are_one_line_and_exit_2(cli_index: Path, capsys, question) -> None:
-    assert main(["ask", question, "--index", str(cli_index)]) == 2
+def test_cli_bad_questions_are_one_line_and_exit_2(index_dir: Path, capsys, question) -> None:
+    assert main(["ask", question, "--index", str(index_dir)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("walletfaq: error: ") and err.count("\n") == 1
 
@@ -159,18 +145,18 @@ def test_cli_undecodable_argv_bytes_are_one_line_and_exit_2(tmp_path: Path) -> N
 
 
 def test_cli_unexpected_errors_are_one_line_exit_1_and_debug_shows_the_traceback(
-    cli_index: Path, capsys, monkeypatch
+    index_dir: Path, capsys, monkeypatch
 ) -> None:
     def broken(self, *args, **kwargs):  # type: ignore[no-untyped-def]
         raise RuntimeError("something\nbroke")
 
     monkeypatch.setattr(FAQRetriever, "ask", broken)
-    assert main(["ask", "退款", "--index", str(cli_index)]) == 1
+    assert main(["ask", "退款", "--index", str(index_dir)]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert "internal error: RuntimeError: something broke" in err and "--debug" in err
     with pytest.raises(RuntimeError, match="something"):
-        main(["--debug", "ask", "退款", "--index", str(cli_index)])
+        main(["--debug", "ask", "退款", "--index", str(index_dir)])
 
 
 def test_every_walletfaq_error_is_a_value_error() -> None:

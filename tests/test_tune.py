@@ -345,17 +345,11 @@ def test_walletfaq_tune_and_doctor_stay_functions_after_their_modules_load() -> 
 
 
 def test_the_tune_command_saves_a_tuned_index(
-    tiny_corpus_file: Path, pair_file: Path, encoder: HashEncoder, tmp_path: Path, monkeypatch
+    tiny_corpus_file: Path, pair_file: Path, routed_encoder: HashEncoder, tmp_path: Path
 ) -> None:
-    import walletfaq.retriever as retriever_module
     from walletfaq.cli import main
 
-    original = retriever_module.resolve_encoder
-    monkeypatch.setattr(
-        retriever_module,
-        "resolve_encoder",
-        lambda model=None: encoder if model == "hash-test" else original(model),
-    )
+    encoder = routed_encoder
     argv = ["tune", "--data", str(pair_file), "--corpus", str(tiny_corpus_file)]
     assert main([*argv, "--model", "hash-test", "--out", str(tmp_path / "tuned")]) == 0
     loaded = FAQRetriever.load(tmp_path / "tuned", model=encoder)

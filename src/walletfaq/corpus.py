@@ -177,6 +177,24 @@ def load_corpus(path: str | Path) -> Corpus:
     return Corpus(entries=tuple(entries), source=str(path))
 
 
+def read_text_file(path: Path, what: str) -> str:
+    """The UTF-8 text of ``path`` (a leading BOM dropped); ``what`` names the file in errors.
+
+    Raises:
+        CorpusError: the file is missing, unreadable or not UTF-8.
+    """
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise CorpusError(f"{what} not found; check the path", path=path) from None
+    except UnicodeDecodeError as exc:
+        raise CorpusError(
+            f"not valid UTF-8 (byte {exc.start}); save the file as UTF-8", path=path
+        ) from None
+    except OSError as exc:
+        raise CorpusError(f"cannot read the {what} ({exc.strerror})", path=path) from None
+
+
 def write_corpus(entries: Iterable[FAQEntry], path: str | Path) -> Path:
     """Write ``entries`` as a JSONL corpus file that :func:`load_corpus` reads back equal.
 

@@ -51,6 +51,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .corpus import read_text_file
 from .errors import CorpusError, WalletFAQError
 from .strictjson import JSONProblem, loads
 
@@ -607,16 +608,7 @@ def load_queries(
     records: list[tuple[int, Any]] = []
     if isinstance(source, (str, Path)):
         path = Path(source)
-        try:
-            text = path.read_text(encoding="utf-8-sig")
-        except FileNotFoundError:
-            raise CorpusError("queries file not found; check the path", path=path) from None
-        except UnicodeDecodeError as exc:
-            raise CorpusError(
-                f"not valid UTF-8 (byte {exc.start}); save the file as UTF-8", path=path
-            ) from None
-        except OSError as exc:
-            raise CorpusError(f"cannot read the queries file ({exc.strerror})", path=path) from None
+        text = read_text_file(path, "queries file")
         for number, line in enumerate(text.splitlines(), start=1):
             if line.strip():
                 records.append((number, _parse_line(line, path, number)))

@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from .adapter import APPLY_TO, AdaptedEncoder, ApplyTo
-from .corpus import index_texts
+from .corpus import index_texts, read_text_file
 from .errors import CorpusError, WalletFAQError
 
 if TYPE_CHECKING:
@@ -305,16 +305,7 @@ class _Builder:
 
 
 def _load_pair_file(path: Path) -> TuningData:
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise CorpusError("pair file not found; check the path", path=path) from None
-    except UnicodeDecodeError as exc:
-        raise CorpusError(
-            f"not valid UTF-8 (byte {exc.start}); save it as UTF-8", path=path
-        ) from None
-    except OSError as exc:
-        raise CorpusError(f"cannot read the pair file ({exc.strerror})", path=path) from None
+    text = read_text_file(path, "pair file")
     lines = text.splitlines()
     if not lines:
         raise CorpusError(
