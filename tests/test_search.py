@@ -169,3 +169,13 @@ def test_unknown_question_encoding_is_rejected(tiny_corpus, encoder) -> None:
 
     with pytest.raises(WalletFAQError, match="question_encoding must be"):
         FAQRetriever.build(tiny_corpus, model=encoder, question_encoding="sideways")
+
+
+def test_is_cached_tells_whether_ask_would_encode(tiny_corpus, encoder) -> None:
+    retriever = FAQRetriever.build(tiny_corpus, model=encoder)
+    assert not retriever.is_cached("怎么退款", k=3)
+    retriever.ask("  怎么退款 ", k=3)
+    assert retriever.is_cached("怎么退款", k=3) and not retriever.is_cached("怎么退款", k=4)
+    assert not retriever.is_cached("\x00")
+    retriever.clear_cache()
+    assert not retriever.is_cached("怎么退款", k=3)

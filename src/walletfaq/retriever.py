@@ -444,6 +444,16 @@ class FAQRetriever:
         """Starts at 1 and grows by one with every applied edit."""
         return self._state.version
 
+    def is_cached(self, question: str, k: int = 5, category: str | None = None) -> bool:
+        """Whether :meth:`ask` with these arguments would be answered from the query cache
+        (nothing encoded); ``False`` for an unusable question. Leaves the cache as it is."""
+        try:
+            key = (self.normalizer(clean_question(question)), k, category)
+        except WalletFAQError:
+            return False
+        with self._cache_lock:
+            return key in self._state.cache
+
     def clear_cache(self) -> None:
         """Forget the cached answers of repeated questions (benchmarks measure cold asks)."""
         with self._cache_lock:

@@ -53,7 +53,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .errors import QueryError, WalletFAQError
-from .retriever import MAX_QUESTION_CHARS, clean_question
+from .retriever import MAX_QUESTION_CHARS
 
 
 def check_server_dependencies() -> None:
@@ -573,25 +573,8 @@ def _lifespan(pool: AskPool) -> Callable[[Any], contextlib.AbstractAsyncContextM
 
 
 def _is_cached(retriever: FAQRetriever, question: str, k: int, category: str | None) -> bool:
-    """Whether ``retriever.ask(question, k, category)`` will be served from its query cache.
-
-    Best effort: the retriever has no public cache statistics, so this reads its private
-    cache (``_state.cache``, or ``_cache`` in older versions) without changing it, under its
-    lock, and says ``False`` when it finds none.
-    """
-    state = getattr(retriever, "_state", None)
-    cache = getattr(state, "cache", None)
-    if cache is None:
-        cache = getattr(retriever, "_cache", None)
-    lock = getattr(retriever, "_cache_lock", None)
-    if cache is None or lock is None:
-        return False
-    try:
-        key = (retriever.normalizer(clean_question(question)), k, category)
-    except WalletFAQError:
-        return False
-    with lock:
-        return key in cache
+    """Whether ``retriever.ask(question, k, category)`` will be served from its query cache."""
+    return retriever.is_cached(question, k, category)
 
 
 def _index_version(retriever: FAQRetriever) -> int:
