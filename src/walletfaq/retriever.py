@@ -553,11 +553,16 @@ class FAQRetriever:
         return Answer(question, None, False, message, tuple(hits))
 
     def search_vectors(
-        self, vectors: np.ndarray, k: int = 5, category: str | None = None
+        self,
+        vectors: np.ndarray,
+        k: int = 5,
+        category: str | None = None,
+        texts: Sequence[str] | None = None,
     ) -> list[list[Hit]]:
-        """Search with query vectors already encoded (shape ``(n, dim)``, unit norm).
+        """Search with query vectors already encoded (shape ``(n, dim)``, normalised here).
 
-        Without the question texts, hotline entries are not gated by the wallet named.
+        ``texts``, the questions the vectors encode (one per row), gate hotline entries by the
+        wallet named, as :meth:`ask` does; without them hotline entries are not gated.
 
         Raises:
             QueryError: ``vectors`` is not a finite ``(n, dim)`` array, or bad ``k``/category.
@@ -574,7 +579,9 @@ class FAQRetriever:
             raise QueryError(
                 f"vectors must be a finite array of shape (n, {dim}), got shape {array.shape}"
             )
-        return self._search_vectors(state, as_unit_rows(array), k, mask)
+        if texts is not None and len(texts) != len(array):
+            raise QueryError(f"texts must give one question per vector row ({len(array)})")
+        return self._search_vectors(state, as_unit_rows(array), k, mask, texts)
 
     def _search_vectors(
         self,

@@ -52,7 +52,7 @@ def measure(retriever: Any, questions: list[str], budget_s: float) -> dict[str, 
 
     def search_rank(i: int) -> None:
         j = max(i, 0)
-        retriever._search_vectors(vectors[j : j + 1], K, None, [questions[j]])
+        retriever.search_vectors(vectors[j : j + 1], K, None, [questions[j]])
 
     # time.perf_counter around ask(): the cache clear happens inside, but costs ~0.1 µs
     times = interleaved(
