@@ -135,6 +135,8 @@ def _fsync_tree(root: Path) -> None:
 
 
 def _fsync_path(path: Path) -> None:
+    if os.name == "nt" and path.is_dir():  # pragma: no cover - directories cannot be opened
+        return
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
