@@ -157,3 +157,24 @@ def test_readers_never_see_half_an_edit(live) -> None:
     assert len(seen) > len(QUESTIONS)
     for question, hits in seen:
         assert hits in allowed[question]
+
+
+def test_an_edit_persisted_to_a_directory_is_saved_before_it_is_applied(
+    live, tmp_path: Path
+) -> None:
+    saved = live.save(tmp_path / "idx")
+    live.add([NEW], persist_to=saved)
+    assert FAQRetriever.load(saved, model=HashEncoder()).corpus.ids == live.corpus.ids
+    live.remove("repay", persist_to=saved)
+    assert "repay" not in FAQRetriever.load(saved, model=HashEncoder()).corpus
+
+
+def test_an_edit_whose_save_fails_is_not_applied(live, tmp_path: Path) -> None:
+    from walletfaq import IndexFormatError
+
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "mine.txt").write_text("not an index")
+    expected = answers(live)
+    with pytest.raises(IndexFormatError):
+        live.add([NEW], persist_to=tmp_path / "notes")
+    assert answers(live) == expected and live.version == 1

@@ -269,11 +269,17 @@ def _answer(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from .server import ServerSettings, serve
 
     # the token comes from $WALLETFAQ_READ_TOKEN; bad settings fail before any model loads
+    # with --index, accepted edits ($WALLETFAQ_ADMIN_TOKEN) are saved there before answering
     settings = ServerSettings.from_env(
-        workers=args.workers, queue_size=args.queue, timeout_s=args.timeout
+        workers=args.workers,
+        queue_size=args.queue,
+        timeout_s=args.timeout,
+        persist_dir=Path(args.index) if args.index else None,
     )
     serve(
         _retriever(args),

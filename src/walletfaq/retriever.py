@@ -245,10 +245,12 @@ class FAQRetriever:
         """
         return self._save(directory, replace_anything=False)
 
-    def _save(self, directory: str | Path, *, replace_anything: bool) -> Path:
+    def _save(
+        self, directory: str | Path, *, replace_anything: bool, state: _State | None = None
+    ) -> Path:
         from . import __version__
 
-        state = self._state
+        state = self._state if state is None else state
         manifest = store.Manifest(
             model=self.encoder.name,
             model_fingerprint=self.encoder.fingerprint,
@@ -328,15 +330,25 @@ class FAQRetriever:
         )
 
     # ----------------------------------------------------------------- live edits
-    def add(self, entries: Iterable[FAQEntry | Mapping[str, object]]) -> None:
+    def add(
+        self,
+        entries: Iterable[FAQEntry | Mapping[str, object]],
+        *,
+        persist_to: str | Path | None = None,
+    ) -> None:
         """Append new entries (``FAQEntry`` or dicts in the corpus file format).
 
         Only the new entries' texts are embedded; the result equals a full rebuild from the
         edited corpus. Readers see the old or the new corpus, never a mix; :meth:`save`
         persists the edit.
 
+        With ``persist_to`` (a saved index directory), the edited index is saved there
+        (atomically) before it is swapped in: if the save fails, the edit is not applied.
+        :meth:`update` and :meth:`remove` take it too.
+
         Raises:
             CorpusError: an entry is invalid, or its id already exists (use :meth:`update`).
+            IndexFormatError: ``persist_to`` could not be written (the edit is not applied).
         """
         added = _validated(entries)
         with self._edit_lock:
@@ -348,9 +360,11 @@ class FAQRetriever:
                         f"id {entry.id!r} already exists; use update() to replace it",
                         field="id",
                     )
-            self._apply(state, [*state.corpus.entries, *added])
+            self._apply(state, [*state.corpus.entries, *added], persist_to)
 
-    def update(self, entry: FAQEntry | Mapping[str, object]) -> bool:
+    def update(
+        self, entry: FAQEntry | Mapping[str, object], *, persist_to: str | Path | None = None
+    ) -> bool:
         """Replace the entry with the same id in place, or append it if the id is new.
 
         Returns ``True`` when an entry was replaced, ``False`` when it was added. Embeds only
@@ -366,10 +380,10 @@ class FAQRetriever:
                 entries[ids.index(new.id)] = new
             else:
                 entries.append(new)
-            self._apply(state, entries)
+            self._apply(state, entries, persist_to)
             return replaced
 
-    def remove(self, ids: str | Iterable[str]) -> None:
+    def remove(self, ids: str | Iterable[str], *, persist_to: str | Path | None = None) -> None:
         """Remove the entries with these ids.
 
         Raises:
@@ -384,7 +398,7 @@ class FAQRetriever:
             kept = [entry for entry in state.corpus if entry.id not in set(wanted)]
             if not kept:
                 raise CorpusError("removing every entry would leave an empty corpus", field="id")
-            self._apply(state, kept)
+            self._apply(state, kept, persist_to)
 
     def export(self, path: str | Path, *, include_contacts: bool = False) -> Path:
         """Write the current corpus as a JSONL corpus file (atomically); returns its path.
@@ -396,7 +410,9 @@ class FAQRetriever:
         entries = [entry for entry in self.corpus if include_contacts or entry.id not in generated]
         return write_corpus(entries, path)
 
-    def _apply(self, state: _State, entries: Sequence[FAQEntry]) -> None:
+    def _apply(
+        self, state: _State, entries: Sequence[FAQEntry], persist_to: str | Path | None = None
+    ) -> None:
         """Build the state of ``entries``, reusing the vectors of unchanged entries, and swap
         it in (one assignment). Called with the edit lock held."""
         corpus = Corpus.from_entries(entries, source=state.corpus.source)
@@ -419,9 +435,12 @@ class FAQRetriever:
         ]
         index = vector_index.build_index(np.vstack(rows), self.index_spec)
         logger.info("applied an edit: %d entries, %d texts embedded", len(corpus), len(texts))
-        self._state = _State.of(
+        new_state = _State.of(
             corpus, index, self.index_answers, self.contacts, version=state.version + 1
         )
+        if persist_to is not None:
+            self._save(persist_to, replace_anything=False, state=new_state)
+        self._state = new_state
 
     # ----------------------------------------------------------------- search
     @property

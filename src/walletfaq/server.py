@@ -52,7 +52,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .errors import QueryError, WalletFAQError
+from .errors import IndexFormatError, QueryError, WalletFAQError
 from .retriever import MAX_QUESTION_CHARS
 
 
@@ -94,6 +94,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 READ_TOKEN_ENV = "WALLETFAQ_READ_TOKEN"
+ADMIN_TOKEN_ENV = "WALLETFAQ_ADMIN_TOKEN"
 """Environment variable read by :meth:`ServerSettings.from_env` for the bearer token."""
 
 MAX_K = 100
@@ -132,6 +133,24 @@ class UnauthorizedError(ServerError):
     """The bearer token is missing or wrong (401)."""
 
     status = 401
+
+
+class ForbiddenError(ServerError):
+    """The admin endpoints are disabled: the server has no admin token (403)."""
+
+    status = 403
+
+
+class ConflictError(ServerError):
+    """An entry with this id already exists (409)."""
+
+    status = 409
+
+
+class PersistError(ServerError):
+    """An accepted edit could not be written to the index directory; it was not applied (500)."""
+
+    status = 500
 
 
 class EntryNotFoundError(ServerError):
@@ -182,7 +201,12 @@ class ServerSettings:
             would cut them to, :data:`walletfaq.retriever.MAX_QUESTION_CHARS`).
         max_batch: larger ``/v1/ask_batch`` requests get ``413``.
         retry_after_s: the ``Retry-After`` seconds sent with ``503``.
-        read_token: when set, ``/v1/`` endpoints require ``Authorization: Bearer <token>``.
+        read_token: when set, ``/v1/`` read endpoints require ``Authorization: Bearer
+            <token>``.
+        admin_token: enables the edit endpoints (``POST/PUT/DELETE /v1/entries``), which then
+            require ``Authorization: Bearer <admin token>``; ``None`` = they answer 403.
+        persist_dir: a saved index directory where every accepted edit is written
+            (atomically) before the response; ``None`` = edits live in memory only.
     """
 
     workers: int = field(default_factory=_default_workers)
@@ -193,6 +217,8 @@ class ServerSettings:
     max_batch: int = 64
     retry_after_s: int = 1
     read_token: str | None = field(default=None, repr=False)
+    admin_token: str | None = field(default=None, repr=False)
+    persist_dir: Path | None = None
 
     def __post_init__(self) -> None:
         positive_ints = {
@@ -219,13 +245,13 @@ class ServerSettings:
             or not self.timeout_s > 0
         ):
             raise WalletFAQError(f"timeout_s must be a positive number, got {self.timeout_s!r}")
-        if self.read_token is not None and (
-            not isinstance(self.read_token, str) or not self.read_token.strip()
-        ):
-            raise WalletFAQError(
-                "read_token must be a non-empty string or None; unset "
-                f"{READ_TOKEN_ENV} instead of setting it empty"
-            )
+        for name, variable in (("read_token", READ_TOKEN_ENV), ("admin_token", ADMIN_TOKEN_ENV)):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, str) or not value.strip()):
+                raise WalletFAQError(
+                    f"{name} must be a non-empty string or None; unset {variable} instead of "
+                    "setting it empty"
+                )
 
     @property
     def queue_limit(self) -> int:
@@ -239,6 +265,8 @@ class ServerSettings:
         values = {name: value for name, value in overrides.items() if value is not None}
         if "read_token" not in values:
             values["read_token"] = os.environ.get(READ_TOKEN_ENV) or None
+        if "admin_token" not in values:
+            values["admin_token"] = os.environ.get(ADMIN_TOKEN_ENV) or None
         return cls(**values)
 
 
@@ -533,6 +561,25 @@ class EntryOut(BaseModel):
     alt_questions: list[str]
 
 
+class EntryIn(_Model):
+    """An FAQ entry to add or replace, in the corpus file format."""
+
+    id: str | None = Field(None, description="required by POST; PUT takes it from the path")
+    category: str
+    question: str
+    answer: str
+    alt_questions: list[str] = Field(default_factory=list)
+
+
+class EditOut(BaseModel):
+    """What an accepted edit did."""
+
+    id: str
+    action: str = Field(description="added, replaced or removed")
+    version: int = Field(description="the index version after the edit")
+    persisted: bool = Field(description="written to the index directory before this answer")
+
+
 class CategoriesOut(BaseModel):
     """The corpus categories."""
 
@@ -776,6 +823,109 @@ def create_app(
             return retriever.entry(entry_id).to_dict()
         except KeyError:
             raise EntryNotFoundError(f"no entry has id {entry_id!r}") from None
+
+    async def require_admin_token(
+        credentials: HTTPAuthorizationCredentials | None = Depends(bearer),  # noqa: B008
+    ) -> None:
+        if settings.admin_token is None:
+            raise ForbiddenError(
+                f"the edit endpoints are disabled; start the server with {ADMIN_TOKEN_ENV} set"
+            )
+        given = credentials.credentials if credentials is not None else ""
+        if not secrets.compare_digest(given.encode(), settings.admin_token.encode()):
+            raise UnauthorizedError(
+                "the admin bearer token is required: send 'Authorization: Bearer <admin token>'",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+
+    async def run_edit(function: Callable[..., _T], *args: Any) -> _T:
+        """An edit in the pool, awaited to the end (no timeout: an accepted edit completes)."""
+        try:
+            future = pool.submit(function, *args)
+        except OverloadedError as exc:
+            exc.headers = {"Retry-After": str(settings.retry_after_s)}
+            raise
+        return await asyncio.wrap_future(future)
+
+    admin = [Depends(require_admin_token)]
+    edit_errors: dict[int | str, dict[str, Any]] = {
+        code: {"model": ErrorOut, "description": text}
+        for code, text in (
+            (400, "an invalid entry"),
+            (401, "missing or wrong admin token"),
+            (403, "edits are disabled (no admin token configured)"),
+            (503, "busy: retry after the Retry-After seconds"),
+        )
+    }
+
+    def persisted(edit: Callable[[], object]) -> None:
+        try:
+            edit()
+        except IndexFormatError as exc:  # the save before the swap failed: nothing changed
+            raise PersistError(f"the edit was not applied: {exc}") from None
+
+    def edited(entry_id: str, action: str) -> dict[str, Any]:
+        return {
+            "id": entry_id,
+            "action": action,
+            "version": _index_version(retriever),
+            "persisted": settings.persist_dir is not None,
+        }
+
+    def add_entry(record: dict[str, Any]) -> dict[str, Any]:
+        if record["id"] in retriever.corpus:
+            raise ConflictError(f"id {record['id']!r} exists; PUT /v1/entries/{{id}} replaces it")
+        persisted(lambda: retriever.add([record], persist_to=settings.persist_dir))
+        return edited(record["id"], "added")
+
+    def put_entry(record: dict[str, Any]) -> dict[str, Any]:
+        replaced = record["id"] in retriever.corpus
+        persisted(lambda: retriever.update(record, persist_to=settings.persist_dir))
+        return edited(record["id"], "replaced" if replaced else "added")
+
+    def remove_entry(entry_id: str) -> dict[str, Any]:
+        if entry_id not in retriever.corpus:
+            raise EntryNotFoundError(f"no entry has id {entry_id!r}")
+        persisted(lambda: retriever.remove([entry_id], persist_to=settings.persist_dir))
+        return edited(entry_id, "removed")
+
+    @app.post(
+        "/v1/entries",
+        response_model=EditOut,
+        status_code=201,
+        dependencies=admin,
+        responses={**edit_errors, 409: {"model": ErrorOut, "description": "the id exists"}},
+        tags=["edits"],
+        summary="Add an entry (embeds only its texts; persisted before the answer)",
+    )
+    async def post_entry(body: EntryIn) -> dict[str, Any]:
+        if body.id is None:
+            raise WalletFAQError("the entry needs an 'id'")
+        return await run_edit(add_entry, body.model_dump())
+
+    @app.put(
+        "/v1/entries/{entry_id}",
+        response_model=EditOut,
+        dependencies=admin,
+        responses=edit_errors,
+        tags=["edits"],
+        summary="Add or replace the entry with this id",
+    )
+    async def put_entry_route(entry_id: str, body: EntryIn) -> dict[str, Any]:
+        if body.id is not None and body.id != entry_id:
+            raise WalletFAQError(f"the body's id {body.id!r} differs from the path's {entry_id!r}")
+        return await run_edit(put_entry, {**body.model_dump(), "id": entry_id})
+
+    @app.delete(
+        "/v1/entries/{entry_id}",
+        response_model=EditOut,
+        dependencies=admin,
+        responses={**edit_errors, 404: {"model": ErrorOut, "description": "no such entry"}},
+        tags=["edits"],
+        summary="Remove the entry with this id",
+    )
+    async def delete_entry(entry_id: str) -> dict[str, Any]:
+        return await run_edit(remove_entry, entry_id)
 
     @app.get(
         "/v1/categories",
