@@ -95,6 +95,24 @@ def remove_debris(target: Path) -> list[Path]:
     return removed
 
 
+def write_text_atomic(path: Path, text: str) -> Path:
+    """Write ``text`` (UTF-8) to a temporary sibling, flush it, and rename it over ``path``:
+    readers see the old or the new file, never a part of it. Returns ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(temporary, 0o644)  # mkstemp creates it private
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return path
+
+
 def write_json(path: Path, data: Any) -> None:
     """Write ``data`` as UTF-8 JSON and flush it to disk."""
     with path.open("w", encoding="utf-8") as handle:

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
+from .atomic import write_text_atomic
 from .errors import CorpusError
 from .normalize import clean_text, lone_surrogate
 from .strictjson import JSONProblem, loads
@@ -204,16 +204,9 @@ def write_corpus(entries: Iterable[FAQEntry], path: str | Path) -> Path:
     lines = [json.dumps(entry.to_dict(), ensure_ascii=False) + "\n" for entry in entries]
     if not lines:
         raise CorpusError("nothing to write: a corpus needs at least one entry", path=target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_name(f".{target.name}.tmp-{os.getpid()}")
     try:
-        with temporary.open("w", encoding="utf-8") as handle:
-            handle.writelines(lines)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, target)
+        write_text_atomic(target, "".join(lines))
     except OSError as exc:
-        temporary.unlink(missing_ok=True)
         raise CorpusError(f"cannot write the corpus ({exc.strerror})", path=target) from None
     return target
 

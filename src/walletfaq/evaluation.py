@@ -40,8 +40,6 @@ The metrics come from ir-measures (a dependency); the ``eval`` extra
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -51,6 +49,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .atomic import write_text_atomic
 from .corpus import read_text_file
 from .errors import CorpusError, WalletFAQError
 from .strictjson import JSONProblem, loads
@@ -530,7 +529,7 @@ class EvalReport:
             for rank, (doc, score) in enumerate(zip(r.ranked, r.scores, strict=True), start=1):
                 _check_trec_token(doc, f"entry id of query {qid}")
                 lines.append(f"{qid} Q0 {doc} {rank} {score:.9g} {run_name}\n")
-        return _write_atomic(Path(path), "".join(lines))
+        return write_text_atomic(Path(path), "".join(lines))
 
     def to_trec_qrels(self, path: str | Path) -> Path:
         """Write the gold labels as a TREC qrels file (``qid 0 docid 1``), in-domain queries
@@ -540,7 +539,7 @@ class EvalReport:
             for doc in r.gold:
                 _check_trec_token(doc, f"gold id of query {qid}")
                 lines.append(f"{qid} 0 {doc} 1\n")
-        return _write_atomic(Path(path), "".join(lines))
+        return write_text_atomic(Path(path), "".join(lines))
 
 
 # --------------------------------------------------------------------------- loading
@@ -1137,19 +1136,3 @@ def _check_trec_token(value: str, what: str) -> None:
             f"{what} {value!r} is empty or contains whitespace, which the TREC format cannot "
             "hold; use ids without spaces"
         )
-
-
-def _write_atomic(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(temporary, 0o644)  # mkstemp creates it private
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return path

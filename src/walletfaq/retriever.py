@@ -416,11 +416,15 @@ class FAQRetriever:
         """Build the state of ``entries``, reusing the vectors of unchanged entries, and swap
         it in (one assignment). Called with the edit lock held."""
         corpus = Corpus.from_entries(entries, source=state.corpus.source)
-        old_rows: dict[str, tuple[FAQEntry, np.ndarray]] = {}
-        if state.index.ntotal:
-            vectors = state.index.reconstruct_n(0, state.index.ntotal)
-            for position, entry in enumerate(state.corpus):
-                old_rows[entry.id] = (entry, vectors[state.row_entry == position])
+        vectors = state.index.reconstruct_n(0, state.index.ntotal)
+        old_rows = {
+            entry.id: (entry, block)
+            for entry, block in zip(
+                state.corpus,
+                _rows_by_entry(vectors, state.row_entry, len(state.corpus)),
+                strict=True,
+            )
+        }
         to_embed = [entry for entry in corpus if old_rows.get(entry.id, (None,))[0] != entry]
         texts, owners = index_texts(to_embed, self.index_answers)
         fresh = (
@@ -428,7 +432,14 @@ class FAQRetriever:
             if texts
             else np.zeros((0, state.index.d), dtype=np.float32)
         )
-        embedded = {entry.id: fresh[np.asarray(owners) == i] for i, entry in enumerate(to_embed)}
+        embedded = {
+            entry.id: block
+            for entry, block in zip(
+                to_embed,
+                _rows_by_entry(fresh, np.asarray(owners, dtype=np.int64), len(to_embed)),
+                strict=True,
+            )
+        }
         rows = [
             embedded[entry.id] if entry.id in embedded else old_rows[entry.id][1]
             for entry in corpus
@@ -697,6 +708,13 @@ class _State:
         allowed = np.ones(len(self.corpus), dtype=bool) if mask is None else mask.copy()
         allowed[closed] = False
         return allowed
+
+
+def _rows_by_entry(vectors: np.ndarray, row_entry: np.ndarray, n_entries: int) -> list[np.ndarray]:
+    """The rows of each entry, in entry order (:func:`index_texts` keeps an entry's rows
+    contiguous and in entry order, so each is one slice)."""
+    bounds = np.searchsorted(row_entry, np.arange(n_entries + 1))
+    return [vectors[start:end] for start, end in zip(bounds[:-1], bounds[1:], strict=True)]
 
 
 def _is_adapted(encoder: Encoder) -> bool:

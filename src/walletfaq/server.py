@@ -619,6 +619,18 @@ def _lifespan(pool: AskPool) -> Callable[[Any], contextlib.AbstractAsyncContextM
     return lifespan
 
 
+def _check_bearer(
+    credentials: HTTPAuthorizationCredentials | None, token: str, placeholder: str
+) -> None:
+    """Raise 401 unless the request's bearer token equals ``token`` (constant-time)."""
+    given = credentials.credentials if credentials is not None else ""
+    if not secrets.compare_digest(given.encode(), token.encode()):
+        raise UnauthorizedError(
+            f"a valid bearer token is required: send 'Authorization: Bearer {placeholder}'",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+
 def _is_cached(retriever: FAQRetriever, question: str, k: int, category: str | None) -> bool:
     """Whether ``retriever.ask(question, k, category)`` will be served from its query cache."""
     return retriever.is_cached(question, k, category)
@@ -707,22 +719,20 @@ def create_app(
     async def require_read_token(
         credentials: HTTPAuthorizationCredentials | None = Depends(bearer),  # noqa: B008
     ) -> None:
-        if settings.read_token is None:
-            return
-        given = credentials.credentials if credentials is not None else ""
-        if not secrets.compare_digest(given.encode(), settings.read_token.encode()):
-            raise UnauthorizedError(
-                "a valid bearer token is required: send 'Authorization: Bearer <token>'",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
+        if settings.read_token is not None:
+            _check_bearer(credentials, settings.read_token, "<token>")
 
-    async def run(function: Callable[..., _T], *args: Any) -> _T:
-        """``function(*args)`` in the pool, bounded by the per-request timeout."""
+    def submit(function: Callable[..., _T], *args: Any) -> concurrent.futures.Future[_T]:
+        """``function(*args)`` in the pool; a full queue is 503 with ``Retry-After``."""
         try:
-            future = pool.submit(function, *args)
+            return pool.submit(function, *args)
         except OverloadedError as exc:
             exc.headers = {"Retry-After": str(settings.retry_after_s)}
             raise
+
+    async def run(function: Callable[..., _T], *args: Any) -> _T:
+        """``function(*args)`` in the pool, bounded by the per-request timeout."""
+        future = submit(function, *args)
         try:
             return await asyncio.wait_for(asyncio.wrap_future(future), settings.timeout_s)
         except asyncio.TimeoutError:
@@ -831,21 +841,11 @@ def create_app(
             raise ForbiddenError(
                 f"the edit endpoints are disabled; start the server with {ADMIN_TOKEN_ENV} set"
             )
-        given = credentials.credentials if credentials is not None else ""
-        if not secrets.compare_digest(given.encode(), settings.admin_token.encode()):
-            raise UnauthorizedError(
-                "the admin bearer token is required: send 'Authorization: Bearer <admin token>'",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
+        _check_bearer(credentials, settings.admin_token, "<admin token>")
 
     async def run_edit(function: Callable[..., _T], *args: Any) -> _T:
         """An edit in the pool, awaited to the end (no timeout: an accepted edit completes)."""
-        try:
-            future = pool.submit(function, *args)
-        except OverloadedError as exc:
-            exc.headers = {"Retry-After": str(settings.retry_after_s)}
-            raise
-        return await asyncio.wrap_future(future)
+        return await asyncio.wrap_future(submit(function, *args))
 
     admin = [Depends(require_admin_token)]
     edit_errors: dict[int | str, dict[str, Any]] = {
