@@ -28,6 +28,7 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "FAQRetriever": "retriever",
+    "HybridRetriever": "hybrid",
     "Hit": "search",
     "Answer": "search",
     "evaluate": "evaluation",
@@ -95,6 +96,7 @@ if TYPE_CHECKING:
         load_queries,
         paired_test,
     )
+    from .hybrid import HybridRetriever
     from .index import IndexSpec
     from .models import DEFAULT_MODEL, PRESETS, PresetEncoder
     from .retriever import FAQRetriever

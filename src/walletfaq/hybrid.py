@@ -1,0 +1,634 @@
+"""Hybrid and ensemble retrieval: dense scores of one or more encoders fused with BM25.
+
+A :class:`HybridRetriever` holds one :class:`~walletfaq.FAQRetriever` per encoder over the
+same corpus (the first is the *primary*) and, optionally, a BM25 index over the same texts
+(:mod:`walletfaq.lexical`). For a question, every channel scores every entry (its best row,
+as :meth:`FAQRetriever.ask` does); each channel's entry scores are standardised per question
+(z-scores: minus their mean, over their standard deviation) and summed with the channel
+weights. Entries are ranked by that sum.
+
+A hit's ``score`` stays the **primary model's cosine similarity** and ``matched`` its
+best-matching text, so thresholds and :func:`walletfaq.calibrate` keep their meaning; only
+the order comes from the fusion. :meth:`HybridRetriever.fit_weights` chooses the weights from
+labelled queries.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import logging
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from .atomic import staged_directory, write_json
+from .contacts import ContactDirectory
+from .corpus import Corpus, FAQEntry
+from .encoders import Encoder, as_unit_rows
+from .errors import (
+    IndexFormatError,
+    IndexMismatchError,
+    IndexWriteError,
+    QueryError,
+    WalletFAQError,
+)
+from .lexical import LexicalIndex, Tokenizer, bundled_lexicon_path, read_lexicon
+from .retriever import (
+    FAQRetriever,
+    QuestionEncoding,
+    _check_k,
+    _check_threshold,
+    _State,
+    clean_question,
+)
+from .search import Answer, Hit, fallback_message
+from .strictjson import JSONProblem, loads
+
+logger = logging.getLogger(__name__)
+
+HYBRID_FORMAT = "walletfaq-hybrid"
+HYBRID_FORMAT_VERSION = 1
+HYBRID_MANIFEST = "hybrid.json"
+LEXICAL_CHANNEL = "bm25"
+
+DEFAULT_WEIGHTS: dict[str, float] = {LEXICAL_CHANNEL: 0.2, "use-m3": 0.7}
+"""Weight of a channel relative to the primary encoder's 1.0 when none is given
+(benchmarks/README.md, "Hybrid and ensemble"); other encoders default to 1.0."""
+
+WEIGHT_GRID = (0.0, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0)
+"""Weights tried for each non-primary channel by :meth:`HybridRetriever.fit_weights`."""
+
+
+@dataclass(frozen=True)
+class _View:
+    """One consistent snapshot of every channel (replaced whole by an edit)."""
+
+    members: tuple[_State, ...]  # each member's state at the time of the snapshot
+    matrices: tuple[np.ndarray, ...]  # each member's row vectors
+    lexical: LexicalIndex | None
+    starts: np.ndarray  # first row of each entry (rows are contiguous per entry)
+
+
+class HybridRetriever:
+    """Fused retrieval over one corpus: several dense encoders and/or BM25.
+
+    Build one with :meth:`from_corpus` (or :meth:`from_retriever` to add channels to an
+    existing, e.g. tuned, retriever); ask it like a :class:`~walletfaq.FAQRetriever`.
+
+    Args:
+        members: retrievers over the same corpus, one per encoder; the first is the primary.
+        lexical: ``"bm25"`` to fuse BM25 scores, or ``None``.
+        weights: channel name (a member's model name, or ``"bm25"``) → weight; the primary
+            is 1.0 unless given; missing channels take :data:`DEFAULT_WEIGHTS`.
+        lexicon: domain words for the BM25 tokenizer: a lexicon file, a list of words, or
+            ``None`` for the lexicon bundled with the corpus.
+    """
+
+    def __init__(
+        self,
+        members: Sequence[FAQRetriever],
+        *,
+        lexical: Literal["bm25"] | None = "bm25",
+        weights: Mapping[str, float] | None = None,
+        lexicon: str | Path | Sequence[str] | None = None,
+    ) -> None:
+        members = tuple(members)
+        if not members or not all(isinstance(m, FAQRetriever) for m in members):
+            raise WalletFAQError("members must be a non-empty list of FAQRetriever objects")
+        if lexical not in (LEXICAL_CHANNEL, None):
+            raise WalletFAQError(f"lexical must be 'bm25' or None, got {lexical!r}")
+        primary = members[0]
+        for member in members[1:]:
+            if member.corpus.content_hash() != primary.corpus.content_hash():
+                raise WalletFAQError(
+                    f"member {member.encoder.name!r} was built from another corpus than the "
+                    f"primary {primary.encoder.name!r}; build every member from the same corpus"
+                )
+            if member.index_answers != primary.index_answers:
+                raise WalletFAQError("every member must use the same index_answers setting")
+        self.members = members
+        self.lexical_kind = lexical
+        self.terms = _lexicon_terms(lexicon) if lexical else ()
+        self.channels = tuple(_channel_names(members, lexical))
+        self.weights = self._checked_weights(weights or {})
+        self._tokenizer = Tokenizer(self.terms) if lexical else None
+        self._edit_lock = threading.Lock()
+        self._view = self._snapshot()
+
+    def __repr__(self) -> str:
+        weights = ", ".join(f"{c}={w:g}" for c, w in self.weights.items())
+        return f"HybridRetriever(entries={len(self.corpus)}, weights={{{weights}}})"
+
+    # ----------------------------------------------------------------- construction
+    @classmethod
+    def from_corpus(
+        cls,
+        corpus: str | Path | Corpus | None = None,
+        *,
+        model: Sequence[str | Path | Encoder] | str | Path | Encoder | None = None,
+        lexical: Literal["bm25"] | None = "bm25",
+        weights: Mapping[str, float] | None = None,
+        lexicon: str | Path | Sequence[str] | None = None,
+        question_encoding: QuestionEncoding = "query",
+        contacts: str | Path | ContactDirectory | None = None,
+        cache: bool = True,
+    ) -> HybridRetriever:
+        """A fused retriever: ``model`` is one model or a list of them (each as in
+        :meth:`FAQRetriever.from_corpus`; the first is the primary; ``None`` = the default
+        model), ``lexical="bm25"`` adds BM25. Each member's index is cached as usual."""
+        models: list[str | Path | Encoder | None]
+        if model is None or isinstance(model, (str, Path)) or not isinstance(model, Sequence):
+            models = [model]  # type: ignore[list-item]
+        else:
+            models = list(model)
+        if not models:
+            raise WalletFAQError("model must name at least one model")
+        members = [
+            FAQRetriever.from_corpus(
+                corpus,
+                model=m,
+                question_encoding=question_encoding,
+                contacts=contacts,
+                cache=cache,
+            )
+            for m in models
+        ]
+        return cls(members, lexical=lexical, weights=weights, lexicon=lexicon)
+
+    @classmethod
+    def from_retriever(
+        cls,
+        retriever: FAQRetriever,
+        *,
+        models: Sequence[str | Path | Encoder] = (),
+        lexical: Literal["bm25"] | None = "bm25",
+        weights: Mapping[str, float] | None = None,
+        lexicon: str | Path | Sequence[str] | None = None,
+        cache: bool = True,
+    ) -> HybridRetriever:
+        """Fuse ``retriever`` (the primary, e.g. a tuned one) with more ``models`` over its
+        corpus and/or BM25."""
+        extra = [
+            FAQRetriever.from_corpus(
+                retriever.corpus,
+                model=m,
+                question_encoding=retriever.question_encoding,
+                contacts=None,
+                cache=cache,
+            )
+            for m in models
+        ]
+        for member in extra:  # the corpus already holds the hotline entries
+            member.contacts = retriever.contacts
+            member._state = member._state.of(
+                member.corpus, member.index, member.index_answers, retriever.contacts, 1
+            )
+        return cls([retriever, *extra], lexical=lexical, weights=weights, lexicon=lexicon)
+
+    def _checked_weights(self, given: Mapping[str, float]) -> dict[str, float]:
+        if not isinstance(given, Mapping):
+            raise WalletFAQError(f"weights must be a dict of channel -> number, got {given!r}")
+        unknown = set(given) - set(self.channels)
+        if unknown:
+            raise WalletFAQError(
+                f"weights name unknown channels {sorted(unknown)}; the channels are "
+                f"{list(self.channels)}"
+            )
+        weights = {}
+        for position, channel in enumerate(self.channels):
+            default = 1.0 if position == 0 else DEFAULT_WEIGHTS.get(channel, 1.0)
+            value = given.get(channel, default)
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not np.isfinite(value)
+                or value < 0
+            ):
+                raise WalletFAQError(
+                    f"weight of {channel!r} must be a finite number ≥ 0, got {value!r}"
+                )
+            weights[channel] = float(value)
+        if not any(weights.values()):
+            raise WalletFAQError("at least one channel weight must be above 0")
+        return weights
+
+    def set_weights(self, weights: Mapping[str, float]) -> None:
+        """Replace the channel weights (channels not named keep their current weight)."""
+        self.weights = self._checked_weights({**self.weights, **weights})
+
+    def _snapshot(self) -> _View:
+        states = tuple(m._state for m in self.members)
+        primary = states[0]
+        lexical = (
+            LexicalIndex(primary.row_text, self._tokenizer) if self._tokenizer is not None else None
+        )
+        return _View(
+            members=states,
+            matrices=tuple(s.index.reconstruct_n(0, s.index.ntotal) for s in states),
+            lexical=lexical,
+            starts=np.searchsorted(primary.row_entry, np.arange(len(primary.corpus))),
+        )
+
+    # ----------------------------------------------------------------- reading
+    @property
+    def primary(self) -> FAQRetriever:
+        """The first member: its scores are the hits' ``score``."""
+        return self.members[0]
+
+    @property
+    def corpus(self) -> Corpus:
+        """The corpus searched."""
+        return self._view.members[0].corpus
+
+    @property
+    def encoder(self) -> Encoder:
+        """The primary encoder."""
+        return self.primary.encoder
+
+    @property
+    def threshold(self) -> float:
+        """Minimum top score (primary cosine) for :meth:`answer` to answer."""
+        return self.primary.threshold
+
+    @threshold.setter
+    def threshold(self, value: float) -> None:
+        self.primary.threshold = value
+
+    @property
+    def categories(self) -> tuple[str, ...]:
+        """The corpus' categories."""
+        return self.corpus.categories
+
+    @property
+    def version(self) -> int:
+        """Increases by one with every applied edit."""
+        return self._view.members[0].version
+
+    def entry(self, entry_id: str) -> FAQEntry:
+        """The corpus entry with this id (``KeyError`` if absent)."""
+        return self.corpus[entry_id]
+
+    def ask(self, question: str, k: int = 5, category: str | None = None) -> list[Hit]:
+        """The ``k`` best entries for ``question`` by fused score, best first."""
+        return self._ask([clean_question(question)], k, category)[0]
+
+    def ask_batch(
+        self, questions: Sequence[str], k: int = 5, category: str | None = None
+    ) -> list[list[Hit]]:
+        """:meth:`ask` for many questions, in input order."""
+        if isinstance(questions, (str, bytes)) or not isinstance(questions, Sequence):
+            raise QueryError(
+                f"ask_batch expects a list of question strings, got {type(questions).__name__}"
+            )
+        return self._ask(
+            [clean_question(q, position) for position, q in enumerate(questions)], k, category
+        )
+
+    def answer(self, question: str, threshold: float | None = None, k: int = 3) -> Answer:
+        """The best entry if its primary score reaches ``threshold`` (default
+        :attr:`threshold`), else a pointer to human support."""
+        primary = self.primary
+        cutoff = primary.threshold if threshold is None else _check_threshold(threshold)
+        hits = self.ask(question, k=k)
+        if hits and hits[0].score >= cutoff:
+            return Answer(question, hits[0], True, hits[0].answer, tuple(hits))
+        message = primary.fallback or fallback_message(question, primary.contacts)
+        return Answer(question, None, False, message, tuple(hits))
+
+    def channel_scores(self, questions: Sequence[str]) -> dict[str, np.ndarray]:
+        """Per channel, the ``(questions, entries)`` array of each entry's best-row score
+        (cosine for encoders, BM25 for ``"bm25"``), before standardisation."""
+        cleaned = [clean_question(q, position) for position, q in enumerate(questions)]
+        return self._channel_scores(self._view, cleaned)[0]
+
+    def _channel_scores(
+        self, view: _View, questions: Sequence[str]
+    ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """Entry scores per channel and, for the primary, the best row of each entry."""
+        out: dict[str, np.ndarray] = {}
+        best_rows = np.zeros(0)
+        for position, (member, matrix) in enumerate(zip(self.members, view.matrices, strict=True)):
+            name = self.channels[position]
+            if position > 0 and self.weights[name] == 0.0:
+                continue
+            texts = [member.normalizer(q) for q in questions]
+            vectors = as_unit_rows(member.encoder.encode_queries(texts))
+            rows = vectors @ matrix.T  # (questions, rows)
+            out[name] = np.maximum.reduceat(rows, view.starts, axis=1)
+            if position == 0:
+                best_rows = _best_rows(rows, view.starts)
+        if view.lexical is not None and self.weights[LEXICAL_CHANNEL] > 0:
+            texts = [self.primary.normalizer(q) for q in questions]
+            rows = np.vstack([view.lexical.scores(t) for t in texts])
+            out[LEXICAL_CHANNEL] = np.maximum.reduceat(rows, view.starts, axis=1)
+        return out, best_rows
+
+    def _ask(self, questions: Sequence[str], k: int, category: str | None) -> list[list[Hit]]:
+        view = self._view
+        state = view.members[0]
+        _check_k(k)
+        mask = state.category_mask(category)
+        scores, best_rows = self._channel_scores(view, questions)
+        fused = fuse(scores, self.weights)
+        primary = scores[self.channels[0]]
+        contacts = self.primary.contacts
+        results = []
+        for i, question in enumerate(questions):
+            allowed = mask
+            if state.gated and contacts is not None:
+                allowed = state.gate(contacts.mentioned(question), mask)
+            order = fused[i].copy()
+            if allowed is not None:
+                order[~allowed] = -np.inf
+            top = np.argsort(-order, kind="stable")[:k]
+            top = top[np.isfinite(order[top])]
+            results.append(
+                [
+                    _hit(
+                        state.corpus.entries[e],
+                        float(primary[i, e]),
+                        state.row_text[int(best_rows[i, e])],
+                    )
+                    for e in top
+                ]
+            )
+        return results
+
+    # ----------------------------------------------------------------- weights
+    def fit_weights(
+        self,
+        queries: str | Path | Sequence[object],
+        *,
+        grid: Sequence[float] = WEIGHT_GRID,
+        depth: int = 10,
+    ) -> dict[str, float]:
+        """Choose the channel weights that maximise MRR@``depth`` on labelled queries
+        (the evaluation format: a JSONL path, or a list of dicts with ``query`` and ``gold``
+        or of :class:`~walletfaq.evaluation.LabelledQuery`), trying every combination of
+        ``grid`` for the non-primary channels. Sets and returns the weights. Fit on queries you
+        will not evaluate on."""
+        from .evaluation import LabelledQuery, load_queries
+
+        if isinstance(queries, (str, Path)):
+            items = load_queries(queries)
+        elif all(isinstance(q, LabelledQuery) for q in queries):
+            items = list(queries)  # type: ignore[arg-type]
+        else:
+            items = load_queries(queries)  # type: ignore[arg-type]
+        labelled = [q for q in items if q.gold]
+        if not labelled:
+            raise WalletFAQError("fit_weights needs labelled queries (non-empty gold)")
+        position = {entry_id: i for i, entry_id in enumerate(self.corpus.ids)}
+        gold = np.zeros((len(labelled), len(self.corpus)), dtype=bool)
+        for row, q in enumerate(labelled):
+            unknown = [g for g in q.gold if g not in position]
+            if unknown:
+                raise WalletFAQError(
+                    f"query {q.query!r}: gold ids {unknown} are not in the corpus; fix the labels"
+                )
+            gold[row, [position[g] for g in q.gold]] = True
+        saved = self.weights
+        self.weights = {c: 1.0 for c in self.channels}  # compute every channel
+        try:
+            scores = self.channel_scores([q.query for q in labelled])
+        finally:
+            self.weights = saved
+        others = self.channels[1:]
+        best: tuple[float, dict[str, float]] = (-1.0, dict(saved))
+        for combo in itertools.product(grid, repeat=len(others)):
+            weights = {self.channels[0]: 1.0, **dict(zip(others, combo, strict=True))}
+            value = _mrr(fuse(scores, weights), gold, depth)
+            if value > best[0] + 1e-12:
+                best = (value, weights)
+        logger.info("fit_weights: MRR@%d %.4f with %s", depth, best[0], best[1])
+        self.weights = self._checked_weights(best[1])
+        return dict(self.weights)
+
+    # ----------------------------------------------------------------- live edits
+    def add(
+        self,
+        entries: Iterable[FAQEntry | Mapping[str, object]],
+        *,
+        persist_to: str | Path | None = None,
+    ) -> None:
+        """Add entries to every channel (see :meth:`FAQRetriever.add`)."""
+        entries = list(entries)
+        self._edit(lambda m: m.add(entries), persist_to)
+
+    def update(
+        self, entry: FAQEntry | Mapping[str, object], *, persist_to: str | Path | None = None
+    ) -> None:
+        """Add or replace one entry in every channel (see :meth:`FAQRetriever.update`)."""
+        self._edit(lambda m: m.update(entry), persist_to)
+
+    def remove(self, ids: str | Iterable[str], *, persist_to: str | Path | None = None) -> None:
+        """Remove entries from every channel (see :meth:`FAQRetriever.remove`)."""
+        ids = [ids] if isinstance(ids, str) else list(ids)
+        self._edit(lambda m: m.remove(ids), persist_to)
+
+    def _edit(self, change: object, persist_to: str | Path | None) -> None:
+        with self._edit_lock:
+            before = [m._state for m in self.members]
+            try:
+                for member in self.members:
+                    change(member)  # type: ignore[operator]
+                view = self._snapshot()
+                if persist_to is not None:
+                    self._save(persist_to, view)
+            except BaseException:
+                for member, state in zip(self.members, before, strict=True):
+                    member._state = state
+                raise
+            self._view = view
+
+    # ----------------------------------------------------------------- persistence
+    def save(self, directory: str | Path) -> Path:
+        """Write every member's index and the fusion settings to ``directory`` (atomic; only
+        a new or empty directory, or a saved hybrid retriever, is replaced)."""
+        return self._save(directory, self._view)
+
+    def _save(self, directory: str | Path, view: _View) -> Path:
+        target = Path(directory).expanduser().resolve()
+        members = [f"member-{i}" for i in range(len(self.members))]
+        fields: dict[str, object] = {
+            "format": HYBRID_FORMAT,
+            "format_version": HYBRID_FORMAT_VERSION,
+            "members": members,
+            "lexical": self.lexical_kind,
+            "lexicon": list(self.terms),
+            "weights": self.weights,
+        }
+        try:
+            with staged_directory(target, check_target=_check_replaceable) as staging:
+                for name, member, state in zip(members, self.members, view.members, strict=True):
+                    member._save(staging / name, replace_anything=True, state=state)
+                write_json(staging / HYBRID_MANIFEST, {**fields, "checksum": _checksum(fields)})
+        except OSError as exc:
+            raise IndexWriteError(
+                f"{target}: cannot write the hybrid index ({exc.strerror or exc}); choose a "
+                "directory you can write to; nothing was changed"
+            ) from None
+        return target
+
+    @classmethod
+    def load(
+        cls, directory: str | Path, *, models: Sequence[str | Path | Encoder] | None = None
+    ) -> HybridRetriever:
+        """Load a directory written by :meth:`save` (each member is verified as
+        :meth:`FAQRetriever.load` does). ``models``: the encoders to load the members with,
+        in order (``None`` = each member's own model, by name)."""
+        root = Path(directory).expanduser()
+        path = root / HYBRID_MANIFEST
+        try:
+            raw = loads(path.read_text("utf-8"))
+        except FileNotFoundError:
+            raise IndexFormatError(
+                f"{root}: no {HYBRID_MANIFEST}; not a hybrid index (an FAQRetriever index "
+                "loads with FAQRetriever.load)"
+            ) from None
+        except (OSError, UnicodeDecodeError, JSONProblem) as exc:
+            raise IndexFormatError(f"{path}: unreadable ({exc}); rebuild the index") from None
+        fields = {key: value for key, value in raw.items() if key != "checksum"}
+        if (
+            not isinstance(raw, dict)
+            or raw.get("format") != HYBRID_FORMAT
+            or raw.get("checksum") != _checksum(fields)
+        ):
+            raise IndexFormatError(
+                f"{path}: not a walletfaq hybrid manifest, or edited since it was written "
+                "(checksum mismatch); rebuild the index"
+            )
+        if raw.get("format_version") != HYBRID_FORMAT_VERSION:
+            raise IndexFormatError(
+                f"{path}: format version {raw.get('format_version')!r} is not supported by "
+                f"this walletfaq (it reads {HYBRID_FORMAT_VERSION}); rebuild the index"
+            )
+        names = raw.get("members")
+        if (
+            not isinstance(names, list)
+            or not names
+            or names != [f"member-{i}" for i in range(len(names))]
+            or raw.get("lexical") not in (LEXICAL_CHANNEL, None)
+            or not isinstance(raw.get("lexicon"), list)
+            or not all(isinstance(t, str) for t in raw["lexicon"])
+            or not isinstance(raw.get("weights"), dict)
+        ):
+            raise IndexFormatError(
+                f"{path}: fields 'members', 'lexical', 'lexicon' or 'weights' have the wrong "
+                "type or value; rebuild the index"
+            )
+        if models is not None and len(models) != len(names):
+            raise IndexMismatchError(
+                f"{root}: holds {len(names)} members but {len(models)} models were given; "
+                "give one model per member, primary first"
+            )
+        members = [
+            FAQRetriever.load(root / name, model=None if models is None else models[i])
+            for i, name in enumerate(names)
+        ]
+        return cls(members, lexical=raw["lexical"], weights=raw["weights"], lexicon=raw["lexicon"])
+
+
+def fuse(scores: Mapping[str, np.ndarray], weights: Mapping[str, float]) -> np.ndarray:
+    """Weighted sum of per-question z-scores: each channel's ``(questions, entries)``
+    scores minus their row mean, over their row standard deviation (a constant row, e.g. a
+    question sharing no word with any text, contributes 0)."""
+    total: np.ndarray | None = None
+    for channel, values in scores.items():
+        weight = weights.get(channel, 0.0)
+        if weight == 0.0:
+            continue
+        values = values.astype(np.float64)
+        spread = values.std(axis=1, keepdims=True)
+        z = np.divide(
+            values - values.mean(axis=1, keepdims=True),
+            spread,
+            out=np.zeros_like(values),
+            where=spread > 1e-12,
+        )
+        total = weight * z if total is None else total + weight * z
+    if total is None:
+        raise WalletFAQError("no channel has a weight above 0")
+    return total
+
+
+def _mrr(fused: np.ndarray, gold: np.ndarray, depth: int) -> float:
+    order = np.argsort(-fused, axis=1, kind="stable")[:, :depth]
+    hit = np.take_along_axis(gold, order, axis=1)
+    first = np.where(hit.any(axis=1), hit.argmax(axis=1) + 1, 0)
+    return float(np.where(first > 0, 1.0 / np.maximum(first, 1), 0.0).mean())
+
+
+def _best_rows(rows: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """For each question and entry, the row with the highest score within the entry."""
+    n_rows = rows.shape[1]
+    owner = np.repeat(np.arange(len(starts)), np.diff(np.append(starts, n_rows)))
+    best = np.zeros((rows.shape[0], len(starts)), dtype=np.int64)
+    for i in range(rows.shape[0]):
+        order = np.lexsort((-rows[i], owner))  # by entry, best row first
+        best[i] = order[starts]
+    return best
+
+
+def _hit(entry: FAQEntry, score: float, matched: str) -> Hit:
+    return Hit(
+        id=entry.id,
+        question=entry.question,
+        answer=entry.answer,
+        score=min(score, 1.0),
+        category=entry.category,
+        matched=matched,
+    )
+
+
+def _channel_names(members: Sequence[FAQRetriever], lexical: str | None) -> list[str]:
+    names: list[str] = []
+    for member in members:
+        name = member.encoder.name
+        if name in names:
+            raise WalletFAQError(f"model {name!r} is given twice; give each model once")
+        names.append(name)
+    if lexical:
+        names.append(LEXICAL_CHANNEL)
+    return names
+
+
+def _lexicon_terms(lexicon: str | Path | Sequence[str] | None) -> tuple[str, ...]:
+    if lexicon is None:
+        return read_lexicon(bundled_lexicon_path())
+    if isinstance(lexicon, (str, Path)):
+        return read_lexicon(lexicon)
+    terms = tuple(lexicon)
+    if not all(isinstance(t, str) and t.strip() and not any(c.isspace() for c in t) for t in terms):
+        raise WalletFAQError("lexicon words must be non-empty strings without spaces")
+    return terms
+
+
+def _check_replaceable(target: Path) -> None:
+    if not target.exists():
+        return
+    if not target.is_dir():
+        raise IndexFormatError(f"{target} is a file; choose a directory for the hybrid index")
+    if not any(target.iterdir()):
+        return
+    try:
+        raw = json.loads((target / HYBRID_MANIFEST).read_text("utf-8"))
+        ours = isinstance(raw, dict) and raw.get("format") == HYBRID_FORMAT
+    except (OSError, ValueError):
+        ours = False
+    if not ours:
+        raise IndexFormatError(
+            f"{target} holds files that are not a walletfaq hybrid index; nothing was "
+            "touched; choose a new or empty directory"
+        )
+
+
+def _checksum(fields: Mapping[str, object]) -> str:
+    text = json.dumps(fields, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()

@@ -1,0 +1,262 @@
+"""Hybrid and ensemble retrieval: BM25 and a second encoder fused with the primary encoder,
+ranked by per-question z-scores, with the primary's cosine as every hit's score."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from walletfaq import Corpus, FAQRetriever, HybridRetriever, evaluate
+from walletfaq.errors import CorpusError, IndexFormatError, QueryError, WalletFAQError
+from walletfaq.hybrid import fuse
+from walletfaq.lexical import LexicalIndex, Tokenizer, bundled_lexicon_path, read_lexicon
+
+from .conftest import TINY_ENTRIES, HashEncoder
+
+QUESTIONS = ["登不上去了", "钱充了没到怎么办", "怎么退款", "提现手续费多少", "防诈骗"]
+
+
+@pytest.fixture
+def primary(tiny_corpus: Corpus, encoder: HashEncoder) -> FAQRetriever:
+    return FAQRetriever.build(tiny_corpus, model=encoder)
+
+
+@pytest.fixture
+def second(tiny_corpus: Corpus) -> FAQRetriever:
+    return FAQRetriever.build(tiny_corpus, model=HashEncoder(dim=48, name="hash-b", salt="b"))
+
+
+def ranking(hits) -> list[tuple[float, str]]:
+    """Hits as (score, id), equal scores (ties, in any order) sorted by id."""
+    return sorted((-round(h.score, 5), h.id) for h in hits)
+
+
+def test_with_only_the_primary_weighted_the_ranking_is_the_primary_ranking(primary) -> None:
+    hybrid = HybridRetriever([primary], lexical="bm25", weights={"bm25": 0.0})
+    for question in QUESTIONS:
+        assert ranking(hybrid.ask(question, k=5)) == ranking(primary.ask(question, k=5))
+        assert ranking(hybrid.ask(question, k=3, category="money")) == ranking(
+            primary.ask(question, k=3, category="money")
+        )
+
+
+def test_every_hit_keeps_the_primary_cosine_and_matched_text(primary) -> None:
+    hybrid = HybridRetriever([primary], lexical="bm25", weights={"bm25": 1.0})
+    for question in QUESTIONS:
+        dense = {hit.id: hit for hit in primary.ask(question, k=len(primary.corpus))}
+        (query,) = primary.encoder.encode_queries([question])
+        for hit in hybrid.ask(question, k=5):
+            assert hit.score == pytest.approx(dense[hit.id].score, abs=1e-6)
+            (row,) = primary.encoder.encode_queries([hit.matched])
+            assert hit.matched in primary.entry(hit.id).questions()
+            assert float(query @ row) == pytest.approx(hit.score, abs=1e-6)
+
+
+def test_bm25_ranks_the_entry_sharing_the_exact_term_first(primary) -> None:
+    lexical_only = HybridRetriever(
+        [primary], lexical="bm25", weights={"hash-test": 0.0, "bm25": 1.0}
+    )
+    assert lexical_only.ask("提现手续费", k=1)[0].id == "fees"
+    scores = lexical_only.channel_scores(["提现手续费", "今天天气"])["bm25"]
+    assert scores.shape == (2, len(primary.corpus))
+    assert scores[0, primary.corpus.ids.index("fees")] > 0
+    assert not scores[1].any()  # no shared word: every entry scores 0
+
+
+def test_traditional_chinese_questions_match_simplified_terms_lexically(primary) -> None:
+    lexical_only = HybridRetriever(
+        [primary], lexical="bm25", weights={"hash-test": 0.0, "bm25": 1.0}
+    )
+    assert lexical_only.ask("提現手續費", k=1)[0].id == "fees"
+
+
+def test_fusion_standardises_each_channel_per_question() -> None:
+    scores = {
+        "a": np.array([[1.0, 2.0, 3.0], [5.0, 5.0, 5.0]]),
+        "b": np.array([[30.0, 20.0, 10.0], [0.0, 0.0, 9.0]]),
+    }
+    fused = fuse(scores, {"a": 1.0, "b": 0.5})
+    z = np.array([-1.0, 0.0, 1.0]) * np.sqrt(3 / 2)
+    assert fused[0] == pytest.approx(z - 0.5 * z)
+    # a constant row contributes nothing; only channel b orders the second question
+    assert fused[1] == pytest.approx(0.5 * np.array([-1, -1, 2]) / np.sqrt(2))
+    assert fuse(scores, {"a": 2.0, "b": 0.0})[0] == pytest.approx(2 * z)
+
+
+def test_an_ensemble_of_two_encoders_uses_both(primary, second) -> None:
+    ensemble = HybridRetriever([primary, second], lexical=None, weights={"hash-b": 1.0})
+    assert ensemble.channels == ("hash-test", "hash-b")
+    both = ensemble.channel_scores(QUESTIONS)
+    expected = fuse(both, {"hash-test": 1.0, "hash-b": 1.0})
+    for i, question in enumerate(QUESTIONS):
+        ranked = [hit.id for hit in ensemble.ask(question, k=5)]
+        order = np.argsort(-expected[i], kind="stable")
+        assert ranked == [primary.corpus.ids[j] for j in order]
+
+
+@pytest.mark.parametrize(
+    ("weights", "message"),
+    [
+        ({"nope": 1.0}, "unknown channels"),
+        ({"bm25": -0.1}, "finite number"),
+        ({"bm25": float("nan")}, "finite number"),
+        ({"bm25": True}, "finite number"),
+        ({"hash-test": 0.0, "bm25": 0.0}, "at least one"),
+    ],
+)
+def test_bad_weights_are_refused_with_the_channel_named(primary, weights, message) -> None:
+    with pytest.raises(WalletFAQError, match=message):
+        HybridRetriever([primary], lexical="bm25", weights=weights)
+
+
+def test_members_must_share_one_corpus_and_differ_in_model(primary, encoder) -> None:
+    other = FAQRetriever.build(
+        Corpus.from_entries(TINY_ENTRIES[:3], source="x"), model=HashEncoder(name="hash-b")
+    )
+    with pytest.raises(WalletFAQError, match="another corpus"):
+        HybridRetriever([primary, other])
+    with pytest.raises(WalletFAQError, match="given twice"):
+        HybridRetriever([primary, primary])
+    with pytest.raises(WalletFAQError, match="lexical"):
+        HybridRetriever([primary], lexical="tfidf")  # type: ignore[arg-type]
+
+
+def test_bad_questions_raise_query_errors_like_the_retriever(primary) -> None:
+    hybrid = HybridRetriever([primary])
+    with pytest.raises(QueryError):
+        hybrid.ask("   ")
+    with pytest.raises(QueryError):
+        hybrid.ask("退款", k=0)
+    with pytest.raises(QueryError, match="unknown category"):
+        hybrid.ask("退款", category="nope")
+    with pytest.raises(QueryError):
+        hybrid.ask_batch("退款")
+    with pytest.raises(QueryError):
+        hybrid.answer("退款", threshold=float("inf"))
+
+
+def test_answer_uses_the_primary_threshold_and_fallback(primary) -> None:
+    hybrid = HybridRetriever([primary])
+    assert hybrid.answer("怎么退款", threshold=-1.0).confident
+    refused = hybrid.answer("怎么退款", threshold=1.01)
+    assert not refused.confident and refused.hit is None and refused.candidates
+
+
+def test_fit_weights_never_does_worse_than_the_weights_it_started_from(primary, second) -> None:
+    hybrid = HybridRetriever([primary, second], lexical="bm25")
+    queries = [
+        {"query": q, "gold": [g]}
+        for q, g in [
+            ("登不上去了", "login"),
+            ("钱充了没到", "topup"),
+            ("退款怎么弄", "refund"),
+            ("提现收费吗", "fees"),
+            ("账户安全", "safety"),
+            ("top up not arrived", "topup"),
+        ]
+    ]
+    before = evaluate(hybrid, queries).metrics["mrr@10"]
+    fitted = hybrid.fit_weights(queries)
+    assert set(fitted) == {"hash-test", "hash-b", "bm25"} and fitted["hash-test"] == 1.0
+    assert hybrid.weights == fitted
+    assert evaluate(hybrid, queries).metrics["mrr@10"] >= before - 1e-9
+    with pytest.raises(WalletFAQError, match="not in the corpus"):
+        hybrid.fit_weights([{"query": "退款", "gold": ["missing"]}])
+
+
+def test_saved_hybrid_loads_to_the_same_answers(primary, second, tmp_path: Path) -> None:
+    hybrid = HybridRetriever([primary, second], lexical="bm25", weights={"bm25": 0.3})
+    target = hybrid.save(tmp_path / "hybrid")
+    loaded = HybridRetriever.load(target, models=[primary.encoder, second.encoder])
+    assert loaded.weights == hybrid.weights and loaded.terms == hybrid.terms
+    for question in QUESTIONS:
+        assert loaded.ask(question) == hybrid.ask(question)
+
+
+def test_a_hybrid_save_replaces_only_its_own_kind(primary, tmp_path: Path) -> None:
+    hybrid = HybridRetriever([primary])
+    foreign = tmp_path / "app"
+    foreign.mkdir()
+    (foreign / "index.html").write_text("<html/>", "utf-8")
+    with pytest.raises(IndexFormatError, match="not a walletfaq hybrid"):
+        hybrid.save(foreign)
+    assert (foreign / "index.html").read_text("utf-8") == "<html/>"
+    target = hybrid.save(tmp_path / "h")
+    hybrid.save(target)  # replacing a hybrid index is fine
+
+
+def test_an_edited_or_foreign_hybrid_manifest_is_refused(primary, tmp_path: Path) -> None:
+    target = HybridRetriever([primary]).save(tmp_path / "h")
+    manifest = target / "hybrid.json"
+    raw = json.loads(manifest.read_text("utf-8"))
+    raw["weights"]["bm25"] = 5.0
+    manifest.write_text(json.dumps(raw), "utf-8")
+    with pytest.raises(IndexFormatError, match="checksum"):
+        HybridRetriever.load(target, models=[primary.encoder])
+    plain = primary.save(tmp_path / "plain")
+    with pytest.raises(IndexFormatError, match="FAQRetriever.load"):
+        HybridRetriever.load(plain)
+
+
+def test_live_edits_reach_every_channel_and_persist(primary, second, tmp_path: Path) -> None:
+    hybrid = HybridRetriever([primary, second], lexical="bm25", weights={"bm25": 1.0})
+    new = {
+        "id": "nfc",
+        "category": "money",
+        "question": "碰一碰支付失败怎么办",
+        "answer": "打开手机的NFC开关后重试。",
+        "alt_questions": ["NFC付款不了"],
+    }
+    hybrid.add([new], persist_to=tmp_path / "h")
+    assert hybrid.version == 2
+    assert hybrid.ask("NFC付款不了", k=1)[0].id == "nfc"
+    assert hybrid.channel_scores(["NFC"])["bm25"][0, hybrid.corpus.ids.index("nfc")] > 0
+    loaded = HybridRetriever.load(tmp_path / "h", models=[primary.encoder, second.encoder])
+    assert loaded.ask("NFC付款不了") == hybrid.ask("NFC付款不了")
+    hybrid.remove("nfc")
+    assert "nfc" not in hybrid.corpus.ids
+    assert all(hit.id != "nfc" for hit in hybrid.ask("NFC付款不了"))
+
+
+def test_a_failed_persist_applies_nothing(primary, tmp_path: Path) -> None:
+    hybrid = HybridRetriever([primary])
+    blocker = tmp_path / "file"
+    blocker.write_text("x", "utf-8")
+    with pytest.raises(IndexFormatError):
+        hybrid.remove("fees", persist_to=blocker)
+    assert "fees" in hybrid.corpus.ids and "fees" in primary.corpus.ids
+
+
+def test_evaluate_accepts_a_hybrid_retriever(primary) -> None:
+    report = evaluate(HybridRetriever([primary]), [{"query": "怎么退款", "gold": ["refund"]}])
+    assert report.metrics["recall@1"] == 1.0
+
+
+def test_the_tokenizer_keeps_lexicon_words_whole() -> None:
+    plain, domain = Tokenizer(), Tokenizer(["零钱通", "花呗"])
+    assert "零钱通" not in plain("零钱通转出到账")
+    assert {"零钱通", "转出"} <= set(domain("零钱通转出到账"))
+    assert "花呗" in domain("花呗怎么还")
+    assert domain("ＮＦＣ 支付！") == ["nfc", "支付"]  # full width folded, punctuation dropped
+
+
+def test_the_bundled_lexicon_has_the_domain_words() -> None:
+    terms = read_lexicon(bundled_lexicon_path())
+    assert {"充值", "提现", "实名认证", "花呗", "零钱通"} <= set(terms)
+
+
+def test_a_bad_lexicon_line_is_reported_with_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "lexicon.txt"
+    path.write_text("# words\n花呗 100 n\n零钱通 many\n", "utf-8")
+    with pytest.raises(CorpusError, match=r"lexicon.txt:3.*positive integer") as info:
+        read_lexicon(path)
+    assert info.value.line == 3
+
+
+def test_lexical_index_scores_every_row() -> None:
+    index = LexicalIndex(["充值 到账", "提现 手续费", ""], Tokenizer())
+    scores = index.scores("手续费")
+    assert scores.shape == (3,) and scores.argmax() == 1 and scores[0] == scores[2] == 0
