@@ -191,6 +191,22 @@ def test_malformed_json_or_wrong_fields_are_422(client, content: bytes) -> None:
     assert isinstance(response.json()["detail"], list)
 
 
+@pytest.mark.parametrize(
+    "path, content",
+    [
+        ("/v1/ask", b'{"question": "\\ud800abc"}'),
+        ("/v1/ask_batch", b'{"questions": ["ok", "\\udfff"]}'),
+        ("/v1/answer", b'{"question": "x", "k": "\\ud800"}'),
+    ],
+)
+def test_a_lone_surrogate_is_422_naming_it_never_a_server_error(client, path, content) -> None:
+    """JSON can escape a lone surrogate (not Unicode text): refused, and the 422 that echoes
+    it still encodes."""
+    response = client.post(path, content=content, headers={"content-type": "application/json"})
+    assert response.status_code == 422
+    assert isinstance(response.json()["detail"], list)
+
+
 def test_a_body_over_the_limit_is_413_before_parsing(retriever) -> None:
     app = create_app(retriever, ServerSettings(max_body_bytes=100))
     with TestClient(app) as client:

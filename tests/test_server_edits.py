@@ -118,6 +118,21 @@ def test_an_invalid_entry_is_400_and_changes_nothing(client, live) -> None:
     assert live.version == 1
 
 
+@pytest.mark.parametrize(
+    "content",
+    [
+        b'{"id": "x\\ud800", "category": "a", "question": "q", "answer": "a"}',
+        b'{"id": "x", "category": "a", "question": "q", "answer": "a", "alt_questions": '
+        b'["\\ud800"]}',
+    ],
+)
+def test_an_entry_with_a_lone_surrogate_is_422_and_changes_nothing(client, live, content) -> None:
+    headers = {**ADMIN, "content-type": "application/json"}
+    response = client.post("/v1/entries", content=content, headers=headers)
+    assert response.status_code == 422 and "surrogate" in response.text
+    assert live.version == 1
+
+
 def test_an_edit_that_cannot_be_persisted_is_500_and_not_applied(live, tmp_path) -> None:
     foreign = tmp_path / "not-an-index"
     foreign.mkdir()

@@ -33,6 +33,26 @@ When a read token is set (:attr:`ServerSettings.read_token`, by default from the
 variable ``WALLETFAQ_READ_TOKEN``), every ``/v1/`` endpoint requires
 ``Authorization: Bearer <token>``; the probes, metrics, schema, docs and playground stay open
 (they reveal no FAQ content).
+
+Admin endpoints (``POST/PUT/DELETE /v1/entries``, ``POST /v1/reload``) need
+``Authorization: Bearer <admin token>`` (:attr:`ServerSettings.admin_token`, by default from
+``WALLETFAQ_ADMIN_TOKEN``; without one they answer ``403``).
+
+Reloading: a service started from an index directory (:attr:`ServerSettings.persist_dir`,
+``walletfaq serve --index DIR``) serves a :class:`ServedIndex`. ``POST /v1/reload`` loads the
+directory again when its manifest checksum differs from the one served, and every
+:attr:`ServerSettings.reload_interval_s` seconds a background task does the same, so a
+directory replaced by ``walletfaq build --out DIR`` (or by an edit saved by another worker
+process) is served within that delay. Each request reads the served retriever once: requests
+in flight finish on the old index, later ones use the new one. A directory that cannot be
+loaded leaves the old index in service (``POST /v1/reload`` answers ``500`` saying why; the
+poller logs it once and sets the ``walletfaq_reload_failing`` metric). A service without a
+directory answers ``POST /v1/reload`` with ``409``: there is nothing on disk to reload from.
+
+Several worker processes (``walletfaq serve --workers N``, :func:`serve_index`) each load the
+directory; an edit takes a lock file beside it (``.<name>.walletfaq-serve.lock``), first loads
+what another worker saved there, then saves its own, so edits from all workers apply one after
+the other and none is lost; the other workers pick each edit up on their next poll.
 """
 
 from __future__ import annotations
@@ -41,17 +61,19 @@ import asyncio
 import concurrent.futures
 import contextlib
 import ipaddress
+import json
 import logging
 import os
 import secrets
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from . import store
 from .errors import IndexFormatError, QueryError, WalletFAQError
 from .retriever import MAX_QUESTION_CHARS
 
@@ -80,22 +102,36 @@ check_server_dependencies()
 
 # the serve extra is present: import what the endpoints' annotations name
 from fastapi import Depends, FastAPI, Request  # noqa: E402
+from fastapi.encoders import jsonable_encoder  # noqa: E402
+from fastapi.exceptions import RequestValidationError  # noqa: E402
 from fastapi.openapi.docs import get_swagger_ui_html  # noqa: E402
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response  # noqa: E402
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer  # noqa: E402
-from pydantic import BaseModel, ConfigDict, Field  # noqa: E402
+from pydantic import BaseModel, ConfigDict, Field, field_validator  # noqa: E402
+
+from .retriever import FAQRetriever  # noqa: E402
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
-    from .retriever import FAQRetriever
     from .search import Hit
 
 logger = logging.getLogger(__name__)
 
 READ_TOKEN_ENV = "WALLETFAQ_READ_TOKEN"
 ADMIN_TOKEN_ENV = "WALLETFAQ_ADMIN_TOKEN"
-"""Environment variable read by :meth:`ServerSettings.from_env` for the bearer token."""
+"""Environment variables read by :meth:`ServerSettings.from_env` for the bearer tokens."""
+
+WORKER_CONFIG_ENV = "WALLETFAQ_SERVE_CONFIG"
+"""Environment variable through which :func:`serve_index` hands its configuration (JSON) to
+the worker processes uvicorn starts (:func:`app_from_environment`)."""
+
+LOCK_SUFFIX = ".walletfaq-serve.lock"
+"""Name of the lock file beside an index directory (``.<name>`` + this) that serialises edits
+from several worker processes."""
+
+_LOAD_ATTEMPTS = 3
+"""Loads of a directory tried when it is replaced while being read."""
 
 MAX_K = 100
 """Largest ``k`` a request may ask for."""
@@ -177,6 +213,18 @@ class NotReadyError(ServerError):
     status = 503
 
 
+class NothingToReloadError(ServerError):
+    """The service was not started from an index directory: nothing on disk to reload (409)."""
+
+    status = 409
+
+
+class ReloadError(ServerError):
+    """The index directory could not be loaded; the previous index is still served (500)."""
+
+    status = 500
+
+
 # --------------------------------------------------------------------------- settings
 def _default_workers() -> int:
     try:
@@ -203,10 +251,16 @@ class ServerSettings:
         retry_after_s: the ``Retry-After`` seconds sent with ``503``.
         read_token: when set, ``/v1/`` read endpoints require ``Authorization: Bearer
             <token>``.
-        admin_token: enables the edit endpoints (``POST/PUT/DELETE /v1/entries``), which then
-            require ``Authorization: Bearer <admin token>``; ``None`` = they answer 403.
-        persist_dir: a saved index directory where every accepted edit is written
-            (atomically) before the response; ``None`` = edits live in memory only.
+        admin_token: enables the admin endpoints (``POST/PUT/DELETE /v1/entries``,
+            ``POST /v1/reload``), which then require ``Authorization: Bearer <admin token>``;
+            ``None`` = they answer 403.
+        persist_dir: the saved index directory the service answers from: every accepted edit
+            is written there (atomically) before the response, ``POST /v1/reload`` loads it
+            again, and it is watched for replacement (``reload_interval_s``); ``None`` = edits
+            live in memory only and there is nothing to reload.
+        reload_interval_s: seconds between two checks of ``persist_dir``'s manifest checksum;
+            a changed directory is loaded and served (hot reload). ``0`` = no background
+            check (``POST /v1/reload`` still works).
     """
 
     workers: int = field(default_factory=_default_workers)
@@ -219,6 +273,7 @@ class ServerSettings:
     read_token: str | None = field(default=None, repr=False)
     admin_token: str | None = field(default=None, repr=False)
     persist_dir: Path | None = None
+    reload_interval_s: float = 2.0
 
     def __post_init__(self) -> None:
         positive_ints = {
@@ -245,6 +300,15 @@ class ServerSettings:
             or not self.timeout_s > 0
         ):
             raise WalletFAQError(f"timeout_s must be a positive number, got {self.timeout_s!r}")
+        if (
+            isinstance(self.reload_interval_s, bool)
+            or not isinstance(self.reload_interval_s, (int, float))
+            or not 0 <= self.reload_interval_s < float("inf")
+        ):
+            raise WalletFAQError(
+                f"reload_interval_s must be a number of seconds >= 0 (0 = no hot reload), got "
+                f"{self.reload_interval_s!r}"
+            )
         for name, variable in (("read_token", READ_TOKEN_ENV), ("admin_token", ADMIN_TOKEN_ENV)):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, str) or not value.strip()):
@@ -372,15 +436,373 @@ class ServiceMetrics:
         )
         self.index_version = Gauge(
             "walletfaq_index_version",
-            "Version of the served index: 1 as built or loaded, then one more per applied "
-            "edit (FAQRetriever.version).",
+            "Version of the served index in this process: 1 at start, then one more per "
+            "applied edit or reload.",
             registry=self.registry,
         )
         self.index = Info(
             "walletfaq_index",
-            "The index served at start: model, corpus hash, index kind, walletfaq version.",
+            "The index served (updated on reload): model, corpus hash, index kind, walletfaq "
+            "version.",
             registry=self.registry,
         )
+        self.reloads = Counter(
+            "walletfaq_reloads",
+            "Loads of the index directory, by result: reloaded (a new index is served), "
+            "unchanged (POST /v1/reload found nothing new), failed (the old index is kept).",
+            ["result"],
+            registry=self.registry,
+        )
+        for result in ("reloaded", "unchanged", "failed"):
+            self.reloads.labels(result)
+        self.reload_failing = Gauge(
+            "walletfaq_reload_failing",
+            "1 while the index directory holds content that could not be loaded (the previous "
+            "index is served), else 0.",
+            registry=self.registry,
+        )
+
+    def describe(self, retriever: FAQRetriever) -> None:
+        """Set the ``walletfaq_index`` info to what ``retriever`` serves."""
+        from . import __version__
+
+        self.index.info(
+            {
+                "model": retriever.encoder.name,
+                "corpus_hash": retriever.corpus.content_hash()[:16],
+                "index": retriever.index_spec.kind,
+                "walletfaq_version": __version__,
+            }
+        )
+
+
+# --------------------------------------------------------------------------- the served index
+def _manifest_identity(directory: Path) -> tuple[str | None, tuple[int, int, int] | None]:
+    """The manifest checksum and the manifest file's (device, inode, mtime): a new save of
+    even identical content is a new file."""
+    try:
+        stat = (directory / store.MANIFEST_FILE).stat()
+        identity = (stat.st_dev, stat.st_ino, stat.st_mtime_ns)
+    except OSError:
+        identity = None
+    return manifest_checksum(directory), identity
+
+
+def manifest_checksum(directory: Path) -> str | None:
+    """The ``checksum`` field of the manifest in the index ``directory``, read without
+    validating the rest; ``None`` when there is no readable manifest.
+
+    Cheap (one small file). A save replaces a whole index directory in one atomic step, so
+    the checksum read names the complete content on disk at that moment: it changes with
+    every save of a different index and never for the same one.
+    """
+    from .strictjson import JSONProblem, loads
+
+    try:
+        data = loads((directory / store.MANIFEST_FILE).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, JSONProblem):
+        return None
+    checksum = data.get("checksum") if isinstance(data, dict) else None
+    return checksum if isinstance(checksum, str) else None
+
+
+@dataclass(frozen=True)
+class Served:
+    """One index the service answers from.
+
+    Attributes:
+        retriever: answers the questions.
+        base_version: added to ``retriever.version`` to number the service's index versions,
+            so that they keep increasing across reloads (a loaded retriever starts at 1).
+        checksum: the manifest checksum of the directory content this retriever holds (as
+            loaded, or as last saved by an edit); ``None`` = not known to match the directory.
+    """
+
+    retriever: FAQRetriever
+    base_version: int = 0
+    checksum: str | None = None
+
+    @property
+    def version(self) -> int:
+        """The service's index version: 1 at start, +1 per applied edit or reload."""
+        return self.base_version + _index_version(self.retriever)
+
+
+@dataclass(frozen=True)
+class ReloadResult:
+    """What a reload did.
+
+    Attributes:
+        changed: whether a new index is now served (``False``: the directory held what was
+            already served, nothing was loaded).
+        version: the index version served now.
+        previous_version: the index version served before.
+        entries: FAQ entries served now.
+        vectors: vectors in the index served now.
+        index_checksum: the first 16 hex digits of the served directory content's manifest
+            checksum (``None`` when unknown).
+    """
+
+    changed: bool
+    version: int
+    previous_version: int
+    entries: int
+    vectors: int
+    index_checksum: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (the ``POST /v1/reload`` answer)."""
+        return asdict(self)
+
+
+class ServedIndex:
+    """The retriever a service answers from, replaced whole when its directory changes.
+
+    A request reads :attr:`current` once and answers from that snapshot: a reload never
+    changes the index under a running request (requests in flight finish on the old
+    retriever, later ones get the new one; the swap is one attribute assignment).
+
+    Edits (:meth:`edit`) and reloads are serialised by one lock. With a ``directory``, an edit
+    also holds a lock file beside it (``.<name>.walletfaq-serve.lock``, shared by every process
+    serving that directory) and first loads what another process saved there, so that edits
+    made through several worker processes apply one after the other and none is lost.
+
+    Args:
+        retriever: the retriever served at first.
+        directory: the saved index directory ``retriever`` was loaded from, where edits are
+            persisted and from where :meth:`reload` loads (a symbolic link to one is followed
+            anew at each check); ``None`` = memory only.
+        metrics: where reloads are counted (optional).
+    """
+
+    def __init__(
+        self,
+        retriever: FAQRetriever,
+        directory: str | Path | None = None,
+        *,
+        metrics: ServiceMetrics | None = None,
+    ) -> None:
+        # absolute, not resolved: a symbolic link switched to another index directory (a
+        # common way to deploy a release) is followed at every check
+        self.directory = None if directory is None else Path(directory).expanduser().absolute()
+        # None when the directory does not hold this retriever's corpus (it was replaced
+        # since the retriever was loaded): the first poll then loads what it holds
+        checksum = None if self.directory is None else _checksum_of(self.directory, retriever)
+        self._current = Served(retriever, base_version=0, checksum=checksum)
+        self._metrics = metrics
+        self._lock = threading.Lock()
+        self._failed: tuple[str | None, tuple[int, int, int] | None] | None = None
+        self._failing = False
+        self.last_error: str | None = None
+        """Why the last reload failed, until one succeeds (``None``: it did not fail)."""
+
+    def __repr__(self) -> str:
+        current = self._current
+        return (
+            f"ServedIndex(directory={self.directory!r}, version={current.version}, "
+            f"entries={len(current.retriever.corpus)})"
+        )
+
+    @property
+    def current(self) -> Served:
+        """The index served now: read it once per request."""
+        return self._current
+
+    @property
+    def failing(self) -> bool:
+        """Whether the directory holds content that could not be loaded (the previous index
+        is served)."""
+        return self._failing
+
+    def reload(self) -> ReloadResult:
+        """Load the directory and serve it, unless it holds what is already served (same
+        manifest checksum: ``changed`` is ``False``).
+
+        Raises:
+            NothingToReloadError: there is no directory (the retriever lives in memory).
+            ReloadError: the directory could not be loaded; the previous index is still
+                served.
+        """
+        if self.directory is None:
+            raise NothingToReloadError(
+                "this service was not started from an index directory (walletfaq serve "
+                "--index DIR), so there is nothing on disk to reload from; start it with "
+                "--index, or restart it to serve another corpus"
+            )
+        with self._lock:
+            return self._reload(self.directory)
+
+    def poll(self) -> ReloadResult | None:
+        """The background check: reload when the directory's manifest checksum differs from
+        the one served and from the one that last failed to load; ``None`` when nothing was
+        tried (no directory, or nothing new).
+
+        Raises:
+            ReloadError: as :meth:`reload`.
+        """
+        if self.directory is None or not self._is_new(self.directory):
+            return None
+        with self._lock:  # an edit may have saved (and recorded) it meanwhile: check again
+            if not self._is_new(self.directory):
+                return None
+            return self._reload(self.directory)
+
+    def edit(self, change: Callable[[FAQRetriever, Path | None], _T]) -> tuple[_T, Served]:
+        """Run ``change(retriever, directory)`` on the retriever served, with edits and reloads
+        excluded, and return its result and the index served afterwards.
+
+        ``change`` edits the retriever in place, persisting to ``directory`` when it is not
+        ``None`` (``retriever.add(..., persist_to=directory)``). Before it runs, a directory
+        changed on disk (a save by another process) is loaded first, so the edit applies to
+        the latest saved index.
+
+        Raises:
+            PersistError: the directory changed on disk and cannot be loaded, or its lock file
+                cannot be created; the edit was not applied.
+        """
+        with self._lock, self._edit_lock_file():
+            directory = self.directory
+            if directory is not None and manifest_checksum(directory) != self._current.checksum:
+                try:
+                    self._reload(directory)
+                except ReloadError as exc:
+                    raise PersistError(f"the edit was not applied: {exc}") from None
+            served = self._current
+            result = change(served.retriever, directory)
+            if directory is not None:
+                served = replace(served, checksum=_checksum_of(directory, served.retriever))
+                self._current = served
+            return result, served
+
+    # ------------------------------------------------------------------ internals
+    def _is_new(self, directory: Path) -> bool:
+        """Whether ``directory`` holds other content than the served one, and is not the very
+        save that last failed to load (a new save of the same content is tried again)."""
+        identity = _manifest_identity(directory)
+        if identity[0] == self._current.checksum:
+            return False
+        return not (self._failing and identity == self._failed)
+
+    def _reload(self, directory: Path) -> ReloadResult:
+        """Load ``directory`` and swap it in unless unchanged; called with the lock held."""
+        previous = self._current
+        identity = _manifest_identity(directory)
+        checksum = identity[0]
+        if checksum is not None and checksum == previous.checksum:
+            self._set_failing(False)
+            if self._metrics is not None:
+                self._metrics.reloads.labels("unchanged").inc()
+            return self._result(False, previous, previous)
+        try:
+            retriever, checksum = self._load(directory, previous)
+        except ReloadError as exc:
+            if not (self._failing and self._failed == identity):  # once per failed save
+                logger.warning("%s", exc)
+            self._failed = identity
+            self.last_error = str(exc)
+            self._set_failing(True)
+            if self._metrics is not None:
+                self._metrics.reloads.labels("failed").inc()
+            raise
+        served = Served(retriever, base_version=previous.version, checksum=checksum)
+        self._current = served
+        self.last_error = None
+        self._set_failing(False)
+        if self._metrics is not None:
+            self._metrics.reloads.labels("reloaded").inc()
+            self._metrics.describe(retriever)
+        logger.info(
+            "reloaded %s: version %d -> %d, %d entries",
+            directory,
+            previous.version,
+            served.version,
+            len(retriever.corpus),
+        )
+        return self._result(True, previous, served)
+
+    def _load(self, directory: Path, previous: Served) -> tuple[FAQRetriever, str | None]:
+        """A retriever of ``directory`` and the checksum read before loading it; a load that
+        fails while the directory is being replaced is tried again."""
+        reason = f"it was replaced {_LOAD_ATTEMPTS} times while being read"
+        for _ in range(_LOAD_ATTEMPTS):
+            before = manifest_checksum(directory)
+            try:
+                return _load_like(directory, previous.retriever), before
+            except (WalletFAQError, OSError) as exc:
+                if manifest_checksum(directory) != before:
+                    continue  # replaced while it was read: read the new content
+                reason = str(exc) or type(exc).__name__
+                break
+        raise ReloadError(
+            f"cannot reload the index from {directory}: {reason}; still serving version "
+            f"{previous.version} ({len(previous.retriever.corpus)} entries)"
+        )
+
+    def _set_failing(self, failing: bool) -> None:
+        self._failing = failing
+        if self._metrics is not None:
+            self._metrics.reload_failing.set(1 if failing else 0)
+
+    @staticmethod
+    def _result(changed: bool, previous: Served, served: Served) -> ReloadResult:
+        return ReloadResult(
+            changed=changed,
+            version=served.version,
+            previous_version=previous.version,
+            entries=len(served.retriever.corpus),
+            vectors=int(served.retriever.index.ntotal),
+            index_checksum=served.checksum[:16] if served.checksum is not None else None,
+        )
+
+    @contextlib.contextmanager
+    def _edit_lock_file(self) -> Iterator[None]:
+        """Hold the exclusive lock shared by every process editing this directory (a no-op
+        without a directory, or where ``fcntl`` is missing)."""
+        if self.directory is None:
+            yield
+            return
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows: one process per directory
+            yield
+            return
+        path = self.directory.parent / f".{self.directory.name}{LOCK_SUFFIX}"
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise PersistError(
+                f"the edit was not applied: cannot create the lock file {path} "
+                f"({exc.strerror or exc}); make {path.parent} writable"
+            ) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing releases the lock
+
+
+def _load_like(directory: Path, previous: FAQRetriever) -> FAQRetriever:
+    """Load ``directory`` with ``previous``'s encoder when the index was built with the same
+    model (no second model in memory), else with the model its manifest names; the question
+    normalizer (code, not saved) is carried over."""
+    manifest = store.read_manifest(directory)
+    same_model = manifest.model_fingerprint == previous.encoder.fingerprint
+    retriever = FAQRetriever.load(directory, model=previous.encoder if same_model else None)
+    retriever.normalizer = previous.normalizer
+    return retriever
+
+
+def _checksum_of(directory: Path, retriever: FAQRetriever) -> str | None:
+    """The directory's manifest checksum if it holds ``retriever``'s corpus (as just saved by
+    an edit), else ``None`` (another writer replaced it meanwhile: the next poll loads it)."""
+    try:
+        manifest = store.read_manifest(directory)
+    except IndexFormatError:
+        return None
+    if manifest.corpus_hash != retriever.corpus.content_hash():
+        return None
+    return str(manifest.to_dict()["checksum"])
 
 
 # --------------------------------------------------------------------------- ASGI layers
@@ -390,8 +812,6 @@ Send = Callable[[dict[str, Any]], Any]
 
 
 async def _send_json_error(send: Send, status: int, message: str) -> None:
-    import json
-
     body = json.dumps({"detail": message}, ensure_ascii=False).encode("utf-8")
     await send(
         {
@@ -405,6 +825,18 @@ async def _send_json_error(send: Send, status: int, message: str) -> None:
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+class SafeJSONResponse(JSONResponse):
+    """A JSON response that always encodes: text holding a lone surrogate (a malformed
+    request's ``"\\ud800"`` echoed in a 422, say) is written escaped instead of failing."""
+
+    def render(self, content: Any) -> bytes:
+        try:
+            return super().render(content)
+        except UnicodeEncodeError:
+            text = json.dumps(content, ensure_ascii=True, allow_nan=False, separators=(",", ":"))
+            return text.encode("ascii")
 
 
 class BodyLimitMiddleware:
@@ -491,8 +923,33 @@ class MetricsMiddleware:
 
 
 # --------------------------------------------------------------------------- JSON shapes
+def _check_text(value: str, label: str) -> str:
+    """Raise when ``value`` holds a lone surrogate (JSON's ``"\\ud800"`` parses to one): it is
+    not Unicode text and could be neither encoded nor saved."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(
+            f"{label} has a lone surrogate (U+{ord(value[exc.start]):04X}) at position "
+            f"{exc.start}, which is not valid Unicode text; send UTF-8 text"
+        ) from None
+    return value
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _unicode_text(cls, value: object) -> object:
+        """Every string (alone or in a list) is valid Unicode text."""
+        if isinstance(value, str):
+            _check_text(value, "the text")
+        elif isinstance(value, list):
+            for position, item in enumerate(value):
+                if isinstance(item, str):
+                    _check_text(item, f"item {position}")
+        return value
 
 
 class AskIn(_Model):
@@ -599,8 +1056,31 @@ class ReadyOut(BaseModel):
     entries: int
     vectors: int
     model: str
-    index_version: int = Field(description="1 as built or loaded, +1 per applied edit")
+    index_version: int = Field(description="1 at start, +1 per applied edit or reload")
     corpus_hash: str = Field(description="the served corpus content hash (16 hex digits)")
+    index_checksum: str | None = Field(
+        None,
+        description="the served index directory's manifest checksum (16 hex digits); null "
+        "without a directory",
+    )
+    reload_error: str | None = Field(
+        None,
+        description="why the index directory's current content could not be loaded (the "
+        "index served is the previous one); null when it is served",
+    )
+
+
+class ReloadOut(BaseModel):
+    """Answer of ``POST /v1/reload`` (:class:`ReloadResult`)."""
+
+    changed: bool = Field(description="whether a new index is now served")
+    version: int = Field(description="the index version served now")
+    previous_version: int = Field(description="the index version served before")
+    entries: int = Field(description="FAQ entries served now")
+    vectors: int = Field(description="vectors in the index served now")
+    index_checksum: str | None = Field(
+        description="the served directory content's manifest checksum (16 hex digits)"
+    )
 
 
 class ErrorOut(BaseModel):
@@ -610,13 +1090,41 @@ class ErrorOut(BaseModel):
 
 
 # --------------------------------------------------------------------------- the app
-def _lifespan(pool: AskPool) -> Callable[[Any], contextlib.AbstractAsyncContextManager[None]]:
+def _lifespan(
+    pool: AskPool, index: ServedIndex, interval_s: float
+) -> Callable[[Any], contextlib.AbstractAsyncContextManager[None]]:
+    """Start the directory poller (when there is a directory and an interval) with the app;
+    stop it, then the pool, when the app shuts down."""
+
     @contextlib.asynccontextmanager
     async def lifespan(_app: Any) -> AsyncIterator[None]:
-        yield
-        pool.shutdown()
+        poller = None
+        if index.directory is not None and interval_s > 0:
+            poller = asyncio.create_task(_poll(index, interval_s), name="walletfaq-reload")
+        try:
+            yield
+        finally:
+            if poller is not None:
+                poller.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await poller
+            pool.shutdown()
 
     return lifespan
+
+
+async def _poll(index: ServedIndex, interval_s: float) -> None:
+    """Every ``interval_s`` seconds, reload ``index`` if its directory changed (in a thread:
+    loading never blocks the event loop). Runs until cancelled; a failure is logged and the
+    old index stays served."""
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            await asyncio.to_thread(index.poll)
+        except ReloadError:
+            pass  # logged once by the index, counted in the metrics
+        except Exception:  # the poller must outlive any surprise
+            logger.exception("checking %s for a new index failed", index.directory)
 
 
 def _check_bearer(
@@ -651,15 +1159,20 @@ def create_app(
     """A FastAPI application answering questions with ``retriever`` (endpoints: module doc).
 
     Args:
-        retriever: the retriever served; it is shared by the worker threads (it is
-            thread-safe).
-        settings: limits, pool size and token; ``None`` = :meth:`ServerSettings.from_env`
-            (the read token comes from ``$WALLETFAQ_READ_TOKEN``).
+        retriever: the retriever served at first; it is shared by the worker threads (it is
+            thread-safe). With ``settings.persist_dir``, it should be the index saved there:
+            the app serves a :class:`ServedIndex` of that directory (``app.state.index``),
+            replaced by a reload when the directory changes.
+        settings: limits, pool size, tokens, directory and reload interval; ``None`` =
+            :meth:`ServerSettings.from_env` (the tokens come from ``$WALLETFAQ_READ_TOKEN``
+            and ``$WALLETFAQ_ADMIN_TOKEN``).
         registry: the Prometheus registry to record into (default: a new one per app, exposed
             at ``/metrics`` and as ``app.state.metrics.registry``).
 
-    Nothing is encoded here: the first question loads whatever the encoder loads lazily (call
-    ``retriever.ask`` once before serving to warm it up, as :func:`serve` does). Importing
+    The directory poller runs while the app runs (its lifespan: an ASGI server, or
+    ``with TestClient(app)``). Nothing is encoded here: the first question loads whatever the
+    encoder loads lazily (call ``retriever.ask`` once before serving to warm it up, as
+    :func:`serve` does). Importing
     this module without the ``serve`` extra raises a one-line :class:`WalletFAQError`.
     """
     from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -669,17 +1182,11 @@ def create_app(
     settings = settings if settings is not None else ServerSettings.from_env()
     metrics = ServiceMetrics(registry)
     pool = AskPool(settings.workers, settings.queue_limit)
-    metrics.entries.set_function(lambda: len(retriever.corpus))
-    metrics.vectors.set_function(lambda: int(retriever.index.ntotal))
-    metrics.index_version.set_function(lambda: _index_version(retriever))
-    metrics.index.info(
-        {
-            "model": retriever.encoder.name,
-            "corpus_hash": retriever.corpus.content_hash()[:16],
-            "index": retriever.index_spec.kind,
-            "walletfaq_version": __version__,
-        }
-    )
+    served_index = ServedIndex(retriever, settings.persist_dir, metrics=metrics)
+    metrics.entries.set_function(lambda: len(served_index.current.retriever.corpus))
+    metrics.vectors.set_function(lambda: int(served_index.current.retriever.index.ntotal))
+    metrics.index_version.set_function(lambda: served_index.current.version)
+    metrics.describe(retriever)
     metrics.in_progress.set_function(lambda: pool.in_progress)
 
     app = FastAPI(
@@ -691,9 +1198,9 @@ def create_app(
         ),
         docs_url=None,
         redoc_url=None,
-        lifespan=_lifespan(pool),
+        lifespan=_lifespan(pool, served_index, settings.reload_interval_s),
     )
-    app.state.retriever = retriever
+    app.state.index = served_index
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.pool = pool
@@ -704,11 +1211,16 @@ def create_app(
         if exc.status >= 500:
             log = logger.debug if isinstance(exc, OverloadedError) else logger.warning
             log("%s: %s", type(exc).__name__, exc)
-        return JSONResponse({"detail": str(exc)}, status_code=exc.status, headers=exc.headers)
+        return SafeJSONResponse({"detail": str(exc)}, status_code=exc.status, headers=exc.headers)
 
     @app.exception_handler(WalletFAQError)
     async def _query_error(_request: Request, exc: WalletFAQError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=400)
+        return SafeJSONResponse({"detail": str(exc)}, status_code=400)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's own handler, but its answer echoes the input: it must encode whatever came
+        return SafeJSONResponse({"detail": jsonable_encoder(exc.errors())}, status_code=422)
 
     bearer = HTTPBearer(
         auto_error=False,
@@ -747,7 +1259,9 @@ def create_app(
                 f"{settings.max_question_chars}; send the user's question, not a document"
             )
 
-    def ask_counted(questions: Sequence[str], k: int, category: str | None) -> list[list[Hit]]:
+    def ask_counted(
+        retriever: FAQRetriever, questions: Sequence[str], k: int, category: str | None
+    ) -> list[list[Hit]]:
         metrics.questions.inc(len(questions))
         hits = sum(_is_cached(retriever, q, k, category) for q in questions)
         if hits:
@@ -778,7 +1292,8 @@ def create_app(
     )
     async def ask(body: AskIn) -> dict[str, Any]:
         check_question(body.question)
-        (hits,) = await run(ask_counted, [body.question], body.k, body.category)
+        retriever = served_index.current.retriever  # read once: a reload may swap it later
+        (hits,) = await run(ask_counted, retriever, [body.question], body.k, body.category)
         return {"hits": [hit.to_dict() for hit in hits]}
 
     @app.post(
@@ -799,10 +1314,11 @@ def create_app(
             return {"results": []}
         for position, question in enumerate(body.questions):
             check_question(question, f"question {position}")
-        results = await run(ask_counted, body.questions, body.k, body.category)
+        retriever = served_index.current.retriever
+        results = await run(ask_counted, retriever, body.questions, body.k, body.category)
         return {"results": [[hit.to_dict() for hit in hits] for hits in results]}
 
-    def answer_counted(question: str, k: int) -> dict[str, Any]:
+    def answer_counted(retriever: FAQRetriever, question: str, k: int) -> dict[str, Any]:
         metrics.questions.inc()
         if _is_cached(retriever, question, k, None):
             metrics.cache_hits.inc()
@@ -818,7 +1334,7 @@ def create_app(
     )
     async def answer(body: AnswerIn) -> dict[str, Any]:
         check_question(body.question)
-        return await run(answer_counted, body.question, body.k)
+        return await run(answer_counted, served_index.current.retriever, body.question, body.k)
 
     @app.get(
         "/v1/entries/{entry_id}",
@@ -830,7 +1346,7 @@ def create_app(
     )
     async def entry(entry_id: str) -> dict[str, object]:
         try:
-            return retriever.entry(entry_id).to_dict()
+            return served_index.current.retriever.entry(entry_id).to_dict()
         except KeyError:
             raise EntryNotFoundError(f"no entry has id {entry_id!r}") from None
 
@@ -839,7 +1355,7 @@ def create_app(
     ) -> None:
         if settings.admin_token is None:
             raise ForbiddenError(
-                f"the edit endpoints are disabled; start the server with {ADMIN_TOKEN_ENV} set"
+                f"the admin endpoints are disabled; start the server with {ADMIN_TOKEN_ENV} set"
             )
         _check_bearer(credentials, settings.admin_token, "<admin token>")
 
@@ -854,6 +1370,7 @@ def create_app(
             (400, "an invalid entry"),
             (401, "missing or wrong admin token"),
             (403, "edits are disabled (no admin token configured)"),
+            (500, "the edit could not be persisted; it was not applied"),
             (503, "busy: retry after the Retry-After seconds"),
         )
     }
@@ -864,30 +1381,44 @@ def create_app(
         except IndexFormatError as exc:  # the save before the swap failed: nothing changed
             raise PersistError(f"the edit was not applied: {exc}") from None
 
-    def edited(entry_id: str, action: str) -> dict[str, Any]:
+    def edited(entry_id: str, action: str, served: Served) -> dict[str, Any]:
         return {
             "id": entry_id,
             "action": action,
-            "version": _index_version(retriever),
-            "persisted": settings.persist_dir is not None,
+            "version": served.version,
+            "persisted": served_index.directory is not None,
         }
 
     def add_entry(record: dict[str, Any]) -> dict[str, Any]:
-        if record["id"] in retriever.corpus:
-            raise ConflictError(f"id {record['id']!r} exists; PUT /v1/entries/{{id}} replaces it")
-        persisted(lambda: retriever.add([record], persist_to=settings.persist_dir))
-        return edited(record["id"], "added")
+        def change(retriever: FAQRetriever, directory: Path | None) -> str:
+            if record["id"] in retriever.corpus:
+                raise ConflictError(
+                    f"id {record['id']!r} exists; PUT /v1/entries/{{id}} replaces it"
+                )
+            persisted(lambda: retriever.add([record], persist_to=directory))
+            return "added"
+
+        action, served = served_index.edit(change)
+        return edited(record["id"], action, served)
 
     def put_entry(record: dict[str, Any]) -> dict[str, Any]:
-        replaced = record["id"] in retriever.corpus
-        persisted(lambda: retriever.update(record, persist_to=settings.persist_dir))
-        return edited(record["id"], "replaced" if replaced else "added")
+        def change(retriever: FAQRetriever, directory: Path | None) -> str:
+            replaced = record["id"] in retriever.corpus
+            persisted(lambda: retriever.update(record, persist_to=directory))
+            return "replaced" if replaced else "added"
+
+        action, served = served_index.edit(change)
+        return edited(record["id"], action, served)
 
     def remove_entry(entry_id: str) -> dict[str, Any]:
-        if entry_id not in retriever.corpus:
-            raise EntryNotFoundError(f"no entry has id {entry_id!r}")
-        persisted(lambda: retriever.remove([entry_id], persist_to=settings.persist_dir))
-        return edited(entry_id, "removed")
+        def change(retriever: FAQRetriever, directory: Path | None) -> str:
+            if entry_id not in retriever.corpus:
+                raise EntryNotFoundError(f"no entry has id {entry_id!r}")
+            persisted(lambda: retriever.remove([entry_id], persist_to=directory))
+            return "removed"
+
+        action, served = served_index.edit(change)
+        return edited(entry_id, action, served)
 
     @app.post(
         "/v1/entries",
@@ -912,6 +1443,10 @@ def create_app(
         summary="Add or replace the entry with this id",
     )
     async def put_entry_route(entry_id: str, body: EntryIn) -> dict[str, Any]:
+        try:
+            _check_text(entry_id, "the entry id in the path")
+        except ValueError as exc:
+            raise WalletFAQError(str(exc)) from None
         if body.id is not None and body.id != entry_id:
             raise WalletFAQError(f"the body's id {body.id!r} differs from the path's {entry_id!r}")
         return await run_edit(put_entry, {**body.model_dump(), "id": entry_id})
@@ -927,6 +1462,31 @@ def create_app(
     async def delete_entry(entry_id: str) -> dict[str, Any]:
         return await run_edit(remove_entry, entry_id)
 
+    @app.post(
+        "/v1/reload",
+        response_model=ReloadOut,
+        dependencies=admin,
+        responses={
+            **{code: edit_errors[code] for code in (401, 403)},
+            409: {
+                "model": ErrorOut,
+                "description": "the service was not started from an index directory",
+            },
+            500: {
+                "model": ErrorOut,
+                "description": "the directory could not be loaded; the previous index is "
+                "still served",
+            },
+        },
+        tags=["edits"],
+        summary="Serve the index directory again if it changed on disk",
+    )
+    async def reload() -> dict[str, Any]:
+        """Load the ``--index`` directory and serve it when its manifest checksum differs
+        from the one served (``changed``); requests in flight finish on the old index."""
+        # a thread outside the ask pool: a reload is never shed, and never blocks the loop
+        return (await asyncio.to_thread(served_index.reload)).to_dict()
+
     @app.get(
         "/v1/categories",
         response_model=CategoriesOut,
@@ -935,7 +1495,7 @@ def create_app(
         summary="The categories usable as `category` filters",
     )
     async def categories() -> dict[str, Any]:
-        return {"categories": list(retriever.categories)}
+        return {"categories": list(served_index.current.retriever.categories)}
 
     @app.get("/healthz", response_model=StatusOut, tags=["operations"])
     async def healthz() -> dict[str, Any]:
@@ -950,6 +1510,8 @@ def create_app(
     )
     async def readyz() -> dict[str, Any]:
         """An index is loaded and can be searched."""
+        served = served_index.current
+        retriever = served.retriever
         vectors = int(retriever.index.ntotal)
         if vectors == 0 or len(retriever.corpus) == 0:
             raise NotReadyError("the index is empty")
@@ -958,8 +1520,10 @@ def create_app(
             "entries": len(retriever.corpus),
             "vectors": vectors,
             "model": retriever.encoder.name,
-            "index_version": _index_version(retriever),
+            "index_version": served.version,
             "corpus_hash": retriever.corpus.content_hash()[:16],
+            "index_checksum": served.checksum[:16] if served.checksum is not None else None,
+            "reload_error": served_index.last_error if served_index.failing else None,
         }
 
     @app.get("/metrics", tags=["operations"], response_class=Response)
@@ -1034,7 +1598,8 @@ def serve(
     access_log: bool = False,
     log_level: str = "info",
 ) -> None:
-    """Answer one warm-up question, then serve ``retriever`` with uvicorn until interrupted.
+    """Answer one warm-up question, then serve ``retriever`` with uvicorn (one process) until
+    interrupted.
 
     Args:
         retriever: the retriever served.
@@ -1048,22 +1613,11 @@ def serve(
     import uvicorn
 
     settings = settings if settings is not None else ServerSettings.from_env()
-    if not _is_loopback(host) and settings.read_token is None:
-        logger.warning(
-            "listening on %s without a read token: anyone who reaches it can read the FAQ "
-            "(set %s to require one)",
-            host,
-            READ_TOKEN_ENV,
-        )
-    started = time.perf_counter()
-    try:
-        retriever.ask("你好", k=1)  # loads the query encoder before the first request
-    except QueryError:  # pragma: no cover - a custom normalizer may reject it
-        pass
-    logger.info("model warm in %.2f s", time.perf_counter() - started)
+    _warn_if_exposed(host, settings)
+    _warm_up(retriever)
     app = create_app(retriever, settings)
     logger.info(
-        "serving %r on http://%s:%d (%s workers, %s queued at most; docs at /docs)",
+        "serving %r on http://%s:%d (%s threads, %s queued at most; docs at /docs)",
         retriever,
         host,
         port,
@@ -1073,18 +1627,187 @@ def serve(
     uvicorn.run(app, host=host, port=port, access_log=access_log, log_level=log_level)
 
 
+def serve_index(
+    directory: str | Path,
+    *,
+    model: str | None = None,
+    workers: int = 1,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    settings: ServerSettings | None = None,
+    access_log: bool = False,
+    log_level: str = "info",
+) -> None:
+    """Serve a saved index directory with ``workers`` uvicorn worker processes until
+    interrupted (``walletfaq serve --index DIR --workers N``).
+
+    Every process loads ``directory`` itself (one encoder per process), answers on the same
+    port, persists the edits it accepts to ``directory`` and picks up those of the others
+    (and any replacement of the directory) within ``settings.reload_interval_s`` seconds; see
+    :class:`ServedIndex`. With one worker this is :func:`serve` of the loaded index.
+
+    Args:
+        directory: the saved index (``settings.persist_dir`` is set to it).
+        model: the model questions are encoded with; ``None`` = the one the index names.
+        workers: worker processes (``>= 1``).
+        host, port, access_log, log_level: as for :func:`serve`.
+        settings: as for :func:`create_app`; with several workers, ``settings.workers``
+            threads run in *each* process, and the settings (tokens included) reach the
+            worker processes through the environment variable ``WALLETFAQ_SERVE_CONFIG``.
+
+    Raises:
+        IndexFormatError: ``directory`` is not a readable saved index (checked before any
+            worker starts).
+        WalletFAQError: ``workers`` is not a positive int.
+    """
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise WalletFAQError(f"workers must be a positive int (processes), got {workers!r}")
+    root = Path(directory).expanduser().absolute()
+    store.read_manifest(root)  # a bad directory fails here, in one line, not in N workers
+    settings = replace(
+        settings if settings is not None else ServerSettings.from_env(), persist_dir=root
+    )
+    if workers == 1:
+        retriever = FAQRetriever.load(root, model=model)
+        serve(
+            retriever,
+            host=host,
+            port=port,
+            settings=settings,
+            access_log=access_log,
+            log_level=log_level,
+        )
+        return
+    import uvicorn
+
+    _warn_if_exposed(host, settings)
+    config = {
+        "index": str(root),
+        "model": model,
+        "log_level": log_level,
+        "settings": {
+            **asdict(settings),
+            "persist_dir": str(root),
+        },
+    }
+    previous = os.environ.get(WORKER_CONFIG_ENV)
+    os.environ[WORKER_CONFIG_ENV] = json.dumps(config)  # inherited by the worker processes
+    logger.info(
+        "serving %s on http://%s:%d with %d worker processes (%d threads each)",
+        root,
+        host,
+        port,
+        workers,
+        settings.workers,
+    )
+    try:
+        uvicorn.run(
+            f"{__name__}:app_from_environment",
+            factory=True,
+            workers=workers,
+            host=host,
+            port=port,
+            access_log=access_log,
+            log_level=log_level,
+        )
+    finally:
+        if previous is None:
+            os.environ.pop(WORKER_CONFIG_ENV, None)
+        else:
+            os.environ[WORKER_CONFIG_ENV] = previous
+
+
+def app_from_environment() -> FastAPI:
+    """The app of one worker process started by :func:`serve_index` (a uvicorn factory): it
+    reads its configuration from ``$WALLETFAQ_SERVE_CONFIG``, loads the index, answers one
+    warm-up question and returns :func:`create_app` of it.
+
+    Raises:
+        WalletFAQError: the variable is missing or malformed (this factory is only for the
+            processes :func:`serve_index` starts).
+    """
+    raw = os.environ.get(WORKER_CONFIG_ENV)
+    config: Any = None
+    settings_fields = None
+    with contextlib.suppress(ValueError, KeyError, TypeError):
+        config = json.loads(raw) if raw else None
+        settings_fields = dict(config["settings"])
+    if not isinstance(config, dict) or settings_fields is None or "index" not in config:
+        raise WalletFAQError(
+            f"${WORKER_CONFIG_ENV} is missing or malformed; app_from_environment is the "
+            "factory of the worker processes that walletfaq.server.serve_index starts"
+        )
+    _log_to_stderr(str(config.get("log_level", "info")))
+    settings_fields["persist_dir"] = Path(settings_fields["persist_dir"])
+    settings = ServerSettings(**settings_fields)
+    retriever = FAQRetriever.load(config["index"], model=config.get("model"))
+    _warm_up(retriever)
+    logger.info("worker process %d serves %r", os.getpid(), retriever)
+    return create_app(retriever, settings)
+
+
+def threads_per_process(processes: int = 1) -> int:
+    """The CPU cores this process may use, shared among ``processes`` (at least 1): the
+    default encoding threads of each of that many worker processes."""
+    return max(1, _default_workers() // max(1, processes))
+
+
+def _warn_if_exposed(host: str, settings: ServerSettings) -> None:
+    if not _is_loopback(host) and settings.read_token is None:
+        logger.warning(
+            "listening on %s without a read token: anyone who reaches it can read the FAQ "
+            "(set %s to require one)",
+            host,
+            READ_TOKEN_ENV,
+        )
+
+
+def _warm_up(retriever: FAQRetriever) -> None:
+    """Answer one question, so that the first request does not load the query encoder."""
+    started = time.perf_counter()
+    try:
+        retriever.ask("你好", k=1)
+    except QueryError:  # pragma: no cover - a custom normalizer may reject it
+        pass
+    logger.info("model warm in %.2f s", time.perf_counter() - started)
+
+
+def _log_to_stderr(level: str) -> None:
+    """In a worker process (which does not run the command line's setup), send walletfaq's
+    log lines to stderr as the command line does."""
+    package_logger = logging.getLogger("walletfaq")
+    if package_logger.handlers:
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter(f"walletfaq[{os.getpid()}]: %(message)s"))
+    package_logger.addHandler(handler)
+    package_logger.setLevel(logging.WARNING if level.lower() != "info" else logging.INFO)
+    package_logger.propagate = False
+
+
 __all__ = [
+    "ADMIN_TOKEN_ENV",
     "READ_TOKEN_ENV",
+    "WORKER_CONFIG_ENV",
     "AskPool",
     "AskTimeoutError",
     "EntryNotFoundError",
     "NotReadyError",
+    "NothingToReloadError",
     "OverloadedError",
     "PayloadTooLargeError",
+    "ReloadError",
+    "ReloadResult",
+    "Served",
+    "ServedIndex",
     "ServerError",
     "ServerSettings",
     "ServiceMetrics",
     "UnauthorizedError",
+    "app_from_environment",
     "create_app",
+    "manifest_checksum",
+    "serve_index",
+    "threads_per_process",
     "serve",
 ]
