@@ -138,9 +138,9 @@ def test_data_without_any_positive_is_an_error(tmp_path: Path) -> None:
         load_tuning_data(path)
 
 
-def test_finetune_method_says_it_is_not_available(retriever: FAQRetriever) -> None:
-    with pytest.raises(WalletFAQError, match="'finetune' is not available"):
-        tune(retriever, [("甲", "乙")], method="finetune")
+def test_unknown_method_is_an_error(retriever: FAQRetriever) -> None:
+    with pytest.raises(WalletFAQError, match="method must be 'adapter' or 'finetune'"):
+        tune(retriever, [("甲", "乙")], method="lora")  # type: ignore[arg-type]
 
 
 def test_unknown_setting_is_an_error(retriever: FAQRetriever) -> None:

@@ -28,6 +28,9 @@ negative, paraphrases of the same cluster masked out), optionally symmetric, wit
 of the map towards the identity and early stopping on a validation slice carved from the
 training part. It works on precomputed base vectors, so it takes seconds; the corpus is not
 re-encoded (the new index rows are the old ones transformed).
+
+``method="finetune"`` reads and splits the data the same way, then trains the encoder itself
+(:mod:`walletfaq.finetune`).
 """
 
 from __future__ import annotations
@@ -53,7 +56,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 TuneMethod = Literal["adapter", "finetune"]
-"""``"adapter"``: a linear map on frozen embeddings; ``"finetune"``: not available yet."""
+"""``"adapter"``: a linear map on frozen embeddings; ``"finetune"``: the encoder's transformer
+layers trained with sentence-transformers' trainer (:mod:`walletfaq.finetune`)."""
 
 PAIR_COLUMNS = ("sentence1", "sentence2", "label")
 """Header a pair file must have (extra columns are ignored)."""
@@ -150,15 +154,17 @@ class TuneResult:
 
     Attributes:
         retriever: a new retriever over the same corpus whose encoder is the
-            :class:`AdaptedEncoder` (the original is untouched).
+            :class:`AdaptedEncoder` or :class:`~walletfaq.finetune.FinetunedEncoder` (the
+            original is untouched).
         before: metrics of the original retriever on the held-out split
             (``{"mrr@10", "recall@1", "queries"}``; empty when ``holdout == 0``).
         after: the same metrics for the tuned retriever.
         train_size: training pairs (corpus alt pairs included), before the validation slice.
         holdout_size: held-out queries measured.
         seconds: wall time of the whole call (encoding included).
-        method: ``"adapter"``.
-        settings: the settings used (JSON-ready), plus ``epochs_run`` and ``best_epoch``.
+        method: ``"adapter"`` or ``"finetune"``.
+        settings: the settings used (JSON-ready), plus ``epochs_run`` and ``best_epoch``
+            (adapter) or ``steps`` and ``prompts`` (finetune).
     """
 
     retriever: FAQRetriever
@@ -171,8 +177,9 @@ class TuneResult:
     settings: dict[str, Any] = field(default_factory=dict)
 
     @property
-    def encoder(self) -> AdaptedEncoder:
-        """The adapted encoder of :attr:`retriever`."""
+    def encoder(self) -> Any:
+        """The tuned encoder of :attr:`retriever` (:class:`AdaptedEncoder` or
+        :class:`~walletfaq.finetune.FinetunedEncoder`)."""
         return self.retriever.encoder  # type: ignore[return-value]
 
     def summary(self) -> str:
@@ -849,7 +856,7 @@ def tune(
     *,
     method: TuneMethod = "adapter",
     holdout: float = 0.2,
-    epochs: int = AdapterSettings.epochs,
+    epochs: int | None = None,
     seed: int = 0,
     progress: bool = True,
     **settings: Any,
@@ -862,15 +869,22 @@ def tune(
             (``sentence1, sentence2, label``) or a list of ``(question, paraphrase)`` tuples
             (see the module docstring). The corpus' alt questions are added as training
             pairs unless ``use_corpus_alts=False``.
-        method: ``"adapter"`` (a linear map on frozen embeddings, trained in seconds).
-            ``"finetune"`` (full model fine-tuning) is not available yet.
+        method: ``"adapter"`` (a linear map on frozen embeddings, trained in seconds; keeps
+            the torch-free question path) or ``"finetune"`` (the model's transformer layers
+            trained with sentence-transformers' trainer: minutes to tens of minutes on CPU,
+            needs ``sentence-transformers[train]``, and questions then go through torch; see
+            :mod:`walletfaq.finetune`). An adapter can be tuned on a fine-tuned retriever.
         holdout: share of the labelled data held out (seeded split by paraphrase cluster or
-            query) and measured before/after; never trained on. ``0`` = no measurement.
-        epochs: maximum training epochs (early stopping on a validation slice of the training
-            part may stop sooner).
+            query) and measured before/after; never trained on. ``0`` = no measurement. The
+            split depends only on the data, ``holdout`` and ``seed``, so both methods with the
+            same ones hold out the same rows.
+        epochs: training epochs; ``None`` = the method's default (adapter: at most 40, early
+            stopping on a validation slice of the training part may stop sooner; finetune: 1).
         seed: seeds the split, the initialisation and the batch order.
         progress: show progress bars.
-        **settings: any field of :class:`AdapterSettings` (``rank``, ``apply_to``, ``lr``...).
+        **settings: any field of :class:`AdapterSettings` (``rank``, ``apply_to``, ``lr``...)
+            or, for ``"finetune"``, of :class:`walletfaq.finetune.FinetuneSettings`
+            (``batch_size``, ``lr``, ``hard_negatives``, ``max_steps``...).
 
     Returns:
         A :class:`TuneResult`: the new retriever, held-out metrics before and after, sizes,
@@ -881,22 +895,20 @@ def tune(
         WalletFAQError: an unknown method or setting, a bad ``holdout``, or too little data.
     """
     started = time.perf_counter()
-    if method == "finetune":
-        raise WalletFAQError(
-            "method 'finetune' is not available yet (full fine-tuning with "
-            "sentence-transformers' trainer is planned); use method='adapter', which trains a "
-            "small map on frozen embeddings"
-        )
-    if method != "adapter":
+    if method not in ("adapter", "finetune"):
         raise WalletFAQError(f"method must be 'adapter' or 'finetune', got {method!r}")
     if isinstance(holdout, bool) or not isinstance(holdout, (int, float)) or not 0 <= holdout < 1:
         raise WalletFAQError(f"holdout must be a number in [0, 1), got {holdout!r}")
+    if method == "finetune":
+        return _finetune(retriever, data, holdout, epochs, seed, progress, settings, started)
     known = {f for f in AdapterSettings.__dataclass_fields__ if f != "epochs"}
     unknown = sorted(set(settings) - known)
     if unknown:
         raise WalletFAQError(
-            f"unknown tune setting(s) {unknown}; choose from {sorted(known)} and epochs"
+            f"unknown tune setting(s) {unknown} for method='adapter'; choose from "
+            f"{sorted(known)} and epochs"
         )
+    epochs = AdapterSettings.epochs if epochs is None else epochs
     options = AdapterSettings(epochs=epochs, **settings).checked()
     rng = np.random.default_rng(seed)
 
@@ -992,6 +1004,37 @@ def tune(
         seconds=seconds,
         method="adapter",
         settings=summary,
+    )
+
+
+def _finetune(
+    retriever: FAQRetriever,
+    data: str | Path | Sequence[tuple[str, str]],
+    holdout: float,
+    epochs: int | None,
+    seed: int,
+    progress: bool,
+    settings: dict[str, Any],
+    started: float,
+) -> TuneResult:
+    """``method="finetune"``: validate the settings and the training extras before reading
+    anything, then hand over to :func:`walletfaq.finetune.finetune`."""
+    from .finetune import FinetuneSettings, base_model, check_training_available, finetune
+
+    known = {f for f in FinetuneSettings.__dataclass_fields__ if f != "epochs"}
+    unknown = sorted(set(settings) - known)
+    if unknown:
+        raise WalletFAQError(
+            f"unknown tune setting(s) {unknown} for method='finetune'; choose from "
+            f"{sorted(known)} and epochs"
+        )
+    epochs = FinetuneSettings.epochs if epochs is None else epochs
+    options = FinetuneSettings(epochs=epochs, **settings).checked()
+    check_training_available()
+    base_model(retriever.encoder)
+    tuning = load_tuning_data(data, retriever.corpus.ids)
+    return finetune(
+        retriever, tuning, options, holdout=holdout, seed=seed, progress=progress, started=started
     )
 
 

