@@ -1,7 +1,8 @@
 """Load test of ``walletfaq serve``: throughput and latency at several concurrency levels.
 
     python benchmarks/load.py [--requests 400] [--seconds 8] [--concurrency 1 4 16 64]
-                              [--workers N] [--queue N] [--model e5-small] [--out FILE.json]
+                              [--workers N] [--threads N] [--queue N] [--model e5-small]
+                              [--out FILE.json]
     python benchmarks/load.py --url http://127.0.0.1:8000    # an already running server
 
 Builds (or takes from the cache) the bundled-corpus retriever, times ``ask()`` in process,
@@ -148,18 +149,28 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def start_server(args: argparse.Namespace, index: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """``walletfaq serve --index INDEX`` on a free loopback port; returns it once ``/readyz``
-    answers."""
+def start_server(
+    index: Path,
+    *,
+    workers: int = 1,
+    threads: int | None = None,
+    queue: int | None = None,
+    admin_token: str | None = None,
+) -> tuple[subprocess.Popen[bytes], str]:
+    """``walletfaq serve --index INDEX --workers WORKERS`` (processes) on a free loopback
+    port; returns it once ``/readyz`` answers."""
     port = free_port()
     command = [sys.executable, "-m", "walletfaq", "-q", "serve", "--port", str(port)]
-    command += ["--index", str(index)]
-    if args.workers:
-        command += ["--workers", str(args.workers)]
-    if args.queue is not None:
-        command += ["--queue", str(args.queue)]
+    command += ["--index", str(index), "--workers", str(workers)]
+    if threads:
+        command += ["--threads", str(threads)]
+    if queue is not None:
+        command += ["--queue", str(queue)]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     env.pop("WALLETFAQ_READ_TOKEN", None)
+    env.pop("WALLETFAQ_ADMIN_TOKEN", None)
+    if admin_token is not None:
+        env["WALLETFAQ_ADMIN_TOKEN"] = admin_token
     process = subprocess.Popen(command, env=env)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 300
@@ -212,8 +223,11 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=400, help="requests per level at most")
     parser.add_argument("--seconds", type=float, default=8.0, help="seconds per level at most")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16, 64])
-    parser.add_argument("--workers", type=int, help="server worker threads (default: cores)")
-    parser.add_argument("--queue", type=int, help="server queue size (default: 4 per worker)")
+    parser.add_argument("--workers", type=int, default=1, help="server worker processes")
+    parser.add_argument(
+        "--threads", type=int, help="threads per worker process (default: cores / workers)"
+    )
+    parser.add_argument("--queue", type=int, help="server queue size (default: 4 per thread)")
     parser.add_argument("--model", default="e5-small", help="model preset, hub name or path")
     parser.add_argument(
         "--inproc", type=int, default=50, help="in-process asks timed, before and after"
@@ -241,7 +255,9 @@ def main() -> None:
             check_loopback(args.url)
             url = args.url.rstrip("/")
         else:
-            process, url = start_server(args, index)
+            process, url = start_server(
+                index, workers=args.workers, threads=args.threads, queue=args.queue
+            )
         try:
             levels = []
             for concurrency in args.concurrency:
@@ -270,7 +286,12 @@ def main() -> None:
             "inprocess_ask_p50_ms_before_after": [round(before_ms, 3), round(after_ms, 3)],
             "service_p50_over_inprocess_p50": round(ratio, 2),
             "cpu_count": os.cpu_count(),
-            "settings": {"workers": args.workers, "queue": args.queue, "model": args.model},
+            "settings": {
+                "workers": args.workers,
+                "threads": args.threads,
+                "queue": args.queue,
+                "model": args.model,
+            },
         }
         args.out.write_text(json.dumps(payload, indent=1) + "\n", encoding="utf-8")
 

@@ -145,6 +145,68 @@ def test_walletfaq_serve_rejects_index_and_corpus_together(tmp_path: Path) -> No
     assert "not allowed with argument" in done.stderr
 
 
+@pytest.mark.slow
+def test_walletfaq_serve_with_two_worker_processes_shares_every_edit(
+    tiny_corpus_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--workers 2``: two processes on one port and one index directory; edits accepted by
+    either are all saved, and both processes end up serving all of them."""
+    psutil = pytest.importorskip("psutil")
+    monkeypatch.delenv("WALLETFAQ_CACHE_DIR", raising=False)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "WALLETFAQ_ADMIN_TOKEN": "adm1n"}
+    env.pop("WALLETFAQ_READ_TOKEN", None)
+    index = tmp_path / "idx"
+    walletfaq = [sys.executable, "-m", "walletfaq"]
+    build = [*walletfaq, "-q", "build", "--corpus", str(tiny_corpus_file), "--out", str(index)]
+    subprocess.run(build, env=env, check=True, timeout=600)
+    port = free_port()
+    serve = [*walletfaq, "serve", "--index", str(index), "--workers", "2", "--port", str(port)]
+    process = subprocess.Popen(
+        [*serve, "--reload-interval", "0.2"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    admin = {"Authorization": "Bearer adm1n"}
+    names = [f"extra{n}" for n in range(6)]
+    try:
+        deadline = time.monotonic() + 300
+        while True:
+            assert process.poll() is None, process.communicate()[0]
+            try:
+                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "walletfaq serve did not become ready"
+            time.sleep(0.5)
+        workers = [
+            child
+            for child in psutil.Process(process.pid).children()
+            if "spawn_main" in " ".join(child.cmdline())
+        ]
+        for name in names:  # a new connection each: the kernel spreads them over the workers
+            entry = {"category": "money", "question": f"{name} 怎么办", "answer": name}
+            edit = httpx.put(f"{url}/v1/entries/{name}", json=entry, headers=admin, timeout=60)
+            assert edit.status_code == 200, edit.text
+        deadline = time.monotonic() + 60
+        while True:  # every answer, from whichever worker, has every edit
+            answers = [httpx.get(f"{url}/readyz", timeout=10).json() for _ in range(10)]
+            if {answer["entries"] for answer in answers} == {5 + len(names)}:
+                break
+            assert time.monotonic() < deadline, f"the workers did not converge: {answers}"
+            time.sleep(0.2)
+    finally:
+        process.send_signal(signal.SIGINT)
+        output = process.communicate(timeout=60)[0]
+    assert len(workers) == 2, output
+    assert process.returncode == 0, output
+    saved = FAQRetriever.load(index)
+    assert set(names) <= set(saved.corpus.ids) and len(saved.corpus) == 5 + len(names)
+
+
 # ----------------------------------------------------------------------------- the browser
 @pytest.fixture
 def browser():  # type: ignore[no-untyped-def]
