@@ -27,22 +27,12 @@ from pathlib import Path
 from typing import Any
 
 from walletfaq import FAQRetriever, evaluate, paired_test
+from walletfaq.bench.common import ARTICLE_TOPICS
 from walletfaq.evaluation import bundled_queries_path, load_queries
 from walletfaq.hybrid import HybridRetriever
 
 ROOT = Path(__file__).resolve().parents[1]
 BQ = ROOT.parent / "shared" / "data" / "bq"
-ARTICLE_TOPICS = {
-    "login-failed",
-    "topup-not-received",
-    "account-security",
-    "fees",
-    "refund-process",
-    "what-is-digital-wallet",
-    "why-contact-support",
-    "find-support-hotline",
-    "prepare-before-calling",
-}
 
 OPTIONS: dict[str, dict[str, float]] = {
     "dense (e5-small)": {"use-m3": 0.0, "bm25": 0.0},

@@ -28,21 +28,45 @@ def test_notebook_calibrates_from_the_report_without_re_encoding() -> None:
     assert "calibrate(retriever, report," in code()
 
 
-@pytest.mark.slow
-def test_evaluation_notebook_executes_without_errors(monkeypatch) -> None:
-    monkeypatch.delenv("WALLETFAQ_CACHE_DIR", raising=False)
-    notebook = nbformat.read(NOTEBOOK, as_version=4)
+def executed_text(path: Path) -> str:
+    """Run the notebook top to bottom (the user cache, as a reader's would be); assert no cell
+    failed; return the text of every output."""
+    notebook = nbformat.read(path, as_version=4)
     nbclient.NotebookClient(
         notebook,
-        timeout=900,
+        timeout=1200,
         kernel_name="python3",
-        resources={"metadata": {"path": str(NOTEBOOK.parent)}},
+        resources={"metadata": {"path": str(path.parent)}},
     ).execute()
     outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
     assert not [o for o in outputs if o.get("output_type") == "error"]
-    text = "".join(
+    return "".join(
         str(o.get("text", "")) + str(o.get("data", {}).get("text/plain", "")) for o in outputs
     )
+
+
+@pytest.mark.slow
+def test_evaluation_notebook_executes_without_errors(monkeypatch) -> None:
+    monkeypatch.delenv("WALLETFAQ_CACHE_DIR", raising=False)
+    text = executed_text(NOTEBOOK)
     assert "recall@1" in text and "in-domain queries miss at rank 1" in text
     assert "ranking metrics over the" in text and "out-of-domain refused" in text
     assert "今天北京天气怎么样" in text and "-> fallback:" in text
+
+
+LEVERS = NOTEBOOK.parent / "improve_quality.ipynb"
+
+
+def test_levers_notebook_uses_no_repository_relative_paths() -> None:
+    notebook = nbformat.read(LEVERS, as_version=4)
+    source = "\n".join(cell.source for cell in notebook.cells if cell.cell_type == "code")
+    assert "parents[" not in source and "__file__" not in source and "corpus/" not in source
+
+
+@pytest.mark.slow
+def test_levers_notebook_executes_and_compares_every_option(monkeypatch) -> None:
+    monkeypatch.delenv("WALLETFAQ_CACHE_DIR", raising=False)
+    text = executed_text(LEVERS)
+    for option in ("dense (e5-small)", "lexical (BM25)", "hybrid (e5 + 0.2 BM25)", "ensemble"):
+        assert option in text
+    assert "exact-term" in text and "p50 ms" in text and "adapter + BM25" in text

@@ -16,6 +16,21 @@ import numpy as np
 
 logger = logging.getLogger(__name__)
 
+ARTICLE_TOPICS = frozenset(
+    {
+        "login-failed",
+        "topup-not-received",
+        "account-security",
+        "fees",
+        "refund-process",
+        "what-is-digital-wallet",
+        "why-contact-support",
+        "find-support-hotline",
+        "prepare-before-calling",
+    }
+)
+"""Entry ids of the nine topics of the seed article (quality on them must not drop)."""
+
 DIM = 384
 """Dimension of the synthetic vectors (that of the e5-small preset)."""
 K = 10
