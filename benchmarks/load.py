@@ -18,8 +18,11 @@ Reports, per level: successful requests per second, p50/p95/p99 latency of succe
 requests, and the count of every other outcome (503 = shed by the bounded queue; a client
 told 503 waits ``Retry-After`` seconds, at most 1, before its next request). Then the
 ratio of the service's p50 at concurrency 1 to the p50 of an in-process ``FAQRetriever.ask()``
-on the same kind of questions (the HTTP + JSON + thread-hop overhead). Client and server share
-the machine's cores: on a small machine the client's own CPU use is part of what is measured.
+on the same kind of questions (the HTTP + JSON + thread-hop overhead), measured twice: against
+in-process timings taken before and after the levels, and with one HTTP request and one
+in-process ask alternated question by question (the figure to trust on a busy machine).
+Client and server share the machine's cores: on a small machine the client's own CPU use is
+part of what is measured.
 """
 
 from __future__ import annotations
@@ -143,6 +146,27 @@ def in_process_p50(retriever: FAQRetriever, count: int, tag: str) -> float:
     return statistics.median(timings)
 
 
+def paired_p50(url: str, retriever: FAQRetriever, count: int) -> tuple[float, float]:
+    """p50 (ms) of one HTTP ``/v1/ask`` and of one in-process ``ask()``, alternated question by
+    question (concurrency 1), so a change in the machine's load hits both alike."""
+    texts = questions(2 * (count + 5), "paired-")
+    http_ms: list[float] = []
+    local_ms: list[float] = []
+    with httpx.Client(base_url=url, timeout=30) as client:
+        for i in range(count + 5):
+            started = time.perf_counter()
+            response = client.post("/v1/ask", json={"question": texts[2 * i], "k": 5})
+            http = (time.perf_counter() - started) * 1000
+            response.raise_for_status()
+            started = time.perf_counter()
+            retriever.ask(texts[2 * i + 1], k=5)
+            local = (time.perf_counter() - started) * 1000
+            if i >= 5:  # the first five are warm-up
+                http_ms.append(http)
+                local_ms.append(local)
+    return statistics.median(http_ms), statistics.median(local_ms)
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -259,6 +283,7 @@ def main() -> None:
                 index, workers=args.workers, threads=args.threads, queue=args.queue
             )
         try:
+            paired = paired_p50(url, retriever, args.inproc) if args.inproc else None
             levels = []
             for concurrency in args.concurrency:
                 level = asyncio.run(
@@ -279,12 +304,24 @@ def main() -> None:
     single = next((level for level in levels if level.concurrency == 1), levels[0])
     ratio = single.p50_ms / inproc_ms
     print(to_markdown(levels, inproc_ms, ratio))
+    if paired is not None:
+        print(
+            f"alternated at concurrency 1: service p50 {paired[0]:.2f} ms, in-process "
+            f"{paired[1]:.2f} ms, ratio {paired[0] / paired[1]:.2f}"
+        )
     if args.out:
         payload = {
             "levels": [asdict(level) for level in levels],
             "inprocess_ask_p50_ms": round(inproc_ms, 3),
             "inprocess_ask_p50_ms_before_after": [round(before_ms, 3), round(after_ms, 3)],
             "service_p50_over_inprocess_p50": round(ratio, 2),
+            "alternated_p50_ms": None
+            if paired is None
+            else {
+                "service": round(paired[0], 3),
+                "in_process": round(paired[1], 3),
+                "ratio": round(paired[0] / paired[1], 3),
+            },
             "cpu_count": os.cpu_count(),
             "settings": {
                 "workers": args.workers,
