@@ -35,7 +35,6 @@ from .errors import (
     IndexFormatError,
     IndexMismatchError,
     IndexWriteError,
-    QueryError,
     WalletFAQError,
 )
 from .lexical import LexicalIndex, Tokenizer, bundled_lexicon_path, read_lexicon
@@ -46,6 +45,7 @@ from .retriever import (
     _check_threshold,
     _State,
     clean_question,
+    clean_questions,
 )
 from .search import Answer, Hit, fallback_message
 from .strictjson import JSONProblem, loads
@@ -282,13 +282,7 @@ class HybridRetriever:
         self, questions: Sequence[str], k: int = 5, category: str | None = None
     ) -> list[list[Hit]]:
         """:meth:`ask` for many questions, in input order."""
-        if isinstance(questions, (str, bytes)) or not isinstance(questions, Sequence):
-            raise QueryError(
-                f"ask_batch expects a list of question strings, got {type(questions).__name__}"
-            )
-        return self._ask(
-            [clean_question(q, position) for position, q in enumerate(questions)], k, category
-        )
+        return self._ask(clean_questions(questions), k, category)
 
     def answer(self, question: str, threshold: float | None = None, k: int = 3) -> Answer:
         """The best entry if its primary score reaches ``threshold`` (default
@@ -304,8 +298,7 @@ class HybridRetriever:
     def channel_scores(self, questions: Sequence[str]) -> dict[str, np.ndarray]:
         """Per channel, the ``(questions, entries)`` array of each entry's best-row score
         (cosine for encoders, BM25 for ``"bm25"``), before standardisation."""
-        cleaned = [clean_question(q, position) for position, q in enumerate(questions)]
-        return self._channel_scores(self._view, cleaned)[0]
+        return self._channel_scores(self._view, clean_questions(questions))[0]
 
     def _channel_scores(
         self, view: _View, questions: Sequence[str]

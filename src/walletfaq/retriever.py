@@ -249,8 +249,10 @@ class FAQRetriever:
         self, directory: str | Path, *, replace_anything: bool, state: _State | None = None
     ) -> Path:
         from . import __version__
+        from .tuned import tuned_parts
 
         state = self._state if state is None else state
+        tuned = tuned_parts(self.encoder)
         manifest = store.Manifest(
             model=self.encoder.name,
             model_fingerprint=self.encoder.fingerprint,
@@ -263,7 +265,7 @@ class FAQRetriever:
             question_encoding=self.question_encoding,
             walletfaq_version=__version__,
             settings={"threshold": self.threshold, "fallback": self.fallback},
-            tuning=_tuning_record(self.encoder),
+            tuning=tuned.record,
         )
         return store.save(
             directory,
@@ -272,7 +274,8 @@ class FAQRetriever:
             row_entry=state.row_entry,
             index=state.index,
             contacts=self.contacts,
-            adapter=self.encoder.tensors() if _is_adapted(self.encoder) else None,  # type: ignore[attr-defined]
+            adapter=tuned.adapter,
+            finetune=tuned.finetune,
             replace_anything=replace_anything,
         )
 
@@ -294,11 +297,17 @@ class FAQRetriever:
             corpus: optionally, the corpus the index must have been built from; a changed
                 corpus raises :class:`IndexMismatchError` instead of answering from stale data.
         """
+        from .tuned import restore
+
         stored = store.load(directory)
         manifest = stored.manifest
-        encoder = resolve_encoder(model if model is not None else manifest.model)
-        if stored.adapter is not None and not _is_adapted(encoder):
-            encoder = _adapted(encoder, stored.adapter, manifest.tuning, directory)
+        encoder = restore(
+            resolve_encoder(model if model is not None else manifest.model),
+            manifest.tuning,
+            adapter=stored.adapter,
+            finetune=stored.finetune,
+            where=directory,
+        )
         if encoder.fingerprint != manifest.model_fingerprint:
             raise IndexMismatchError(
                 f"{directory}: built with model {manifest.model!r} (fingerprint "
@@ -521,17 +530,7 @@ class FAQRetriever:
             QueryError: ``questions`` is not a list/tuple of strings, or one of them is
                 unusable (the message gives its position), or ``k``/``category`` is invalid.
         """
-        if isinstance(questions, (str, bytes)) or not isinstance(questions, Sequence):
-            if isinstance(questions, str):
-                raise QueryError(
-                    "ask_batch expects a list of questions, got a single string; use ask() for "
-                    "one question"
-                )
-            raise QueryError(
-                f"ask_batch expects a list of question strings, got {type(questions).__name__}"
-            )
-        cleaned = [clean_question(q, position) for position, q in enumerate(questions)]
-        return self._ask_cleaned(cleaned, k, category)
+        return self._ask_cleaned(clean_questions(questions), k, category)
 
     def _ask_cleaned(
         self, questions: Sequence[str], k: int, category: str | None
@@ -717,41 +716,6 @@ def _rows_by_entry(vectors: np.ndarray, row_entry: np.ndarray, n_entries: int) -
     return [vectors[start:end] for start, end in zip(bounds[:-1], bounds[1:], strict=True)]
 
 
-def _is_adapted(encoder: Encoder) -> bool:
-    """Whether ``encoder`` carries a tuned map (an :class:`~walletfaq.adapter.AdaptedEncoder`)."""
-    return callable(getattr(encoder, "tensors", None)) and hasattr(encoder, "base")
-
-
-def _tuning_record(encoder: Encoder) -> dict[str, object]:
-    if not _is_adapted(encoder):
-        return {}
-    return {
-        "apply_to": encoder.apply_to,  # type: ignore[attr-defined]
-        "base_fingerprint": encoder.base.fingerprint,  # type: ignore[attr-defined]
-        "info": dict(encoder.info),  # type: ignore[attr-defined]
-    }
-
-
-def _adapted(
-    base: Encoder, tensors: dict[str, np.ndarray], tuning: dict[str, object], where: object
-) -> Encoder:
-    from .adapter import AdaptedEncoder
-
-    if base.fingerprint != tuning["base_fingerprint"]:
-        raise IndexMismatchError(
-            f"{where}: tuned on top of another model (base fingerprint "
-            f"{str(tuning['base_fingerprint'])[:12]}, given {base.fingerprint[:12]}); load it "
-            "with the model it was tuned from"
-        )
-    info = tuning.get("info", {})
-    return AdaptedEncoder.from_tensors(
-        base,
-        tensors,
-        apply_to=tuning["apply_to"],  # type: ignore[arg-type]
-        info=info if isinstance(info, dict) else {},
-    )
-
-
 def _validated(entries: Iterable[FAQEntry | Mapping[str, object]]) -> tuple[FAQEntry, ...]:
     if isinstance(entries, (str, bytes, Mapping, FAQEntry)) or not isinstance(entries, Iterable):
         raise CorpusError(
@@ -800,6 +764,25 @@ def clean_question(question: object, position: int | None = None) -> str:
             "count); pass the user's question text"
         )
     return text[:MAX_QUESTION_CHARS]
+
+
+def clean_questions(questions: object) -> list[str]:
+    """:func:`clean_question` for each of a list of questions (``ask_batch``'s argument).
+
+    Raises:
+        QueryError: ``questions`` is a string or not a list/tuple, or one question is
+            unusable (the message gives its position).
+    """
+    if isinstance(questions, (str, bytes)) or not isinstance(questions, Sequence):
+        if isinstance(questions, str):
+            raise QueryError(
+                "ask_batch expects a list of questions, got a single string; use ask() for "
+                "one question"
+            )
+        raise QueryError(
+            f"ask_batch expects a list of question strings, got {type(questions).__name__}"
+        )
+    return [clean_question(q, position) for position, q in enumerate(questions)]
 
 
 def _check_threshold(value: object) -> float:

@@ -9,6 +9,8 @@ Layout of a saved directory (nothing else is ever in it)::
     index.faiss     the FAISS index, written by ``faiss.write_index``
     contacts.json   the support-contact directory, when the retriever has one
     adapter.safetensors  the tuned embedding map (``walletfaq.tune``), when there is one
+    finetune.safetensors the fine-tuned transformer layers (``tune(method="finetune")``), when
+                    there are some (see :mod:`walletfaq.tuned` for the ``tuning`` record)
 
 Guarantees:
 
@@ -55,7 +57,10 @@ METADATA_FILE = "metadata.json"
 INDEX_FILE = "index.faiss"
 CONTACTS_FILE = "contacts.json"
 ADAPTER_FILE = "adapter.safetensors"
-INDEX_FILES = frozenset((MANIFEST_FILE, METADATA_FILE, INDEX_FILE, CONTACTS_FILE, ADAPTER_FILE))
+FINETUNE_FILE = "finetune.safetensors"
+INDEX_FILES = frozenset(
+    (MANIFEST_FILE, METADATA_FILE, INDEX_FILE, CONTACTS_FILE, ADAPTER_FILE, FINETUNE_FILE)
+)
 """Every file name a saved index may contain."""
 
 _FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
@@ -120,6 +125,8 @@ class StoredIndex:
     contacts: ContactDirectory | None = None
     adapter: dict[str, np.ndarray] | None = None
     """The tensors of a tuned query/document map (``tune``), when the index has one."""
+    finetune: dict[str, np.ndarray] | None = None
+    """The fine-tuned model tensors (``tune(method="finetune")``), when the index has them."""
 
 
 def save(
@@ -131,6 +138,7 @@ def save(
     index: faiss.Index,
     contacts: ContactDirectory | None = None,
     adapter: dict[str, np.ndarray] | None = None,
+    finetune: dict[str, np.ndarray] | None = None,
     replace_anything: bool = False,
 ) -> Path:
     """Write an index directory atomically and return its path.
@@ -161,14 +169,15 @@ def save(
             if contacts is not None:
                 write_json(staging / CONTACTS_FILE, contacts.to_dict())
                 written.append(CONTACTS_FILE)
-            if adapter is not None:
-                from safetensors.numpy import save_file
+            for name, tensors in ((ADAPTER_FILE, adapter), (FINETUNE_FILE, finetune)):
+                if tensors is not None:
+                    from safetensors.numpy import save_file
 
-                save_file(
-                    {name: np.ascontiguousarray(t) for name, t in adapter.items()},
-                    str(staging / ADAPTER_FILE),
-                )
-                written.append(ADAPTER_FILE)
+                    save_file(
+                        {key: np.ascontiguousarray(t) for key, t in tensors.items()},
+                        str(staging / name),
+                    )
+                    written.append(name)
             files = {name: sha256_file(staging / name) for name in written}
             complete = Manifest(**{**manifest.__dict__, "files": files})
             write_json(staging / MANIFEST_FILE, complete.to_dict())
@@ -230,16 +239,18 @@ def load(directory: str | Path) -> StoredIndex:
             contacts = directory_from_data(_read_json(root / CONTACTS_FILE), root / CONTACTS_FILE)
         except CorpusError as exc:
             raise IndexFormatError(f"{exc}; rebuild the index") from None
-    adapter = None
-    if ADAPTER_FILE in manifest.files:
+    tuned: dict[str, dict[str, np.ndarray] | None] = {ADAPTER_FILE: None, FINETUNE_FILE: None}
+    for name in tuned:
+        if name not in manifest.files:
+            continue
         from safetensors import SafetensorError
         from safetensors.numpy import load_file
 
         try:
-            adapter = load_file(str(root / ADAPTER_FILE))
+            tuned[name] = load_file(str(root / name))
         except (SafetensorError, OSError, ValueError) as exc:
             raise IndexFormatError(
-                f"{root / ADAPTER_FILE}: unreadable tuned adapter ({exc}); rebuild or re-tune"
+                f"{root / name}: unreadable tuned weights ({exc}); rebuild or re-tune"
             ) from None
     return StoredIndex(
         manifest=manifest,
@@ -247,7 +258,8 @@ def load(directory: str | Path) -> StoredIndex:
         row_entry=row_entry,
         index=index,
         contacts=contacts,
-        adapter=adapter,
+        adapter=tuned[ADAPTER_FILE],
+        finetune=tuned[FINETUNE_FILE],
     )
 
 
@@ -312,14 +324,23 @@ def _check_manifest_values(path: Path, raw: dict[str, Any]) -> None:
     if threshold is not None and not _finite_number(threshold):
         problems.append(f"settings.threshold must be a number, got {threshold!r}")
     tuning = raw["tuning"]
-    if (ADAPTER_FILE in files) != bool(tuning):
-        problems.append(f"tuning and {ADAPTER_FILE} must come together")
-    if tuning and (
+    if bool({ADAPTER_FILE, FINETUNE_FILE} & set(files)) != bool(tuning):
+        problems.append(f"tuning and {ADAPTER_FILE} or {FINETUNE_FILE} must come together")
+    if ADAPTER_FILE in files and (
         tuning.get("apply_to") not in ("queries", "both")
         or not isinstance(tuning.get("base_fingerprint"), str)
         or not isinstance(tuning.get("info", {}), dict)
     ):
         problems.append("tuning needs apply_to ('queries'/'both'), base_fingerprint and info")
+    if FINETUNE_FILE in files:
+        inner = tuning if ADAPTER_FILE not in files else tuning.get("finetune")
+        if (
+            not isinstance(inner, dict)
+            or inner.get("method") != "finetune"
+            or not isinstance(inner.get("base_fingerprint"), str)
+            or not isinstance(inner.get("info", {}), dict)
+        ):
+            problems.append("a finetune record needs method 'finetune', base_fingerprint, info")
     fallback = raw["settings"].get("fallback")
     if fallback is not None and not isinstance(fallback, str):
         problems.append(f"settings.fallback must be a string, got {type(fallback).__name__}")
