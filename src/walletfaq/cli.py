@@ -90,6 +90,13 @@ def _parser() -> argparse.ArgumentParser:
     tune.add_argument("--out", required=True, help="directory to write the tuned index to")
     tune.add_argument("--holdout", type=float, default=0.2, help="share held out (default 0.2)")
     tune.add_argument("--seed", type=int, default=0, help="seed of the split and training")
+    tune.add_argument(
+        "--method",
+        choices=["adapter", "finetune"],
+        default="adapter",
+        help="adapter: a linear map, seconds (default); finetune: train the model's layers "
+        "with sentence-transformers (minutes on CPU; questions then need torch)",
+    )
     export = commands.add_parser("export", help="write a saved index's corpus as JSONL")
     export.add_argument("--index", required=True, help="the saved index directory")
     export.add_argument("--out", required=True, help="the JSONL file to write")
@@ -117,7 +124,25 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="address (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
     serve.add_argument(
-        "--workers", type=int, help="threads encoding questions at once (default: CPU cores)"
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes (default 1); more than 1 needs --index: each loads it, saves "
+        "the edits it accepts there and picks up those of the others",
+    )
+    serve.add_argument(
+        "--threads",
+        type=int,
+        help="threads per process encoding questions at once (default: the CPU cores, "
+        "shared among the worker processes)",
+    )
+    serve.add_argument(
+        "--reload-interval",
+        type=float,
+        default=2.0,
+        metavar="SECONDS",
+        help="with --index, check the directory this often and serve it when it was replaced "
+        "(default 2; 0 = never; POST /v1/reload reloads at once)",
     )
     serve.add_argument(
         "--queue", type=int, help="requests that may wait; beyond, 503 (default 4 per worker)"
@@ -234,7 +259,9 @@ def _ask(args: argparse.Namespace) -> int:
 def _tune(args: argparse.Namespace) -> int:
     from .tuning import tune
 
-    result = tune(_retriever(args), args.data, holdout=args.holdout, seed=args.seed)
+    result = tune(
+        _retriever(args), args.data, method=args.method, holdout=args.holdout, seed=args.seed
+    )
     path = result.retriever.save(args.out)
     print(result.summary())
     print(f"saved the tuned index to {path}")
@@ -271,24 +298,47 @@ def _answer(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .server import ServerSettings, serve
+    from .server import ServerSettings, serve, serve_index, threads_per_process
 
-    # the token comes from $WALLETFAQ_READ_TOKEN; bad settings fail before any model loads
-    # with --index, accepted edits ($WALLETFAQ_ADMIN_TOKEN) are saved there before answering
+    # the tokens come from $WALLETFAQ_READ_TOKEN / $WALLETFAQ_ADMIN_TOKEN; bad settings fail
+    # before any model loads. With --index, accepted edits are saved there before answering,
+    # and the directory is served again when it is replaced (hot reload, POST /v1/reload).
+    if args.workers < 1:
+        raise WalletFAQError(f"--workers must be at least 1 (processes), got {args.workers}")
+    if args.workers > 1 and not args.index:
+        raise WalletFAQError(
+            "--workers above 1 needs --index DIR: every worker process loads that saved index "
+            "and picks up the edits the others save there (build one with `walletfaq build "
+            "--out DIR`)"
+        )
     settings = ServerSettings.from_env(
-        workers=args.workers,
+        workers=args.threads if args.threads is not None else threads_per_process(args.workers),
         queue_size=args.queue,
         timeout_s=args.timeout,
         persist_dir=Path(args.index) if args.index else None,
+        reload_interval_s=args.reload_interval,
     )
-    serve(
-        _retriever(args),
-        host=args.host,
-        port=args.port,
-        settings=settings,
-        access_log=args.access_log,
-        log_level="warning" if args.quiet else "info",
-    )
+    log_level = "warning" if args.quiet else "info"
+    if args.index:
+        serve_index(
+            args.index,
+            model=args.model,
+            workers=args.workers,
+            host=args.host,
+            port=args.port,
+            settings=settings,
+            access_log=args.access_log,
+            log_level=log_level,
+        )
+    else:
+        serve(
+            _retriever(args),
+            host=args.host,
+            port=args.port,
+            settings=settings,
+            access_log=args.access_log,
+            log_level=log_level,
+        )
     return 0
 
 
