@@ -47,6 +47,7 @@ _LAZY = {
     "tune": "tuning",
     "TuneResult": "tuning",
     "AdaptedEncoder": "adapter",
+    "FinetunedEncoder": "finetune",
     "FAQEntry": "corpus",
     "Corpus": "corpus",
     "load_corpus": "corpus",
@@ -96,6 +97,7 @@ if TYPE_CHECKING:
         load_queries,
         paired_test,
     )
+    from .finetune import FinetunedEncoder
     from .hybrid import HybridRetriever
     from .index import IndexSpec
     from .models import DEFAULT_MODEL, PRESETS, PresetEncoder
