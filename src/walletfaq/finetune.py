@@ -728,7 +728,7 @@ def finetune(
     from .corpus import index_texts
     from .encoders import as_unit_rows
     from .normalize import clean_text
-    from .retriever import FAQRetriever, clean_question, embed_corpus_texts
+    from .retriever import clean_question, embed_corpus_texts
 
     check_training_available()
     base = retriever.encoder
@@ -832,18 +832,7 @@ def finetune(
     info["metrics"]["after"] = after
     info["seconds"] = round(seconds, 1)
     encoder.info = _json_ready(info)
-    tuned = FAQRetriever(
-        corpus,
-        encoder,
-        index,
-        index_spec=retriever.index_spec,
-        index_answers=retriever.index_answers,
-        question_encoding=retriever.question_encoding,
-        contacts=retriever.contacts,
-        threshold=retriever.threshold,
-        normalizer=retriever.normalizer,
-        fallback=retriever.fallback,
-    )
+    tuned = retriever._derived(encoder, index)
     logger.info(
         "fine-tuned in %.1f s (training %.1f s): held-out MRR@10 %s → %s (the answer "
         "threshold %.3f was calibrated for the base model: recalibrate with walletfaq.calibrate)",

@@ -47,7 +47,7 @@ from .retriever import (
     clean_question,
     clean_questions,
 )
-from .search import Answer, Hit, fallback_message
+from .search import Answer, Hit, decide
 from .strictjson import JSONProblem, loads
 
 logger = logging.getLogger(__name__)
@@ -289,11 +289,7 @@ class HybridRetriever:
         :attr:`threshold`), else a pointer to human support."""
         primary = self.primary
         cutoff = primary.threshold if threshold is None else _check_threshold(threshold)
-        hits = self.ask(question, k=k)
-        if hits and hits[0].score >= cutoff:
-            return Answer(question, hits[0], True, hits[0].answer, tuple(hits))
-        message = primary.fallback or fallback_message(question, primary.contacts)
-        return Answer(question, None, False, message, tuple(hits))
+        return decide(question, self.ask(question, k=k), cutoff, primary.fallback, primary.contacts)
 
     def channel_scores(self, questions: Sequence[str]) -> dict[str, np.ndarray]:
         """Per channel, the ``(questions, entries)`` array of each entry's best-row score

@@ -31,7 +31,7 @@ from .errors import CorpusError, IndexMismatchError, ModelError, QueryError, Wal
 from .index import IndexKind, IndexSpec
 from .models import cache_dir, default_threshold, resolve_encoder
 from .normalize import QuestionNormalizer, clean_text, lone_surrogate
-from .search import Answer, Hit, best_per_entry, fallback_message, to_hits
+from .search import Answer, Hit, best_per_entry, decide, to_hits
 
 if TYPE_CHECKING:
     import faiss
@@ -338,6 +338,22 @@ class FAQRetriever:
             fallback=manifest.settings.get("fallback"),
         )
 
+    def _derived(self, encoder: Encoder, index: faiss.Index) -> FAQRetriever:
+        """A retriever over this one's corpus and settings with another encoder and index
+        (what :func:`walletfaq.tune` returns)."""
+        return FAQRetriever(
+            self.corpus,
+            encoder,
+            index,
+            index_spec=self.index_spec,
+            index_answers=self.index_answers,
+            question_encoding=self.question_encoding,
+            contacts=self.contacts,
+            threshold=self.threshold,
+            normalizer=self.normalizer,
+            fallback=self.fallback,
+        )
+
     # ----------------------------------------------------------------- live edits
     def add(
         self,
@@ -575,11 +591,7 @@ class FAQRetriever:
             QueryError: an unusable question, ``threshold`` not a finite number, bad ``k``.
         """
         cutoff = self.threshold if threshold is None else _check_threshold(threshold)
-        hits = self.ask(question, k=k)
-        if hits and hits[0].score >= cutoff:
-            return Answer(question, hits[0], True, hits[0].answer, tuple(hits))
-        message = self.fallback or fallback_message(question, self.contacts)
-        return Answer(question, None, False, message, tuple(hits))
+        return decide(question, self.ask(question, k=k), cutoff, self.fallback, self.contacts)
 
     def search_vectors(
         self,

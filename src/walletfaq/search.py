@@ -77,6 +77,21 @@ class Answer:
         }
 
 
+def decide(
+    question: str,
+    hits: Sequence[Hit],
+    threshold: float,
+    fallback: str | None,
+    contacts: ContactDirectory | None,
+) -> Answer:
+    """The :class:`Answer` for ranked ``hits``: the top hit when its score reaches
+    ``threshold``, else ``fallback`` (or :func:`fallback_message`)."""
+    if hits and hits[0].score >= threshold:
+        return Answer(question, hits[0], True, hits[0].answer, tuple(hits))
+    message = fallback or fallback_message(question, contacts)
+    return Answer(question, None, False, message, tuple(hits))
+
+
 def fallback_message(question: str, contacts: ContactDirectory | None) -> str:
     """What to tell a user when no entry answers confidently: where to reach a human."""
     lead = "抱歉，没有找到足够确定的答案。建议联系人工客服："

@@ -913,7 +913,7 @@ def tune(
     rng = np.random.default_rng(seed)
 
     from .index import build_index
-    from .retriever import FAQRetriever, clean_question
+    from .retriever import clean_question
 
     corpus = retriever.corpus
     tuning = load_tuning_data(data, corpus.ids)
@@ -975,18 +975,7 @@ def tune(
         retriever.encoder, weight, bias, apply_to=options.apply_to, info=_json_ready(info)
     )
     index = build_index(encoder.corpus_rows(base_rows), retriever.index_spec)
-    tuned = FAQRetriever(
-        corpus,
-        encoder,
-        index,
-        index_spec=retriever.index_spec,
-        index_answers=retriever.index_answers,
-        question_encoding=retriever.question_encoding,
-        contacts=retriever.contacts,
-        threshold=retriever.threshold,
-        normalizer=retriever.normalizer,
-        fallback=retriever.fallback,
-    )
+    tuned = retriever._derived(encoder, index)
     logger.info(
         "tuned in %.1f s: held-out MRR@10 %s → %s (the answer threshold %.3f was calibrated "
         "for the base model: recalibrate with walletfaq.calibrate)",
