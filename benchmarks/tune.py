@@ -44,24 +44,13 @@ from pathlib import Path
 from typing import Any
 
 from walletfaq import FAQRetriever, evaluate
+from walletfaq.bench.common import ARTICLE_TOPICS
 from walletfaq.evaluation import bundled_queries_path, load_queries
 from walletfaq.tuning import tune
 
 ROOT = Path(__file__).resolve().parents[1]
 BQ = ROOT.parent / "shared" / "data" / "bq"
 
-ARTICLE_TOPICS = {
-    "login-failed",
-    "topup-not-received",
-    "account-security",
-    "fees",
-    "refund-process",
-    "what-is-digital-wallet",
-    "why-contact-support",
-    "find-support-hotline",
-    "prepare-before-calling",
-}
-"""Gold ids of the nine topics of the seed article (shared/seed): must not get worse."""
 
 RECIPES: dict[str, dict[str, Any]] = {
     "default": {},
