@@ -84,11 +84,7 @@ class AdaptedEncoder:
                 f"apply_to='queries' keeps FAQ texts in the base space, so the map must keep "
                 f"the dimension {base.dim}; got {weight.shape[0]}"
             )
-        info_dict = dict(info or {})
-        try:
-            json.dumps(info_dict)
-        except (TypeError, ValueError) as exc:
-            raise ModelError(f"adapter info must be JSON-serialisable ({exc})") from None
+        info_dict = json_info(info, "adapter info")
         self.base = base
         self.weight = weight
         self.bias = bias
@@ -188,3 +184,17 @@ class AdaptedEncoder:
                 f"adapter tensors must be 'weight' and optionally 'bias', got {sorted(tensors)}"
             )
         return cls(base, tensors["weight"], tensors.get("bias"), apply_to=apply_to, info=info)
+
+
+def json_info(info: Mapping[str, Any] | None, what: str) -> dict[str, Any]:
+    """``info`` as a new dict, checked to be JSON-serialisable (it goes into the manifest).
+
+    Raises:
+        ModelError: a value JSON cannot write (``what`` names the record).
+    """
+    info_dict = dict(info or {})
+    try:
+        json.dumps(info_dict)
+    except (TypeError, ValueError) as exc:
+        raise ModelError(f"{what} must be JSON-serialisable ({exc})") from None
+    return info_dict

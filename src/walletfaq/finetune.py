@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import json
 import logging
 import math
 import tempfile
@@ -41,6 +40,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from .adapter import json_info
 from .encoders import Encoder, SentenceTransformerEncoder
 from .errors import ModelError, WalletFAQError
 from .tuning import (
@@ -208,11 +208,7 @@ class FinetunedEncoder:
                     f"fine-tuned tensor {name!r} must be finite float16/float32, got "
                     f"{value.dtype}; re-tune the index"
                 )
-        info_dict = dict(info or {})
-        try:
-            json.dumps(info_dict)
-        except (TypeError, ValueError) as exc:
-            raise ModelError(f"fine-tuning info must be JSON-serialisable ({exc})") from None
+        info_dict = json_info(info, "fine-tuning info")
         self.base = base
         self.info: dict[str, Any] = info_dict
         self._tensors = arrays

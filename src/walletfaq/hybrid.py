@@ -312,9 +312,9 @@ class HybridRetriever:
             out[name] = np.maximum.reduceat(rows, view.starts, axis=1)
             if position == 0:
                 best_rows = _best_rows(rows, view.starts)
+                primary_texts = texts
         if view.lexical is not None and self.weights[LEXICAL_CHANNEL] > 0:
-            texts = [self.primary.normalizer(q) for q in questions]
-            rows = np.vstack([view.lexical.scores(t) for t in texts])
+            rows = np.vstack([view.lexical.scores(t) for t in primary_texts])
             out[LEXICAL_CHANNEL] = np.maximum.reduceat(rows, view.starts, axis=1)
         return out, best_rows
 

@@ -901,15 +901,7 @@ def tune(
         raise WalletFAQError(f"holdout must be a number in [0, 1), got {holdout!r}")
     if method == "finetune":
         return _finetune(retriever, data, holdout, epochs, seed, progress, settings, started)
-    known = {f for f in AdapterSettings.__dataclass_fields__ if f != "epochs"}
-    unknown = sorted(set(settings) - known)
-    if unknown:
-        raise WalletFAQError(
-            f"unknown tune setting(s) {unknown} for method='adapter'; choose from "
-            f"{sorted(known)} and epochs"
-        )
-    epochs = AdapterSettings.epochs if epochs is None else epochs
-    options = AdapterSettings(epochs=epochs, **settings).checked()
+    options = _method_settings(AdapterSettings, "adapter", epochs, settings)
     rng = np.random.default_rng(seed)
 
     from .index import build_index
@@ -1010,21 +1002,26 @@ def _finetune(
     anything, then hand over to :func:`walletfaq.finetune.finetune`."""
     from .finetune import FinetuneSettings, base_model, check_training_available, finetune
 
-    known = {f for f in FinetuneSettings.__dataclass_fields__ if f != "epochs"}
-    unknown = sorted(set(settings) - known)
-    if unknown:
-        raise WalletFAQError(
-            f"unknown tune setting(s) {unknown} for method='finetune'; choose from "
-            f"{sorted(known)} and epochs"
-        )
-    epochs = FinetuneSettings.epochs if epochs is None else epochs
-    options = FinetuneSettings(epochs=epochs, **settings).checked()
+    options = _method_settings(FinetuneSettings, "finetune", epochs, settings)
     check_training_available()
     base_model(retriever.encoder)
     tuning = load_tuning_data(data, retriever.corpus.ids)
     return finetune(
         retriever, tuning, options, holdout=holdout, seed=seed, progress=progress, started=started
     )
+
+
+def _method_settings(kind: Any, method: str, epochs: int | None, settings: dict[str, Any]) -> Any:
+    """``kind(epochs=..., **settings).checked()`` (a settings dataclass of a tune method), with
+    ``epochs=None`` meaning the method's default and unknown names refused."""
+    known = {f for f in kind.__dataclass_fields__ if f != "epochs"}
+    unknown = sorted(set(settings) - known)
+    if unknown:
+        raise WalletFAQError(
+            f"unknown tune setting(s) {unknown} for method={method!r}; choose from "
+            f"{sorted(known)} and epochs"
+        )
+    return kind(epochs=kind.epochs if epochs is None else epochs, **settings).checked()
 
 
 def _estimate_seconds(pairs: int, dim: int, settings: AdapterSettings) -> float:
