@@ -82,6 +82,20 @@ def live(tiny_corpus, monkeypatch) -> Iterator[ThreadedServer]:
         yield server
 
 
+def wait_until_ready(process: subprocess.Popen, url: str, seconds: float = 300) -> None:
+    """Poll ``/readyz`` until the server answers 200; fail if it exits or takes too long."""
+    deadline = time.monotonic() + seconds
+    while True:
+        assert process.poll() is None, process.communicate()[0]
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, "walletfaq serve did not become ready"
+        time.sleep(0.5)
+
+
 def test_create_app_serves_over_a_real_socket_with_uvicorn(live) -> None:
     with httpx.Client(base_url=live.url, timeout=10) as client:
         hits = client.post("/v1/ask", json={"question": "怎么退款", "k": 1}).json()["hits"]
@@ -111,16 +125,7 @@ def test_walletfaq_serve_answers_on_loopback_and_stops_on_sigint(
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 300
-        while True:
-            assert process.poll() is None, process.communicate()[0]
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "walletfaq serve did not become ready"
-            time.sleep(0.5)
+        wait_until_ready(process, url)
         auth = {"Authorization": "Bearer t0ken"}
         answer = httpx.post(f"{url}/v1/answer", json={"question": "登不上去了"}, headers=auth)
         refused = httpx.post(f"{url}/v1/answer", json={"question": "登不上去了"})
@@ -172,16 +177,7 @@ def test_walletfaq_serve_with_two_worker_processes_shares_every_edit(
     admin = {"Authorization": "Bearer adm1n"}
     names = [f"extra{n}" for n in range(6)]
     try:
-        deadline = time.monotonic() + 300
-        while True:
-            assert process.poll() is None, process.communicate()[0]
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "walletfaq serve did not become ready"
-            time.sleep(0.5)
+        wait_until_ready(process, url)
         workers = [
             child
             for child in psutil.Process(process.pid).children()
