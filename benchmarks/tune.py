@@ -24,7 +24,7 @@ there instead of training again.
 Needs ``../shared/data/bq`` (skips cleanly when absent), the ``eval`` extra, and
 ``sentence-transformers[train]`` for fine-tuning.
 
-    python benchmarks/tune.py [--recipes default,rank64] [--finetune default] [--skip-own]
+    python benchmarks/tune.py [--recipes "default;query-only"] [--finetune default] [--skip-own]
         [--out benchmarks/results/tune.json]
 
 Prints a Markdown table and writes the figures as JSON.
@@ -75,6 +75,13 @@ FINETUNE_RECIPES: dict[str, dict[str, Any]] = {
         "lr": 3e-5,
         "symmetric": False,
         "hard_negatives": False,
+    },
+    "whole model on all positives (issue trial)": {
+        "lr": 3e-5,
+        "symmetric": False,
+        "hard_negatives": False,
+        "freeze_embeddings": False,
+        "holdout": 0.0,
     },
 }
 
@@ -222,10 +229,10 @@ def _finetune_rows(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--recipes", default=",".join(RECIPES), help="adapter recipes, comma-separated ('' none)"
+        "--recipes", default=";".join(RECIPES), help="adapter recipes, separated by ';' ('' none)"
     )
     parser.add_argument(
-        "--finetune", default="", help="fine-tuning recipes, comma-separated (default none)"
+        "--finetune", default="", help="fine-tuning recipes, separated by ';' (default none)"
     )
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "tune.json")
     parser.add_argument(
@@ -242,8 +249,8 @@ def main(argv: list[str] | None = None) -> int:
     if not pairs.exists():
         print(f"skipped: {BQ} is absent (the BQ set lives in ../shared)")
         return 0
-    names = [n.strip() for n in args.recipes.split(",") if n.strip()]
-    finetune_names = [n.strip() for n in args.finetune.split(",") if n.strip()]
+    names = [n.strip() for n in args.recipes.split(";") if n.strip()]
+    finetune_names = [n.strip() for n in args.finetune.split(";") if n.strip()]
     unknown = [n for n in names if n not in RECIPES]
     unknown += [n for n in finetune_names if n not in FINETUNE_RECIPES]
     if unknown:
