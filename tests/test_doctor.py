@@ -169,6 +169,14 @@ def test_the_same_text_twice_in_one_entry_is_a_repeated_question(encoder) -> Non
     assert "Simplified Chinese" in found[0].advice
 
 
+def test_different_texts_of_only_punctuation_or_emoji_are_not_a_repeated_question(
+    encoder,
+) -> None:
+    corpus = corpus_with({"id": "fees", "alt_questions": ["？？", "！！", "😀", "收费吗", "？？"]})
+    found = examine(corpus, encoder).of_kind("repeated-question")
+    assert [(f.entry_ids, f.texts) for f in found] == [(("fees",), ("？？", "？？"))]
+
+
 def test_a_category_whose_texts_land_in_another_category_is_reported(encoder) -> None:
     # every fees text is a near-copy of one text or another of the money category
     corpus = corpus_with(

@@ -260,3 +260,74 @@ def test_lexical_index_scores_every_row() -> None:
     index = LexicalIndex(["充值 到账", "提现 手续费", ""], Tokenizer())
     scores = index.scores("手续费")
     assert scores.shape == (3,) and scores.argmax() == 1 and scores[0] == scores[2] == 0
+
+
+def test_numpy_weights_are_accepted_and_a_negative_zero_reads_as_zero(primary) -> None:
+    hybrid = HybridRetriever([primary], weights={"bm25": np.float32(0.5)})
+    assert hybrid.weights["bm25"] == pytest.approx(0.5)
+    hybrid.set_weights({"bm25": -0.0})
+    assert str(hybrid.weights["bm25"]) == "0.0"
+
+
+def test_set_weights_refuses_something_that_is_not_a_dict(primary) -> None:
+    with pytest.raises(WalletFAQError, match="dict of channel"):
+        HybridRetriever([primary]).set_weights(None)  # type: ignore[arg-type]
+
+
+def test_an_empty_batch_gives_no_hits_like_the_retriever(primary) -> None:
+    hybrid = HybridRetriever([primary])
+    assert hybrid.ask_batch([]) == primary.ask_batch([]) == []
+    assert hybrid.channel_scores([])["bm25"].shape == (0, len(primary.corpus))
+
+
+def test_a_lexicon_that_is_not_a_path_or_a_word_list_is_refused(primary) -> None:
+    with pytest.raises(WalletFAQError, match="got int"):
+        HybridRetriever([primary], lexicon=5)  # type: ignore[arg-type]
+
+
+def test_a_lexicon_frequency_of_non_ascii_digits_is_reported_with_its_line(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "lexicon.txt"
+    path.write_text("花呗 100\n零钱通 ²\n", "utf-8")
+    with pytest.raises(CorpusError, match="positive integer") as info:
+        read_lexicon(path)
+    assert info.value.line == 2
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"grid": []}, "grid must be"),
+        ({"grid": "abc"}, "grid must be"),
+        ({"grid": [0.5, float("nan")]}, "grid must be"),
+        ({"depth": 0}, "depth must be"),
+        ({"depth": -1}, "depth must be"),
+        ({"depth": 1.5}, "depth must be"),
+    ],
+)
+def test_fit_weights_refuses_a_bad_grid_or_depth(primary, options, message) -> None:
+    hybrid = HybridRetriever([primary])
+    with pytest.raises(WalletFAQError, match=message):
+        hybrid.fit_weights([{"query": "怎么退款", "gold": ["refund"]}], **options)
+
+
+def test_fit_weights_refuses_none_instead_of_reading_the_bundled_queries(primary) -> None:
+    with pytest.raises(WalletFAQError, match="got NoneType"):
+        HybridRetriever([primary]).fit_weights(None)  # type: ignore[arg-type]
+
+
+def test_fit_weights_reads_every_query_of_a_generator(primary) -> None:
+    queries = ({"query": q, "gold": [g]} for q, g in [("退款", "missing"), ("充值", "topup")])
+    with pytest.raises(CorpusError, match="missing"):
+        HybridRetriever([primary]).fit_weights(queries)
+
+
+def test_an_unknown_gold_id_in_fit_weights_names_the_file_line(primary, tmp_path: Path) -> None:
+    path = tmp_path / "q.jsonl"
+    path.write_text(
+        '{"query": "充值", "gold": ["topup"]}\n\n{"query": "退款", "gold": ["nope"]}\n', "utf-8"
+    )
+    with pytest.raises(CorpusError, match="not in the corpus") as info:
+        HybridRetriever([primary]).fit_weights(path)
+    assert (info.value.line, info.value.field) == (3, "gold")

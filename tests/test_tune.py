@@ -354,3 +354,102 @@ def test_the_tune_command_saves_a_tuned_index(
     assert main([*argv, "--model", "hash-test", "--out", str(tmp_path / "tuned")]) == 0
     loaded = FAQRetriever.load(tmp_path / "tuned", model=encoder)
     assert isinstance(loaded.encoder, AdaptedEncoder)
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+def test_a_quoted_field_keeps_its_line_break_and_later_lines_keep_their_numbers(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "pairs.csv"
+    path.write_text(
+        'sentence1,sentence2,label\n"how do\nI pay",paying,1\nx,y,maybe\n', encoding="utf-8"
+    )
+    with pytest.raises(CorpusError) as caught:
+        load_tuning_data(path)
+    assert (caught.value.line, caught.value.field) == (4, "label")
+    path.write_text('sentence1,sentence2,label\n"how do\nI pay",paying,1\n', encoding="utf-8")
+    assert load_tuning_data(path).texts == ("how do\nI pay", "paying")
+
+
+def test_an_unclosed_quote_in_a_pair_file_names_its_line_and_the_quote(tmp_path: Path) -> None:
+    path = tmp_path / "pairs.tsv"
+    path.write_text('sentence1\tsentence2\tlabel\n"甲\t乙\t1\n丙\t丁\t1\n', encoding="utf-8")
+    with pytest.raises(CorpusError, match="double quote") as caught:
+        load_tuning_data(path)
+    assert caught.value.line == 2
+
+
+def test_an_unclosed_quote_in_a_large_pair_file_is_a_corpus_error(tmp_path: Path) -> None:
+    path = tmp_path / "pairs.tsv"
+    rows = "".join(f"句子{i}\t另一个句子{i}\t1\n" for i in range(20_000))
+    path.write_text(f'sentence1\tsentence2\tlabel\n"甲\t乙\t1\n{rows}', encoding="utf-8")
+    with pytest.raises(CorpusError, match="double quote") as caught:
+        load_tuning_data(path)
+    assert caught.value.line == 2
+
+
+def test_a_pair_file_header_naming_a_column_twice_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "pairs.tsv"
+    path.write_text("sentence1\tsentence1\tsentence2\tlabel\n甲\t乙\t丙\t1\n", encoding="utf-8")
+    with pytest.raises(CorpusError, match="more than once") as caught:
+        load_tuning_data(path)
+    assert (caught.value.line, caught.value.field) == (1, "sentence1")
+
+
+def test_an_unknown_gold_id_names_the_line_of_its_query(
+    tmp_path: Path, tiny_corpus: Corpus
+) -> None:
+    path = tmp_path / "q.jsonl"
+    path.write_text(
+        '{"query": "登录", "gold": ["login"]}\n\n{"query": "退款", "gold": ["nope"]}\n',
+        encoding="utf-8",
+    )
+    with pytest.raises(CorpusError, match="nope") as caught:
+        load_tuning_data(path, tiny_corpus.ids)
+    assert (caught.value.line, caught.value.field) == (3, "gold")
+    assert f"{path}:3" in str(caught.value)
+
+
+def test_a_tuple_with_a_lone_surrogate_names_its_item() -> None:
+    with pytest.raises(CorpusError, match="item 2") as caught:
+        load_tuning_data([("甲", "乙"), ("丙\ud800", "丁")])
+    assert caught.value.line == 2
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        ("bias", "no"),
+        ("symmetric", "false"),
+        ("use_corpus_alts", 0),
+        ("hard_negatives", "yes"),
+        ("mined_negatives", 1),
+        ("lr", True),
+        ("identity_decay", float("inf")),
+        ("batch_size", 1),
+    ],
+)
+def test_a_tune_setting_of_the_wrong_kind_is_refused_by_name(
+    retriever: FAQRetriever, setting: str, value: object
+) -> None:
+    with pytest.raises(WalletFAQError, match=f"{setting}="):
+        tune(retriever, planted_pairs(20), progress=False, **{setting: value})
+
+
+@pytest.mark.parametrize("seed", [-1, 1.5, "0", True])
+def test_a_bad_seed_is_refused_with_its_value(retriever: FAQRetriever, seed: object) -> None:
+    with pytest.raises(WalletFAQError, match="seed must be an int"):
+        tune(retriever, planted_pairs(20), seed=seed, progress=False)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("retriever", [None, "e5-small"])
+def test_tune_refuses_something_that_is_not_a_retriever(retriever: object) -> None:
+    with pytest.raises(WalletFAQError, match="needs a FAQRetriever"):
+        tune(retriever, [("甲", "乙")])  # type: ignore[arg-type]
+
+
+def test_too_few_training_pairs_to_learn_from_is_an_error(retriever: FAQRetriever) -> None:
+    with pytest.raises(WalletFAQError, match="at least 2"):
+        tune(retriever, [("甲", "乙")], use_corpus_alts=False, progress=False)

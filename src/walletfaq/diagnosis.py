@@ -484,7 +484,9 @@ def _repeated_questions(
             continue
         seen: dict[str, str] = {}
         for text in entry.questions():
-            key = _text_key(text, normalizer)
+            # texts of only punctuation, symbols or emoji all have the empty key: compare
+            # those as written ("？？" and "！！" are not one question)
+            key = _text_key(text, normalizer) or "\0" + clean_text(text)
             if key not in seen:
                 seen[key] = text
                 continue

@@ -32,6 +32,7 @@ from .contacts import ContactDirectory
 from .corpus import Corpus, FAQEntry
 from .encoders import Encoder, as_unit_rows
 from .errors import (
+    CorpusError,
     IndexFormatError,
     IndexMismatchError,
     IndexWriteError,
@@ -205,21 +206,23 @@ class HybridRetriever:
             default = 1.0 if position == 0 else DEFAULT_WEIGHTS.get(channel, 1.0)
             value = given.get(channel, default)
             if (
-                isinstance(value, bool)
-                or not isinstance(value, (int, float))
+                isinstance(value, (bool, np.bool_))
+                or not isinstance(value, (int, float, np.integer, np.floating))
                 or not np.isfinite(value)
                 or value < 0
             ):
                 raise WalletFAQError(
                     f"weight of {channel!r} must be a finite number ≥ 0, got {value!r}"
                 )
-            weights[channel] = float(value)
+            weights[channel] = float(value) + 0.0  # + 0.0: -0.0 reads as 0
         if not any(weights.values()):
             raise WalletFAQError("at least one channel weight must be above 0")
         return weights
 
     def set_weights(self, weights: Mapping[str, float]) -> None:
         """Replace the channel weights (channels not named keep their current weight)."""
+        if not isinstance(weights, Mapping):
+            raise WalletFAQError(f"weights must be a dict of channel -> number, got {weights!r}")
         self.weights = self._checked_weights({**self.weights, **weights})
 
     def _snapshot(self) -> _View:
@@ -314,7 +317,9 @@ class HybridRetriever:
                 best_rows = _best_rows(rows, view.starts)
                 primary_texts = texts
         if view.lexical is not None and self.weights[LEXICAL_CHANNEL] > 0:
-            rows = np.vstack([view.lexical.scores(t) for t in primary_texts])
+            rows = np.zeros((len(questions), view.lexical.size), dtype=np.float32)
+            for i, text in enumerate(primary_texts):
+                rows[i] = view.lexical.scores(text)
             out[LEXICAL_CHANNEL] = np.maximum.reduceat(rows, view.starts, axis=1)
         return out, best_rows
 
@@ -362,30 +367,52 @@ class HybridRetriever:
         or of :class:`~walletfaq.evaluation.LabelledQuery`), trying every combination of
         ``grid`` for the non-primary channels. Sets and returns the weights. Fit on queries you
         will not evaluate on."""
+        from .corpus import read_text_file
         from .evaluation import LabelledQuery, load_queries
 
+        grid = _checked_grid(grid)
+        if isinstance(depth, bool) or not isinstance(depth, (int, np.integer)) or depth < 1:
+            raise WalletFAQError(f"depth must be a positive int (the MRR cutoff), got {depth!r}")
+        path: Path | None = None
         if isinstance(queries, (str, Path)):
-            items = load_queries(queries)
-        elif all(isinstance(q, LabelledQuery) for q in queries):
-            items = list(queries)  # type: ignore[arg-type]
+            path = Path(queries)
+            items = load_queries(path)
+            text = read_text_file(path, "queries file")  # one query per non-blank line
+            lines = [n for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
+        elif isinstance(queries, Mapping):
+            items = load_queries(queries)  # type: ignore[arg-type]  # refused: "wrap it in a list"
+        elif queries is None or isinstance(queries, bytes) or not isinstance(queries, Iterable):
+            raise WalletFAQError(
+                "fit_weights needs labelled queries: a JSONL path or a list of dicts "
+                f"{{'query': ..., 'gold': [...]}}, got {type(queries).__name__}"
+            )
         else:
-            items = load_queries(queries)  # type: ignore[arg-type]
-        labelled = [q for q in items if q.gold]
+            given = list(queries)  # read once: a generator must not lose its first item
+            if all(isinstance(q, LabelledQuery) for q in given):
+                items = given  # type: ignore[assignment]
+            else:
+                items = load_queries(given)  # type: ignore[arg-type]
+            lines = list(range(1, len(items) + 1))
+        labelled = [(line, q) for line, q in zip(lines, items, strict=True) if q.gold]
         if not labelled:
             raise WalletFAQError("fit_weights needs labelled queries (non-empty gold)")
         position = {entry_id: i for i, entry_id in enumerate(self.corpus.ids)}
         gold = np.zeros((len(labelled), len(self.corpus)), dtype=bool)
-        for row, q in enumerate(labelled):
+        for row, (line, q) in enumerate(labelled):
             unknown = [g for g in q.gold if g not in position]
             if unknown:
-                raise WalletFAQError(
-                    f"query {q.query!r}: gold ids {unknown} are not in the corpus; fix the labels"
+                raise CorpusError(
+                    f"query {q.query!r}: gold ids {unknown} are not in the corpus; fix the labels",
+                    path=path,
+                    line=line,
+                    field="gold",
                 )
             gold[row, [position[g] for g in q.gold]] = True
+        labelled_queries = [q for _, q in labelled]
         saved = self.weights
         self.weights = {c: 1.0 for c in self.channels}  # compute every channel
         try:
-            scores = self.channel_scores([q.query for q in labelled])
+            scores = self.channel_scores([q.query for q in labelled_queries])
         finally:
             self.weights = saved
         others = self.channels[1:]
@@ -547,6 +574,22 @@ def fuse(scores: Mapping[str, np.ndarray], weights: Mapping[str, float]) -> np.n
     return total
 
 
+def _checked_grid(grid: object) -> tuple[float, ...]:
+    """``fit_weights``' grid as floats: a non-empty list of finite numbers ≥ 0."""
+    values = tuple(grid) if isinstance(grid, Iterable) and not isinstance(grid, str) else None
+    if not values or not all(
+        isinstance(v, (int, float, np.integer, np.floating))
+        and not isinstance(v, (bool, np.bool_))
+        and np.isfinite(v)
+        and v >= 0
+        for v in values
+    ):
+        raise WalletFAQError(
+            f"grid must be a non-empty list of finite weights ≥ 0 to try, got {grid!r}"
+        )
+    return tuple(float(v) + 0.0 for v in values)
+
+
 def _mrr(fused: np.ndarray, gold: np.ndarray, depth: int) -> float:
     order = np.argsort(-fused, axis=1, kind="stable")[:, :depth]
     hit = np.take_along_axis(gold, order, axis=1)
@@ -593,6 +636,11 @@ def _lexicon_terms(lexicon: str | Path | Sequence[str] | None) -> tuple[str, ...
         return read_lexicon(bundled_lexicon_path())
     if isinstance(lexicon, (str, Path)):
         return read_lexicon(lexicon)
+    if not isinstance(lexicon, Iterable):
+        raise WalletFAQError(
+            f"lexicon must be a lexicon file path, a list of words or None, got "
+            f"{type(lexicon).__name__}"
+        )
     terms = tuple(lexicon)
     if not all(isinstance(t, str) and t.strip() and not any(c.isspace() for c in t) for t in terms):
         raise WalletFAQError("lexicon words must be non-empty strings without spaces")

@@ -65,7 +65,7 @@ def read_lexicon(path: str | Path) -> tuple[str, ...]:
         if not line or line.startswith("#"):
             continue
         parts = line.split()
-        if len(parts) > 1 and not (parts[1].isdigit() and int(parts[1]) > 0):
+        if len(parts) > 1 and not (parts[1].isascii() and parts[1].isdigit() and int(parts[1]) > 0):
             raise CorpusError(
                 f"the frequency after {parts[0]!r} must be a positive integer, got "
                 f"{parts[1]!r}; write 'term', 'term freq' or 'term freq tag'",

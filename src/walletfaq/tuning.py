@@ -36,6 +36,7 @@ re-encoded (the new index rows are the old ones transformed).
 from __future__ import annotations
 
 import csv
+import io
 import logging
 import math
 import time
@@ -124,24 +125,42 @@ class AdapterSettings:
             raise bad("rank", "None or a positive int")
         if self.apply_to not in APPLY_TO:
             raise bad("apply_to", f"one of {list(APPLY_TO)}")
-        for name in ("epochs", "batch_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise bad(name, "a positive int")
+        if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or self.epochs < 1:
+            raise bad("epochs", "a positive int")
+        if (
+            isinstance(self.batch_size, bool)
+            or not isinstance(self.batch_size, int)
+            or self.batch_size < 2
+        ):
+            raise bad("batch_size", "an int ≥ 2 (each pair's negatives are the batch's others)")
         if (
             isinstance(self.patience, bool)
             or not isinstance(self.patience, int)
             or self.patience < 0
         ):
             raise bad("patience", "an int ≥ 0")
+
+        def number(value: object) -> bool:
+            return isinstance(value, (int, float)) and not isinstance(value, bool)
+
         for name in ("lr", "temperature"):
             value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not value > 0 or not math.isfinite(value):
+            if not number(value) or not value > 0 or not math.isfinite(value):
                 raise bad(name, "a positive number")
-        if not isinstance(self.identity_decay, (int, float)) or not self.identity_decay >= 0:
-            raise bad("identity_decay", "a number ≥ 0")
-        if not isinstance(self.validation, (int, float)) or not 0 <= self.validation < 0.5:
+        decay = self.identity_decay
+        if not number(decay) or not decay >= 0 or not math.isfinite(decay):
+            raise bad("identity_decay", "a finite number ≥ 0")
+        if not number(self.validation) or not 0 <= self.validation < 0.5:
             raise bad("validation", "a number in [0, 0.5)")
+        for name in (
+            "bias",
+            "symmetric",
+            "hard_negatives",
+            "mined_negatives",
+            "use_corpus_alts",
+        ):
+            if not isinstance(getattr(self, name), bool):
+                raise bad(name, "True or False")
         return self
 
 
@@ -273,6 +292,16 @@ def load_tuning_data(
                 line=number,
                 field="pair",
             )
+        for text in item:
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise CorpusError(
+                    f"item {number} is not valid Unicode text (lone surrogate at character "
+                    f"{exc.start} of {text[:30]!r}); decode the data as UTF-8 first",
+                    line=number,
+                    field="pair",
+                ) from None
         builder.pair(item[0], item[1], 1)
     return builder.build("pairs")
 
@@ -319,7 +348,12 @@ def _load_pair_file(path: Path) -> TuningData:
             "empty pair file; expected a header sentence1, sentence2, label", path=path
         )
     delimiter = "\t" if "\t" in lines[0] else ","
-    reader = csv.reader(lines, delimiter=delimiter)
+    # a file object, as csv expects (newline=""): a quoted field keeps its line breaks
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    unclosed = (
+        "; a field starting with a double quote runs on until the next double quote: close "
+        'the quote, or double the quotes inside a quoted field ("" for ")'
+    )
     header = [h.strip() for h in next(reader)]
     missing = [c for c in PAIR_COLUMNS if c not in header]
     if missing:
@@ -330,25 +364,47 @@ def _load_pair_file(path: Path) -> TuningData:
             line=1,
             field=missing[0],
         )
+    repeated = [c for c in PAIR_COLUMNS if header.count(c) > 1]
+    if repeated:
+        raise CorpusError(
+            f"header {header} names column {repeated[0]!r} more than once; name each of "
+            f"{', '.join(PAIR_COLUMNS)} once",
+            path=path,
+            line=1,
+            field=repeated[0],
+        )
     column = {name: header.index(name) for name in PAIR_COLUMNS}
     builder = _Builder(str(path))
-    for number, row in enumerate(reader, start=2):
+    number = reader.line_num + 1  # first line of the next record (a quoted field may span lines)
+    while True:
+        try:
+            row = next(reader, None)
+        except csv.Error as exc:
+            raise CorpusError(
+                f"unreadable record ({exc}){unclosed}", path=path, line=number
+            ) from None
+        if row is None:
+            break
+        spans_lines = reader.line_num > number
+        line, number = number, reader.line_num + 1
         if not any(cell.strip() for cell in row):
             continue
         if len(row) < len(header):
+            runs_on = f" (the record runs on to line {reader.line_num}{unclosed})"
             raise CorpusError(
-                f"{len(row)} columns where the header has {len(header)}",
+                f"{len(row)} columns where the header has {len(header)}"
+                + (runs_on if spans_lines else ""),
                 path=path,
-                line=number,
+                line=line,
                 field=PAIR_COLUMNS[min(len(row), 2)],
             )
         for name in ("sentence1", "sentence2"):
             if not row[column[name]].strip():
-                raise CorpusError("empty sentence", path=path, line=number, field=name)
+                raise CorpusError("empty sentence", path=path, line=line, field=name)
         label = row[column["label"]].strip()
         if label not in ("0", "1"):
             raise CorpusError(
-                f"label must be 0 or 1, got {label!r}", path=path, line=number, field="label"
+                f"label must be 0 or 1, got {label!r}", path=path, line=line, field="label"
             )
         builder.pair(row[column["sentence1"]], row[column["sentence2"]], int(label))
     return builder.build("pairs")
@@ -358,6 +414,9 @@ def _load_queries_data(path: Path, corpus_ids: Sequence[str] | None) -> TuningDa
     from .evaluation import load_queries
 
     labelled = load_queries(path)
+    # load_queries reads one record per non-blank line: the line of each query, for errors
+    text = read_text_file(path, "queries file")
+    lines = [n for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
     known = set(corpus_ids) if corpus_ids is not None else None
     builder = _Builder(str(path))
     skipped = 0
@@ -372,6 +431,7 @@ def _load_queries_data(path: Path, corpus_ids: Sequence[str] | None) -> TuningDa
                     f"query {number} ({query.query[:30]!r}) names gold id(s) {unknown} that are "
                     "not in the retriever's corpus; fix the label or tune the matching corpus",
                     path=path,
+                    line=lines[number - 1] if number <= len(lines) else None,
                     field="gold",
                 )
         builder.positives.append((builder.text(query.query), -1))
@@ -894,11 +954,20 @@ def tune(
         CorpusError: unreadable or malformed data (file, line and field named).
         WalletFAQError: an unknown method or setting, a bad ``holdout``, or too little data.
     """
+    from .retriever import FAQRetriever
+
     started = time.perf_counter()
+    if not isinstance(retriever, FAQRetriever):
+        raise WalletFAQError(
+            f"tune needs a FAQRetriever to adapt (e.g. FAQRetriever.from_corpus(...)), got "
+            f"{type(retriever).__name__}"
+        )
     if method not in ("adapter", "finetune"):
         raise WalletFAQError(f"method must be 'adapter' or 'finetune', got {method!r}")
     if isinstance(holdout, bool) or not isinstance(holdout, (int, float)) or not 0 <= holdout < 1:
         raise WalletFAQError(f"holdout must be a number in [0, 1), got {holdout!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise WalletFAQError(f"seed must be an int ≥ 0, got {seed!r}")
     if method == "finetune":
         return _finetune(retriever, data, holdout, epochs, seed, progress, settings, started)
     options = _method_settings(AdapterSettings, "adapter", epochs, settings)
@@ -925,6 +994,12 @@ def tune(
         tuning, text_vectors, base_rows, row_entry, corpus.ids, options, holdout, rng
     )
     n_train = int((~problem.validation).sum())
+    if n_train < 2:
+        raise WalletFAQError(
+            f"only {n_train} training pair(s) after the holdout and validation split; the "
+            "adapter learns from in-batch negatives and needs at least 2: give more labelled "
+            "data, a smaller holdout or validation, or keep use_corpus_alts=True"
+        )
     logger.info(
         "training on %d pairs (%d from the data, %d corpus alt pairs; %d set apart for "
         "early stopping); %d held-out queries; estimated ≤ %.0f s",
