@@ -9,10 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from walletfaq import Corpus, FAQRetriever, HybridRetriever, evaluate
+from walletfaq import Corpus, FAQRetriever, HybridRetriever, evaluate, tune
 from walletfaq.errors import CorpusError, IndexFormatError, QueryError, WalletFAQError
 from walletfaq.hybrid import fuse
 from walletfaq.lexical import LexicalIndex, Tokenizer, bundled_lexicon_path, read_lexicon
+from walletfaq.tuned import is_tuned
 
 from .conftest import TINY_ENTRIES, HashEncoder
 
@@ -331,3 +332,77 @@ def test_an_unknown_gold_id_in_fit_weights_names_the_file_line(primary, tmp_path
     with pytest.raises(CorpusError, match="not in the corpus") as info:
         HybridRetriever([primary]).fit_weights(path)
     assert (info.value.line, info.value.field) == (3, "gold")
+
+
+# --------------------------------------------------------------------------- tune
+
+
+def labelled_queries(tiny_corpus: Corpus) -> list[dict[str, object]]:
+    """Every text of every entry, and the same with a filler word: 40 labelled questions."""
+    return [
+        {"query": text + suffix, "gold": [entry.id]}
+        for entry in tiny_corpus
+        for text in entry.questions()
+        for suffix in ("", "呀")
+    ]
+
+
+def write_jsonl(path: Path, records: list[dict[str, object]]) -> Path:
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), "utf-8")
+    return path
+
+
+def test_with_primary_keeps_the_other_members_the_lexicon_and_the_weights(primary, second) -> None:
+    hybrid = HybridRetriever([primary, second], lexical="bm25", weights={"hash-b": 0.3})
+    replaced = hybrid.with_primary(FAQRetriever.build(primary.corpus, model=HashEncoder()))
+    assert replaced.members[1] is second and replaced.primary is not primary
+    assert replaced.terms == hybrid.terms
+    assert replaced.weights == hybrid.weights
+    with pytest.raises(WalletFAQError, match="primary must be a FAQRetriever"):
+        hybrid.with_primary("e5-small")  # type: ignore[arg-type]
+
+
+def test_tune_on_a_hybrid_tunes_its_primary_and_fits_the_weights_on_training_queries_only(
+    primary, second, tiny_corpus: Corpus, tmp_path: Path
+) -> None:
+    hybrid = HybridRetriever([primary, second], lexical="bm25")
+    weights_before = dict(hybrid.weights)
+    records = labelled_queries(tiny_corpus)
+    data = write_jsonl(tmp_path / "logs.jsonl", records)
+
+    result = tune(hybrid, data, holdout=0.3, epochs=3, seed=1, progress=False)
+
+    tuned = result.retriever
+    assert isinstance(tuned, HybridRetriever)
+    assert is_tuned(tuned.primary.encoder) and tuned.members[1] is second
+    assert hybrid.primary is primary and hybrid.weights == weights_before  # left unchanged
+    held = set(result.holdout_queries)
+    train = [r for r in records if primary.normalizer(str(r["query"])) not in held]
+    test = [r for r in records if primary.normalizer(str(r["query"])) in held]
+    assert 0 < len(test) < len(records) and len(test) == result.holdout_size
+    refit = hybrid.with_primary(tuned.primary)
+    assert result.settings["weights_fitted"] is True
+    assert tuned.weights == refit.fit_weights(train) == result.settings["weights"]
+    after = evaluate(tuned, test)
+    assert result.after == {
+        "mrr@10": pytest.approx(after.metrics["mrr@10"]),
+        "recall@1": pytest.approx(after.metrics["recall@1"]),
+        "queries": len(test),
+    }
+    assert result.before["mrr@10"] == pytest.approx(evaluate(hybrid, test).metrics["mrr@10"])
+
+
+def test_tune_on_a_hybrid_with_pairs_keeps_the_weights_and_reports_the_primary(
+    primary, second
+) -> None:
+    pairs = [("登不上去了", "无法登录"), ("钱没到", "充值不到账"), ("退钱", "退款流程")] * 4
+    hybrid = HybridRetriever([primary, second], lexical="bm25", weights={"bm25": 0.4})
+    result = tune(hybrid, pairs, holdout=0.0, epochs=2, progress=False)
+    alone = tune(primary, pairs, holdout=0.0, epochs=2, progress=False)
+    assert result.retriever.weights == hybrid.weights  # type: ignore[union-attr]
+    assert result.settings["weights_fitted"] is False
+    assert (result.before, result.after) == (alone.before, alone.after)
+    question = "登不上去了"
+    assert [h.id for h in result.retriever.primary.ask(question)] == [  # type: ignore[union-attr]
+        h.id for h in alone.retriever.ask(question)
+    ]

@@ -172,6 +172,16 @@ def test_holdout_texts_are_never_trained_on(
     assert not trained & held
 
 
+def test_the_result_lists_the_held_out_queries_as_the_retriever_reads_them(
+    retriever: FAQRetriever, pair_file: Path
+) -> None:
+    result = tune(retriever, pair_file, holdout=0.3, epochs=2, progress=False)
+    sentences = {retriever.normalizer(text) for text in load_tuning_data(pair_file).texts}
+    assert len(result.holdout_queries) == result.holdout_size > 0
+    assert set(result.holdout_queries) <= sentences
+    assert tune(retriever, pair_file, holdout=0.0, epochs=2, progress=False).holdout_queries == ()
+
+
 def test_the_split_keeps_paraphrase_clusters_whole(retriever: FAQRetriever) -> None:
     chain = [
         ("甲一", "甲二"),

@@ -854,4 +854,5 @@ def finetune(
         seconds=seconds,
         method="finetune",
         settings=summary,
+        holdout_queries=rows.holdout_queries,
     )

@@ -192,6 +192,27 @@ class HybridRetriever:
             )
         return cls([retriever, *extra], lexical=lexical, weights=weights, lexicon=lexicon)
 
+    def with_primary(self, primary: FAQRetriever) -> HybridRetriever:
+        """A new retriever like this one with ``primary`` (e.g. a tuned copy of the primary,
+        over the same corpus) in place of the primary: the same other members, lexical
+        channel, lexicon and weights (the primary's weight carries over even when its channel
+        name changes).
+
+        Raises:
+            WalletFAQError: ``primary`` is not a FAQRetriever over this corpus.
+        """
+        if not isinstance(primary, FAQRetriever):
+            raise WalletFAQError(f"primary must be a FAQRetriever, got {type(primary).__name__}")
+        members = [primary, *self.members[1:]]
+        names = _channel_names(members, self.lexical_kind)
+        weights = dict(zip(names, (self.weights[c] for c in self.channels), strict=True))
+        return HybridRetriever(
+            members,
+            lexical=self.lexical_kind,
+            weights=weights,
+            lexicon=list(self.terms) if self.lexical_kind else None,
+        )
+
     def _checked_weights(self, given: Mapping[str, float]) -> dict[str, float]:
         if not isinstance(given, Mapping):
             raise WalletFAQError(f"weights must be a dict of channel -> number, got {given!r}")

@@ -52,6 +52,7 @@ from .corpus import index_texts, read_text_file
 from .errors import CorpusError, WalletFAQError
 
 if TYPE_CHECKING:
+    from .hybrid import HybridRetriever
     from .retriever import FAQRetriever
 
 logger = logging.getLogger(__name__)
@@ -174,7 +175,8 @@ class TuneResult:
     Attributes:
         retriever: a new retriever over the same corpus whose encoder is the
             :class:`AdaptedEncoder` or :class:`~walletfaq.finetune.FinetunedEncoder` (the
-            original is untouched).
+            original is untouched); for a :class:`~walletfaq.HybridRetriever`, a new hybrid
+            whose primary member is tuned (and whose weights are fitted, see :func:`tune`).
         before: metrics of the original retriever on the held-out split
             (``{"mrr@10", "recall@1", "queries"}``; empty when ``holdout == 0``).
         after: the same metrics for the tuned retriever.
@@ -183,10 +185,13 @@ class TuneResult:
         seconds: wall time of the whole call (encoding included).
         method: ``"adapter"`` or ``"finetune"``.
         settings: the settings used (JSON-ready), plus ``epochs_run`` and ``best_epoch``
-            (adapter) or ``steps`` and ``prompts`` (finetune).
+            (adapter) or ``steps`` and ``prompts`` (finetune); for a hybrid also
+            ``weights`` and ``weights_fitted``.
+        holdout_queries: the held-out query texts, cleaned and normalised as the retriever
+            reads questions (never trained on: evaluate on these, not on the rest).
     """
 
-    retriever: FAQRetriever
+    retriever: FAQRetriever | HybridRetriever
     before: dict[str, float]
     after: dict[str, float]
     train_size: int
@@ -194,6 +199,7 @@ class TuneResult:
     seconds: float
     method: str
     settings: dict[str, Any] = field(default_factory=dict)
+    holdout_queries: tuple[str, ...] = ()
 
     @property
     def encoder(self) -> Any:
@@ -911,7 +917,7 @@ def _encode_texts(encoder: Any, texts: Sequence[str], progress: bool) -> np.ndar
 
 
 def tune(
-    retriever: FAQRetriever,
+    retriever: FAQRetriever | HybridRetriever,
     data: str | Path | Sequence[tuple[str, str]],
     *,
     method: TuneMethod = "adapter",
@@ -924,7 +930,13 @@ def tune(
     """Adapt ``retriever`` to labelled questions of its domain; returns a new retriever.
 
     Args:
-        retriever: the retriever to adapt (left unchanged).
+        retriever: the retriever to adapt (left unchanged). A
+            :class:`~walletfaq.HybridRetriever`'s primary member is tuned (its other
+            encoders and BM25 stay as they are); with evaluation-format data its channel
+            weights are then fitted (:meth:`~walletfaq.HybridRetriever.fit_weights`) on the
+            training queries, and ``before``/``after`` are the hybrid's metrics on the
+            held-out queries. Pair data says nothing about which entry answers a question,
+            so with pairs the weights are kept and ``before``/``after`` are the primary's.
         data: an evaluation JSONL file (``{"query", "gold"}``), a pair TSV/CSV file
             (``sentence1, sentence2, label``) or a list of ``(question, paraphrase)`` tuples
             (see the module docstring). The corpus' alt questions are added as training
@@ -954,13 +966,26 @@ def tune(
         CorpusError: unreadable or malformed data (file, line and field named).
         WalletFAQError: an unknown method or setting, a bad ``holdout``, or too little data.
     """
+    from .hybrid import HybridRetriever
     from .retriever import FAQRetriever
 
     started = time.perf_counter()
+    if isinstance(retriever, HybridRetriever):
+        return _tune_hybrid(
+            retriever,
+            data,
+            method=method,
+            holdout=holdout,
+            epochs=epochs,
+            seed=seed,
+            progress=progress,
+            settings=settings,
+            started=started,
+        )
     if not isinstance(retriever, FAQRetriever):
         raise WalletFAQError(
-            f"tune needs a FAQRetriever to adapt (e.g. FAQRetriever.from_corpus(...)), got "
-            f"{type(retriever).__name__}"
+            f"tune needs a FAQRetriever or HybridRetriever to adapt (e.g. "
+            f"FAQRetriever.from_corpus(...)), got {type(retriever).__name__}"
         )
     if method not in ("adapter", "finetune"):
         raise WalletFAQError(f"method must be 'adapter' or 'finetune', got {method!r}")
@@ -1060,7 +1085,87 @@ def tune(
         seconds=seconds,
         method="adapter",
         settings=summary,
+        holdout_queries=tuple(texts[i] for i in problem.holdout_queries),
     )
+
+
+def _tune_hybrid(
+    hybrid: HybridRetriever,
+    data: str | Path | Sequence[tuple[str, str]],
+    *,
+    method: TuneMethod,
+    holdout: float,
+    epochs: int | None,
+    seed: int,
+    progress: bool,
+    settings: dict[str, Any],
+    started: float,
+) -> TuneResult:
+    """``tune`` of a :class:`~walletfaq.HybridRetriever`: tune its primary, then fit the
+    weights on the training queries of evaluation-format data (see :func:`tune`)."""
+    from .evaluation import evaluate
+    from .retriever import clean_question
+
+    primary = hybrid.primary
+    result = tune(
+        primary,
+        data,
+        method=method,
+        holdout=holdout,
+        epochs=epochs,
+        seed=seed,
+        progress=progress,
+        **settings,
+    )
+    tuned = hybrid.with_primary(result.retriever)  # type: ignore[arg-type]
+    before, after = result.before, result.after
+    fitted = False
+    labelled = load_tuning_data(data, hybrid.corpus.ids)
+    if labelled.kind == "queries":
+        held = set(result.holdout_queries)
+        train: list[dict[str, Any]] = []
+        test: list[dict[str, Any]] = []
+        for (query, _), gold in zip(labelled.positives, labelled.gold, strict=True):
+            text = labelled.texts[query]
+            is_held = primary.normalizer(clean_question(text)) in held
+            (test if is_held else train).append({"query": text, "gold": list(gold)})
+        if train:
+            tuned.fit_weights(train)
+            fitted = True
+        if test:
+            before, after = (
+                _report_metrics(evaluate(r, test))
+                for r in (hybrid, tuned)  # type: ignore[arg-type]
+            )
+    seconds = time.perf_counter() - started
+    logger.info(
+        "tuned the hybrid's primary%s in %.1f s: held-out MRR@10 %s → %s",
+        " and fitted its weights " + str(tuned.weights) if fitted else "",
+        seconds,
+        f"{before.get('mrr@10', math.nan):.4f}",
+        f"{after.get('mrr@10', math.nan):.4f}",
+    )
+    return TuneResult(
+        retriever=tuned,
+        before=before,
+        after=after,
+        train_size=result.train_size,
+        holdout_size=result.holdout_size,
+        seconds=seconds,
+        method=result.method,
+        settings={**result.settings, "weights": dict(tuned.weights), "weights_fitted": fitted},
+        holdout_queries=result.holdout_queries,
+    )
+
+
+def _report_metrics(report: Any) -> dict[str, float]:
+    """``{"mrr@10", "recall@1", "queries"}`` of an :class:`~walletfaq.EvalReport`, the shape
+    of :attr:`TuneResult.before`."""
+    return {
+        "mrr@10": float(report.metrics["mrr@10"]),
+        "recall@1": float(report.metrics["recall@1"]),
+        "queries": float(len(report.results)),
+    }
 
 
 def _finetune(
