@@ -352,17 +352,20 @@ def write_jsonl(path: Path, records: list[dict[str, object]]) -> Path:
     return path
 
 
-def test_with_primary_keeps_the_other_members_the_lexicon_and_the_weights(primary, second) -> None:
+def test_with_members_keeps_the_lexicon_and_carries_each_weight_over(primary, second) -> None:
     hybrid = HybridRetriever([primary, second], lexical="bm25", weights={"hash-b": 0.3})
-    replaced = hybrid.with_primary(FAQRetriever.build(primary.corpus, model=HashEncoder()))
-    assert replaced.members[1] is second and replaced.primary is not primary
+    other = FAQRetriever.build(primary.corpus, model=HashEncoder(dim=48, name="hash-c", salt="c"))
+    replaced = hybrid.with_members([primary, other])
+    assert replaced.members == (primary, other)
     assert replaced.terms == hybrid.terms
-    assert replaced.weights == hybrid.weights
-    with pytest.raises(WalletFAQError, match="primary must be a FAQRetriever"):
-        hybrid.with_primary("e5-small")  # type: ignore[arg-type]
+    assert replaced.weights == {"hash-test": 1.0, "hash-c": 0.3, "bm25": hybrid.weights["bm25"]}
+    with pytest.raises(WalletFAQError, match="2 FAQRetriever objects, one per current member"):
+        hybrid.with_members([primary])
+    with pytest.raises(WalletFAQError, match="one per current member"):
+        hybrid.with_members([primary, "e5-small"])  # type: ignore[list-item]
 
 
-def test_tune_on_a_hybrid_tunes_its_primary_and_fits_the_weights_on_training_queries_only(
+def test_tune_on_a_hybrid_tunes_each_encoder_and_fits_the_weights_on_training_queries_only(
     primary, second, tiny_corpus: Corpus, tmp_path: Path
 ) -> None:
     hybrid = HybridRetriever([primary, second], lexical="bm25")
@@ -374,13 +377,14 @@ def test_tune_on_a_hybrid_tunes_its_primary_and_fits_the_weights_on_training_que
 
     tuned = result.retriever
     assert isinstance(tuned, HybridRetriever)
-    assert is_tuned(tuned.primary.encoder) and tuned.members[1] is second
-    assert hybrid.primary is primary and hybrid.weights == weights_before  # left unchanged
+    assert all(is_tuned(member.encoder) for member in tuned.members)  # one adapter each
+    assert result.settings["members_tuned"] == ["hash-test", "hash-b"]
+    assert hybrid.members == (primary, second) and hybrid.weights == weights_before  # unchanged
     held = set(result.holdout_queries)
     train = [r for r in records if primary.normalizer(str(r["query"])) not in held]
     test = [r for r in records if primary.normalizer(str(r["query"])) in held]
     assert 0 < len(test) < len(records) and len(test) == result.holdout_size
-    refit = hybrid.with_primary(tuned.primary)
+    refit = hybrid.with_members(tuned.members)
     assert result.settings["weights_fitted"] is True
     assert tuned.weights == refit.fit_weights(train) == result.settings["weights"]
     after = evaluate(tuned, test)
@@ -405,4 +409,8 @@ def test_tune_on_a_hybrid_with_pairs_keeps_the_weights_and_reports_the_primary(
     question = "登不上去了"
     assert [h.id for h in result.retriever.primary.ask(question)] == [  # type: ignore[union-attr]
         h.id for h in alone.retriever.ask(question)
+    ]
+    second_alone = tune(second, pairs, holdout=0.0, epochs=2, progress=False).retriever
+    assert [h.id for h in result.retriever.members[1].ask(question)] == [  # type: ignore[union-attr]
+        h.id for h in second_alone.ask(question)
     ]

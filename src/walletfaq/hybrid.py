@@ -192,18 +192,23 @@ class HybridRetriever:
             )
         return cls([retriever, *extra], lexical=lexical, weights=weights, lexicon=lexicon)
 
-    def with_primary(self, primary: FAQRetriever) -> HybridRetriever:
-        """A new retriever like this one with ``primary`` (e.g. a tuned copy of the primary,
-        over the same corpus) in place of the primary: the same other members, lexical
-        channel, lexicon and weights (the primary's weight carries over even when its channel
-        name changes).
+    def with_members(self, members: Sequence[FAQRetriever]) -> HybridRetriever:
+        """A new retriever like this one over other ``members`` (e.g. tuned copies of this
+        one's members, over the same corpus), one per current member and in the same order:
+        the same lexical channel, lexicon and weights (each member's weight carries over even
+        when its channel name changes).
 
         Raises:
-            WalletFAQError: ``primary`` is not a FAQRetriever over this corpus.
+            WalletFAQError: not one FAQRetriever per member, or not over this corpus.
         """
-        if not isinstance(primary, FAQRetriever):
-            raise WalletFAQError(f"primary must be a FAQRetriever, got {type(primary).__name__}")
-        members = [primary, *self.members[1:]]
+        members = tuple(members)
+        if len(members) != len(self.members) or not all(
+            isinstance(m, FAQRetriever) for m in members
+        ):
+            raise WalletFAQError(
+                f"members must be {len(self.members)} FAQRetriever objects, one per current "
+                f"member, got {members!r}"
+            )
         names = _channel_names(members, self.lexical_kind)
         weights = dict(zip(names, (self.weights[c] for c in self.channels), strict=True))
         return HybridRetriever(

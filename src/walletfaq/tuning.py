@@ -176,7 +176,7 @@ class TuneResult:
         retriever: a new retriever over the same corpus whose encoder is the
             :class:`AdaptedEncoder` or :class:`~walletfaq.finetune.FinetunedEncoder` (the
             original is untouched); for a :class:`~walletfaq.HybridRetriever`, a new hybrid
-            whose primary member is tuned (and whose weights are fitted, see :func:`tune`).
+            whose encoders are tuned (and whose weights are fitted, see :func:`tune`).
         before: metrics of the original retriever on the held-out split
             (``{"mrr@10", "recall@1", "queries"}``; empty when ``holdout == 0``).
         after: the same metrics for the tuned retriever.
@@ -931,8 +931,10 @@ def tune(
 
     Args:
         retriever: the retriever to adapt (left unchanged). A
-            :class:`~walletfaq.HybridRetriever`'s primary member is tuned (its other
-            encoders and BM25 stay as they are); with evaluation-format data its channel
+            :class:`~walletfaq.HybridRetriever`'s encoders are tuned, each with its own
+            adapter on the same data, split and seed (with ``"finetune"``, only the primary
+            is fine-tuned: the others keep their vectors); BM25 stays as it is. With
+            evaluation-format data its channel
             weights are then fitted (:meth:`~walletfaq.HybridRetriever.fit_weights`) on the
             training queries, and ``before``/``after`` are the hybrid's metrics on the
             held-out queries. Pair data says nothing about which entry answers a question,
@@ -1101,8 +1103,9 @@ def _tune_hybrid(
     settings: dict[str, Any],
     started: float,
 ) -> TuneResult:
-    """``tune`` of a :class:`~walletfaq.HybridRetriever`: tune its primary, then fit the
-    weights on the training queries of evaluation-format data (see :func:`tune`)."""
+    """``tune`` of a :class:`~walletfaq.HybridRetriever`: tune its encoders (adapter: every
+    one; finetune: the primary), then fit the weights on the training queries of
+    evaluation-format data (see :func:`tune`)."""
     from .evaluation import evaluate
     from .retriever import clean_question
 
@@ -1117,7 +1120,23 @@ def _tune_hybrid(
         progress=progress,
         **settings,
     )
-    tuned = hybrid.with_primary(result.retriever)  # type: ignore[arg-type]
+    members: list[Any] = [result.retriever]
+    for member in hybrid.members[1:]:  # per-encoder maps: the same data, split and seed
+        if method == "adapter":
+            again = tune(
+                member,
+                data,
+                method=method,
+                holdout=holdout,
+                epochs=epochs,
+                seed=seed,
+                progress=progress,
+                **settings,
+            )
+            members.append(again.retriever)
+        else:
+            members.append(member)
+    tuned = hybrid.with_members(members)
     before, after = result.before, result.after
     fitted = False
     labelled = load_tuning_data(data, hybrid.corpus.ids)
@@ -1133,13 +1152,11 @@ def _tune_hybrid(
             tuned.fit_weights(train)
             fitted = True
         if test:
-            before, after = (
-                _report_metrics(evaluate(r, test))
-                for r in (hybrid, tuned)  # type: ignore[arg-type]
-            )
+            before = _report_metrics(evaluate(hybrid, test))  # type: ignore[arg-type]
+            after = _report_metrics(evaluate(tuned, test))  # type: ignore[arg-type]
     seconds = time.perf_counter() - started
     logger.info(
-        "tuned the hybrid's primary%s in %.1f s: held-out MRR@10 %s → %s",
+        "tuned the hybrid's encoders%s in %.1f s: held-out MRR@10 %s → %s",
         " and fitted its weights " + str(tuned.weights) if fitted else "",
         seconds,
         f"{before.get('mrr@10', math.nan):.4f}",
@@ -1153,7 +1170,14 @@ def _tune_hybrid(
         holdout_size=result.holdout_size,
         seconds=seconds,
         method=result.method,
-        settings={**result.settings, "weights": dict(tuned.weights), "weights_fitted": fitted},
+        settings={
+            **result.settings,
+            "members_tuned": [m.encoder.name for m in hybrid.members]
+            if method == "adapter"
+            else [primary.encoder.name],
+            "weights": dict(tuned.weights),
+            "weights_fitted": fitted,
+        },
         holdout_queries=result.holdout_queries,
     )
 
