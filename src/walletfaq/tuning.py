@@ -1109,34 +1109,26 @@ def _tune_hybrid(
     from .evaluation import evaluate
     from .retriever import clean_question
 
+    def tune_member(member: FAQRetriever) -> TuneResult:
+        return tune(
+            member,
+            data,
+            method=method,
+            holdout=holdout,
+            epochs=epochs,
+            seed=seed,
+            progress=progress,
+            **settings,
+        )
+
     primary = hybrid.primary
-    result = tune(
-        primary,
-        data,
-        method=method,
-        holdout=holdout,
-        epochs=epochs,
-        seed=seed,
-        progress=progress,
-        **settings,
-    )
-    members: list[Any] = [result.retriever]
-    for member in hybrid.members[1:]:  # per-encoder maps: the same data, split and seed
-        if method == "adapter":
-            again = tune(
-                member,
-                data,
-                method=method,
-                holdout=holdout,
-                epochs=epochs,
-                seed=seed,
-                progress=progress,
-                **settings,
-            )
-            members.append(again.retriever)
-        else:
-            members.append(member)
-    tuned = hybrid.with_members(members)
+    result = tune_member(primary)
+    # per-encoder maps: every encoder gets its own adapter, on the same data, split and seed
+    members = [
+        result.retriever,
+        *(tune_member(m).retriever if method == "adapter" else m for m in hybrid.members[1:]),
+    ]
+    tuned = hybrid.with_members(members)  # type: ignore[arg-type]  # members are FAQRetrievers
     before, after = result.before, result.after
     fitted = False
     labelled = load_tuning_data(data, hybrid.corpus.ids)
