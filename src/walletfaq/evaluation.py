@@ -603,6 +603,18 @@ def load_queries(
     """
     if source is None:
         return load_bundled_queries()
+    return [query for _, query in numbered_queries(source)]
+
+
+def numbered_queries(
+    source: str | Path | Iterable[Mapping[str, Any]],
+) -> list[tuple[int, LabelledQuery]]:
+    """:func:`load_queries` with where each query came from: its line in a JSONL file, or
+    its 1-based position in an iterable (for error messages that point at a query).
+
+    Raises:
+        CorpusError: as :func:`load_queries`.
+    """
     path: Path | None = None
     records: list[tuple[int, Any]] = []
     if isinstance(source, (str, Path)):
@@ -623,7 +635,7 @@ def load_queries(
             raise CorpusError(
                 f"expected a JSONL path or a list of query objects, got {type(source).__name__}"
             ) from None
-    queries = [_query_from_record(record, path, number) for number, record in records]
+    queries = [(number, _query_from_record(record, path, number)) for number, record in records]
     if not queries:
         raise CorpusError("no queries to evaluate; add at least one query line", path=path)
     return queries

@@ -393,20 +393,16 @@ class HybridRetriever:
         or of :class:`~walletfaq.evaluation.LabelledQuery`), trying every combination of
         ``grid`` for the non-primary channels. Sets and returns the weights. Fit on queries you
         will not evaluate on."""
-        from .corpus import read_text_file
-        from .evaluation import LabelledQuery, load_queries
+        from .evaluation import LabelledQuery, numbered_queries
 
         grid = _checked_grid(grid)
         if isinstance(depth, bool) or not isinstance(depth, (int, np.integer)) or depth < 1:
             raise WalletFAQError(f"depth must be a positive int (the MRR cutoff), got {depth!r}")
-        path: Path | None = None
-        if isinstance(queries, (str, Path)):
-            path = Path(queries)
-            items = load_queries(path)
-            text = read_text_file(path, "queries file")  # one query per non-blank line
-            lines = [n for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
-        elif isinstance(queries, Mapping):
-            items = load_queries(queries)  # type: ignore[arg-type]  # refused: "wrap it in a list"
+        path = Path(queries) if isinstance(queries, (str, Path)) else None
+        numbered: list[tuple[int, LabelledQuery]]
+        if path is not None or isinstance(queries, Mapping):
+            # a path, or a mapping (which numbered_queries refuses: "wrap it in a list")
+            numbered = numbered_queries(queries)  # type: ignore[arg-type]
         elif queries is None or isinstance(queries, bytes) or not isinstance(queries, Iterable):
             raise WalletFAQError(
                 "fit_weights needs labelled queries: a JSONL path or a list of dicts "
@@ -415,11 +411,10 @@ class HybridRetriever:
         else:
             given = list(queries)  # read once: a generator must not lose its first item
             if all(isinstance(q, LabelledQuery) for q in given):
-                items = given  # type: ignore[assignment]
+                numbered = list(enumerate(given, start=1))  # type: ignore[arg-type]
             else:
-                items = load_queries(given)  # type: ignore[arg-type]
-            lines = list(range(1, len(items) + 1))
-        labelled = [(line, q) for line, q in zip(lines, items, strict=True) if q.gold]
+                numbered = numbered_queries(given)  # type: ignore[arg-type]
+        labelled = [(line, q) for line, q in numbered if q.gold]
         if not labelled:
             raise WalletFAQError("fit_weights needs labelled queries (non-empty gold)")
         position = {entry_id: i for i, entry_id in enumerate(self.corpus.ids)}

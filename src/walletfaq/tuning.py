@@ -417,16 +417,12 @@ def _load_pair_file(path: Path) -> TuningData:
 
 
 def _load_queries_data(path: Path, corpus_ids: Sequence[str] | None) -> TuningData:
-    from .evaluation import load_queries
+    from .evaluation import numbered_queries
 
-    labelled = load_queries(path)
-    # load_queries reads one record per non-blank line: the line of each query, for errors
-    text = read_text_file(path, "queries file")
-    lines = [n for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
     known = set(corpus_ids) if corpus_ids is not None else None
     builder = _Builder(str(path))
     skipped = 0
-    for number, query in enumerate(labelled, start=1):
+    for number, (line, query) in enumerate(numbered_queries(path), start=1):
         if not query.gold:
             skipped += 1
             continue
@@ -437,7 +433,7 @@ def _load_queries_data(path: Path, corpus_ids: Sequence[str] | None) -> TuningDa
                     f"query {number} ({query.query[:30]!r}) names gold id(s) {unknown} that are "
                     "not in the retriever's corpus; fix the label or tune the matching corpus",
                     path=path,
-                    line=lines[number - 1] if number <= len(lines) else None,
+                    line=line,
                     field="gold",
                 )
         builder.positives.append((builder.text(query.query), -1))
