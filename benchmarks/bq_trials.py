@@ -37,7 +37,7 @@ import numpy as np
 
 from walletfaq import FAQRetriever
 from walletfaq.corpus import load_corpus
-from walletfaq.evaluation import load_queries
+from walletfaq.evaluation import load_queries, sign_flip_p_value
 
 ROOT = Path(__file__).resolve().parents[1]
 BQ = ROOT.parent / "shared" / "data" / "bq"
@@ -68,16 +68,8 @@ class Scorer:
             "mrr@10": round(float(rr.mean()), 4),
             "recall@1": round(float((rr == 1).mean()), 4),
             "delta_mrr@10": round(float(rr.mean() - rr_base.mean()), 4),
-            "p_value": round(_sign_flip_p(rr - rr_base), 4),
+            "p_value": round(sign_flip_p_value(rr - rr_base), 4),
         }
-
-
-def _sign_flip_p(differences: np.ndarray, n: int = 10_000, seed: int = 0) -> float:
-    """Two-sided paired sign-flip test of mean(differences) = 0."""
-    observed = abs(differences.mean())
-    signs = np.random.default_rng(seed).choice([-1.0, 1.0], size=(n, len(differences)))
-    extreme = int((np.abs((signs * differences).mean(axis=1)) >= observed - 1e-12).sum())
-    return (1 + extreme) / (1 + n)
 
 
 def _unit(vectors: Any) -> np.ndarray:

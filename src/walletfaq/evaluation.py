@@ -1025,15 +1025,7 @@ def paired_test(
     differences = values_b - values_a
     n = len(differences)
     observed = float(differences.mean())
-    rng = np.random.default_rng(seed)
-    extreme = 0
-    chunk = max(1, 2_000_000 // max(n, 1))
-    for start in range(0, n_resamples, chunk):
-        size = min(chunk, n_resamples - start)
-        signs = rng.choice(np.array([-1.0, 1.0]), size=(size, n))
-        flipped = np.abs((signs * differences).mean(axis=1))
-        extreme += int(np.sum(flipped >= abs(observed) - 1e-12))
-    p_value = (1 + extreme) / (1 + n_resamples)
+    p_value = sign_flip_p_value(differences, n_resamples, seed)
     indices = _bootstrap_indices(n, min(n_resamples, 5000), seed)
     low, high = _percentile_interval(differences[indices].mean(axis=1), confidence)
     return PairedTest(
@@ -1043,7 +1035,7 @@ def paired_test(
         difference=observed,
         difference_low=low,
         difference_high=high,
-        p_value=1.0 if not differences.any() else p_value,
+        p_value=p_value,
         n=n,
         n_better=int(np.sum(differences > 0)),
         n_worse=int(np.sum(differences < 0)),
@@ -1051,6 +1043,26 @@ def paired_test(
         confidence=confidence,
         seed=seed,
     )
+
+
+def sign_flip_p_value(differences: np.ndarray, n_resamples: int = 10000, seed: int = 0) -> float:
+    """Two-sided paired sign-flip p-value of "mean(differences) is 0": the share of
+    ``n_resamples`` random sign flips whose mean is at least as far from 0 as the observed
+    one, ``(1 + count) / (1 + n_resamples)``; 1.0 when every difference is 0. Seeded."""
+    differences = np.asarray(differences, dtype=np.float64)
+    if not differences.any():
+        return 1.0
+    n = len(differences)
+    observed = abs(float(differences.mean()))
+    rng = np.random.default_rng(seed)
+    extreme = 0
+    chunk = max(1, 2_000_000 // max(n, 1))
+    for start in range(0, n_resamples, chunk):
+        size = min(chunk, n_resamples - start)
+        signs = rng.choice(np.array([-1.0, 1.0]), size=(size, n))
+        flipped = np.abs((signs * differences).mean(axis=1))
+        extreme += int(np.sum(flipped >= observed - 1e-12))
+    return (1 + extreme) / (1 + n_resamples)
 
 
 def diff_reports(a: EvalReport, b: EvalReport, names: tuple[str, str] = ("A", "B")) -> ReportDiff:
