@@ -49,6 +49,9 @@ from .tuning import (
     TuningData,
     _json_ready,
     _prepare,
+    first_non_bool,
+    is_int,
+    is_number,
     retrieval_metrics,
 )
 
@@ -130,16 +133,6 @@ class FinetuneSettings:
                 f"expected {expected}"
             )
 
-        def is_int(value: object) -> bool:
-            return isinstance(value, int) and not isinstance(value, bool)
-
-        def is_number(value: object) -> bool:
-            return (
-                isinstance(value, (int, float))
-                and not isinstance(value, bool)
-                and math.isfinite(value)
-            )
-
         if not is_int(self.epochs) or self.epochs < 1:
             raise bad("epochs", "a positive int (1-3 is usual for fine-tuning)")
         if not is_int(self.batch_size) or self.batch_size < 2:
@@ -152,15 +145,18 @@ class FinetuneSettings:
             raise bad("weight_decay", "a number ≥ 0")
         if not is_number(self.scale) or self.scale <= 0:
             raise bad("scale", "a positive number (20 = temperature 0.05)")
-        for name in (
-            "symmetric",
-            "hard_negatives",
-            "mined_negatives",
-            "use_corpus_alts",
-            "freeze_embeddings",
-        ):
-            if not isinstance(getattr(self, name), bool):
-                raise bad(name, "True or False")
+        not_bool = first_non_bool(
+            self,
+            (
+                "symmetric",
+                "hard_negatives",
+                "mined_negatives",
+                "use_corpus_alts",
+                "freeze_embeddings",
+            ),
+        )
+        if not_bool is not None:
+            raise bad(not_bool, "True or False")
         if self.max_seq_length is not None and (
             not is_int(self.max_seq_length) or self.max_seq_length < 8
         ):

@@ -50,6 +50,7 @@ import numpy as np
 from .adapter import APPLY_TO, AdaptedEncoder, ApplyTo
 from .corpus import index_texts, read_text_file
 from .errors import CorpusError, WalletFAQError
+from .normalize import lone_surrogate
 
 if TYPE_CHECKING:
     from .hybrid import HybridRetriever
@@ -120,49 +121,45 @@ class AdapterSettings:
                 f"tune setting {name}={getattr(self, name)!r} is invalid; expected {expected}"
             )
 
-        if self.rank is not None and (
-            isinstance(self.rank, bool) or not isinstance(self.rank, int) or self.rank < 1
-        ):
+        if self.rank is not None and (not is_int(self.rank) or self.rank < 1):
             raise bad("rank", "None or a positive int")
         if self.apply_to not in APPLY_TO:
             raise bad("apply_to", f"one of {list(APPLY_TO)}")
-        if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or self.epochs < 1:
+        if not is_int(self.epochs) or self.epochs < 1:
             raise bad("epochs", "a positive int")
-        if (
-            isinstance(self.batch_size, bool)
-            or not isinstance(self.batch_size, int)
-            or self.batch_size < 2
-        ):
+        if not is_int(self.batch_size) or self.batch_size < 2:
             raise bad("batch_size", "an int ≥ 2 (each pair's negatives are the batch's others)")
-        if (
-            isinstance(self.patience, bool)
-            or not isinstance(self.patience, int)
-            or self.patience < 0
-        ):
+        if not is_int(self.patience) or self.patience < 0:
             raise bad("patience", "an int ≥ 0")
-
-        def number(value: object) -> bool:
-            return isinstance(value, (int, float)) and not isinstance(value, bool)
-
         for name in ("lr", "temperature"):
             value = getattr(self, name)
-            if not number(value) or not value > 0 or not math.isfinite(value):
+            if not is_number(value) or not value > 0:
                 raise bad(name, "a positive number")
-        decay = self.identity_decay
-        if not number(decay) or not decay >= 0 or not math.isfinite(decay):
+        if not is_number(self.identity_decay) or not self.identity_decay >= 0:
             raise bad("identity_decay", "a finite number ≥ 0")
-        if not number(self.validation) or not 0 <= self.validation < 0.5:
+        if not is_number(self.validation) or not 0 <= self.validation < 0.5:
             raise bad("validation", "a number in [0, 0.5)")
-        for name in (
-            "bias",
-            "symmetric",
-            "hard_negatives",
-            "mined_negatives",
-            "use_corpus_alts",
-        ):
-            if not isinstance(getattr(self, name), bool):
-                raise bad(name, "True or False")
+        not_bool = first_non_bool(
+            self, ("bias", "symmetric", "hard_negatives", "mined_negatives", "use_corpus_alts")
+        )
+        if not_bool is not None:
+            raise bad(not_bool, "True or False")
         return self
+
+
+def is_int(value: object) -> bool:
+    """Whether a setting is an int (``True``/``False`` are not)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_number(value: object) -> bool:
+    """Whether a setting is a finite int or float (``True``/``False`` are not)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def first_non_bool(settings: object, names: Sequence[str]) -> str | None:
+    """The first of ``names`` whose value on ``settings`` is not ``True``/``False``."""
+    return next((name for name in names if not isinstance(getattr(settings, name), bool)), None)
 
 
 # --------------------------------------------------------------------------- results
@@ -299,15 +296,14 @@ def load_tuning_data(
                 field="pair",
             )
         for text in item:
-            try:
-                text.encode("utf-8")
-            except UnicodeEncodeError as exc:
+            bad = lone_surrogate(text)
+            if bad is not None:
                 raise CorpusError(
                     f"item {number} is not valid Unicode text (lone surrogate at character "
-                    f"{exc.start} of {text[:30]!r}); decode the data as UTF-8 first",
+                    f"{bad} of {text[:30]!r}); decode the data as UTF-8 first",
                     line=number,
                     field="pair",
-                ) from None
+                )
         builder.pair(item[0], item[1], 1)
     return builder.build("pairs")
 
