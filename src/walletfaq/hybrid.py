@@ -231,12 +231,7 @@ class HybridRetriever:
         for position, channel in enumerate(self.channels):
             default = 1.0 if position == 0 else DEFAULT_WEIGHTS.get(channel, 1.0)
             value = given.get(channel, default)
-            if (
-                isinstance(value, (bool, np.bool_))
-                or not isinstance(value, (int, float, np.integer, np.floating))
-                or not np.isfinite(value)
-                or value < 0
-            ):
+            if not _is_weight(value):
                 raise WalletFAQError(
                     f"weight of {channel!r} must be a finite number ≥ 0, got {value!r}"
                 )
@@ -595,16 +590,20 @@ def fuse(scores: Mapping[str, np.ndarray], weights: Mapping[str, float]) -> np.n
     return total
 
 
+def _is_weight(value: object) -> bool:
+    """A finite number ≥ 0 (Python or numpy; ``True``/``False`` are not numbers here)."""
+    return (
+        isinstance(value, (int, float, np.integer, np.floating))
+        and not isinstance(value, (bool, np.bool_))
+        and bool(np.isfinite(value))
+        and bool(value >= 0)
+    )
+
+
 def _checked_grid(grid: object) -> tuple[float, ...]:
     """``fit_weights``' grid as floats: a non-empty list of finite numbers ≥ 0."""
     values = tuple(grid) if isinstance(grid, Iterable) and not isinstance(grid, str) else None
-    if not values or not all(
-        isinstance(v, (int, float, np.integer, np.floating))
-        and not isinstance(v, (bool, np.bool_))
-        and np.isfinite(v)
-        and v >= 0
-        for v in values
-    ):
+    if not values or not all(_is_weight(v) for v in values):
         raise WalletFAQError(
             f"grid must be a non-empty list of finite weights ≥ 0 to try, got {grid!r}"
         )
