@@ -29,8 +29,8 @@ def _assert_same(got: list[list[tuple[str, float]]], name: str) -> None:
     assert [[hit_id for hit_id, _ in row] for row in got] == [
         [hit["id"] for hit in row] for row in want
     ]
-    for got_row, want_row in zip(got, want):
-        for (_, score), hit in zip(got_row, want_row):
+    for got_row, want_row in zip(got, want, strict=True):
+        for (_, score), hit in zip(got_row, want_row, strict=True):
             assert score == pytest.approx(hit["score"], abs=1e-5)
 
 

@@ -14,7 +14,8 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-from .errors import (
+from walletfaq._version import __version__
+from walletfaq.errors import (
     CorpusError,
     IndexFormatError,
     IndexMismatchError,
@@ -24,46 +25,44 @@ from .errors import (
     WalletFAQError,
 )
 
-__version__ = "0.1.0"
-
 _LAZY = {
-    "FAQRetriever": "retriever",
-    "HybridRetriever": "hybrid",
-    "Hit": "search",
-    "Answer": "search",
-    "evaluate": "evaluation",
-    "compare": "evaluation",
-    "load_queries": "evaluation",
-    "EvalReport": "evaluation",
-    "QueryResult": "evaluation",
-    "OperatingPoint": "evaluation",
-    "paired_test": "evaluation",
-    "diff_reports": "evaluation",
-    "bundled_queries_path": "evaluation",
-    "load_bundled_queries": "evaluation",
-    "calibrate": "calibration",
-    "Calibration": "calibration",
-    "CalibrationWarning": "calibration",
-    "tune": "tuning",
-    "TuneResult": "tuning",
-    "AdaptedEncoder": "adapter",
-    "FinetunedEncoder": "finetune",
-    "FAQEntry": "corpus",
-    "Corpus": "corpus",
-    "load_corpus": "corpus",
-    "bundled_corpus_path": "corpus",
-    "Contact": "contacts",
-    "ContactDirectory": "contacts",
-    "load_contacts": "contacts",
-    "IndexSpec": "index",
-    "Encoder": "encoders",
-    "SentenceTransformerEncoder": "encoders",
-    "PresetEncoder": "models",
-    "PRESETS": "models",
-    "DEFAULT_MODEL": "models",
-    "doctor": "diagnosis",
-    "DoctorReport": "diagnosis",
-    "Finding": "diagnosis",
+    "FAQRetriever": "walletfaq.retriever",
+    "HybridRetriever": "walletfaq.hybrid",
+    "Hit": "walletfaq.search",
+    "Answer": "walletfaq.search",
+    "evaluate": "walletfaq.evaluation",
+    "compare": "walletfaq.evaluation",
+    "load_queries": "walletfaq.evaluation",
+    "EvalReport": "walletfaq.evaluation",
+    "QueryResult": "walletfaq.evaluation",
+    "OperatingPoint": "walletfaq.evaluation",
+    "paired_test": "walletfaq.evaluation",
+    "diff_reports": "walletfaq.evaluation",
+    "bundled_queries_path": "walletfaq.evaluation",
+    "load_bundled_queries": "walletfaq.evaluation",
+    "calibrate": "walletfaq.calibration",
+    "Calibration": "walletfaq.calibration",
+    "CalibrationWarning": "walletfaq.calibration",
+    "tune": "walletfaq.tuning",
+    "TuneResult": "walletfaq.tuning",
+    "AdaptedEncoder": "walletfaq.adapter",
+    "FinetunedEncoder": "walletfaq.finetune",
+    "FAQEntry": "walletfaq.corpus",
+    "Corpus": "walletfaq.corpus",
+    "load_corpus": "walletfaq.corpus",
+    "bundled_corpus_path": "walletfaq.corpus",
+    "Contact": "walletfaq.contacts",
+    "ContactDirectory": "walletfaq.contacts",
+    "load_contacts": "walletfaq.contacts",
+    "IndexSpec": "walletfaq.index",
+    "Encoder": "walletfaq.encoders",
+    "SentenceTransformerEncoder": "walletfaq.encoders",
+    "PresetEncoder": "walletfaq.models",
+    "PRESETS": "walletfaq.models",
+    "DEFAULT_MODEL": "walletfaq.models",
+    "doctor": "walletfaq.diagnosis",
+    "DoctorReport": "walletfaq.diagnosis",
+    "Finding": "walletfaq.diagnosis",
 }
 
 __all__ = [
@@ -79,13 +78,13 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from .adapter import AdaptedEncoder
-    from .calibration import Calibration, CalibrationWarning, calibrate
-    from .contacts import Contact, ContactDirectory, load_contacts
-    from .corpus import Corpus, FAQEntry, bundled_corpus_path, load_corpus
-    from .diagnosis import DoctorReport, Finding, doctor
-    from .encoders import Encoder, SentenceTransformerEncoder
-    from .evaluation import (
+    from walletfaq.adapter import AdaptedEncoder
+    from walletfaq.calibration import Calibration, CalibrationWarning, calibrate
+    from walletfaq.contacts import Contact, ContactDirectory, load_contacts
+    from walletfaq.corpus import Corpus, FAQEntry, bundled_corpus_path, load_corpus
+    from walletfaq.diagnosis import DoctorReport, Finding, doctor
+    from walletfaq.encoders import Encoder, SentenceTransformerEncoder
+    from walletfaq.evaluation import (
         EvalReport,
         OperatingPoint,
         QueryResult,
@@ -97,20 +96,20 @@ if TYPE_CHECKING:
         load_queries,
         paired_test,
     )
-    from .finetune import FinetunedEncoder
-    from .hybrid import HybridRetriever
-    from .index import IndexSpec
-    from .models import DEFAULT_MODEL, PRESETS, PresetEncoder
-    from .retriever import FAQRetriever
-    from .search import Answer, Hit
-    from .tuning import TuneResult, tune
+    from walletfaq.finetune import FinetunedEncoder
+    from walletfaq.hybrid import HybridRetriever
+    from walletfaq.index import IndexSpec
+    from walletfaq.models import DEFAULT_MODEL, PRESETS, PresetEncoder
+    from walletfaq.retriever import FAQRetriever
+    from walletfaq.search import Answer, Hit
+    from walletfaq.tuning import TuneResult, tune
 
 
 def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'walletfaq' has no attribute {name!r}")
-    value = getattr(import_module(f".{module}", __name__), name)
+    value = getattr(import_module(module), name)
     globals()[name] = value
     return value
 

@@ -26,8 +26,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .encoders import Encoder, as_unit_rows
-from .errors import ModelError
+from walletfaq.encoders import Encoder, as_unit_rows
+from walletfaq.errors import ModelError
 
 ApplyTo = Literal["queries", "both"]
 """Which texts the map transforms: user questions only, or questions and FAQ texts."""

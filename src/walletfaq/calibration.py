@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import WalletFAQError
-from .evaluation import (
+from walletfaq.errors import WalletFAQError
+from walletfaq.evaluation import (
     EvalReport,
     LabelledQuery,
     OperatingPoint,
@@ -37,7 +37,7 @@ from .evaluation import (
 )
 
 if TYPE_CHECKING:
-    from .retriever import FAQRetriever
+    from walletfaq.retriever import FAQRetriever
 
 __all__ = [
     "MIN_CALIBRATION_QUERIES",

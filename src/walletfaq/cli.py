@@ -12,7 +12,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from .errors import WalletFAQError
+from walletfaq.errors import WalletFAQError
 
 EXIT_USER_ERROR = 2
 EXIT_INTERNAL_ERROR = 1
@@ -183,7 +183,7 @@ def _add_source_arguments(command: argparse.ArgumentParser) -> None:
 
 
 def _retriever(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    from .retriever import FAQRetriever
+    from walletfaq.retriever import FAQRetriever
 
     if args.index and args.corpus:
         raise WalletFAQError("use either --index or --corpus, not both")
@@ -193,8 +193,8 @@ def _retriever(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from .corpus import bundled_data_dir
-    from .evaluation import METRIC_KEYS, evaluate
+    from walletfaq.corpus import bundled_data_dir
+    from walletfaq.evaluation import METRIC_KEYS, evaluate
 
     retriever = _retriever(args)
     queries = args.queries or bundled_data_dir() / "eval" / "queries.jsonl"
@@ -231,7 +231,7 @@ def _eval(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .bench import check_dependencies, default_out_dir, run_benchmark
+    from walletfaq.bench import check_dependencies, default_out_dir, run_benchmark
 
     check_dependencies()  # before any work: a missing extra is one line, not a traceback
     out = Path(args.out) if args.out else default_out_dir()
@@ -242,7 +242,7 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _ask(args: argparse.Namespace) -> int:
-    from .retriever import clean_question
+    from walletfaq.retriever import clean_question
 
     clean_question(args.question)  # a bad question fails before any model loads
     retriever = _retriever(args)
@@ -257,7 +257,7 @@ def _ask(args: argparse.Namespace) -> int:
 
 
 def _tune(args: argparse.Namespace) -> int:
-    from .tuning import tune
+    from walletfaq.tuning import tune
 
     result = tune(
         _retriever(args), args.data, method=args.method, holdout=args.holdout, seed=args.seed
@@ -269,7 +269,7 @@ def _tune(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from .retriever import FAQRetriever
+    from walletfaq.retriever import FAQRetriever
 
     retriever = FAQRetriever.load(args.index)
     path = retriever.export(args.out, include_contacts=args.include_contacts)
@@ -278,7 +278,7 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _answer(args: argparse.Namespace) -> int:
-    from .retriever import clean_question
+    from walletfaq.retriever import clean_question
 
     clean_question(args.question)  # a bad question fails before any model loads
     outcome = _retriever(args).answer(args.question, threshold=args.threshold)
@@ -298,7 +298,7 @@ def _answer(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .server import ServerSettings, serve, serve_index, threads_per_process
+    from walletfaq.server import ServerSettings, serve, serve_index, threads_per_process
 
     # the tokens come from $WALLETFAQ_READ_TOKEN / $WALLETFAQ_ADMIN_TOKEN; bad settings fail
     # before any model loads. With --index, accepted edits are saved there before answering,
@@ -343,7 +343,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _doctor(args: argparse.Namespace) -> int:
-    from .diagnosis import doctor
+    from walletfaq.diagnosis import doctor
 
     report = doctor(_retriever(args))
     if args.json:
@@ -354,7 +354,7 @@ def _doctor(args: argparse.Namespace) -> int:
 
 
 def _build(args: argparse.Namespace) -> int:
-    from .retriever import FAQRetriever
+    from walletfaq.retriever import FAQRetriever
 
     # the cache holds the same index when this corpus/model/settings were embedded before
     retriever = FAQRetriever.from_corpus(

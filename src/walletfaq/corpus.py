@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from .atomic import write_text_atomic
-from .errors import CorpusError
-from .normalize import clean_text, lone_surrogate
-from .strictjson import JSONProblem, loads
+from walletfaq.atomic import write_text_atomic
+from walletfaq.errors import CorpusError
+from walletfaq.normalize import clean_text, lone_surrogate
+from walletfaq.strictjson import JSONProblem, loads
 
 CORPUS_FORMAT_VERSION = 1
 """Version of the JSONL corpus format described in this module."""

@@ -44,15 +44,15 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from .corpus import Corpus
-from .errors import WalletFAQError
-from .normalize import clean_text
+from walletfaq.corpus import Corpus
+from walletfaq.errors import WalletFAQError
+from walletfaq.normalize import clean_text
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from .encoders import Encoder
-    from .retriever import FAQRetriever
+    from walletfaq.encoders import Encoder
+    from walletfaq.retriever import FAQRetriever
 
 logger = logging.getLogger(__name__)
 
@@ -273,7 +273,7 @@ def doctor(
         WalletFAQError: ``source`` is of another type; ``model`` given with a retriever.
         CorpusError: the corpus file is missing or malformed.
     """
-    from .retriever import FAQRetriever
+    from walletfaq.retriever import FAQRetriever
 
     if isinstance(source, FAQRetriever):
         if model is not None:
@@ -354,7 +354,7 @@ def _examine(retriever: FAQRetriever) -> DoctorReport:
 
 
 def _rows(retriever: FAQRetriever) -> _Rows:
-    from .corpus import index_texts
+    from walletfaq.corpus import index_texts
 
     texts, owners = index_texts(retriever.corpus.entries, retriever.index_answers)
     index = retriever.index

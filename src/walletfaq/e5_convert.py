@@ -43,9 +43,9 @@ from typing import Any
 
 import numpy as np
 
-from .atomic import staged_directory, write_json
-from .integrity import BUILD_INFO_FILE, sha256_file, write_build_info
-from .integrity import verify_build_info as verify_folder
+from walletfaq.atomic import staged_directory, write_json
+from walletfaq.integrity import BUILD_INFO_FILE, sha256_file, write_build_info
+from walletfaq.integrity import verify_build_info as verify_folder
 
 logger = logging.getLogger(__name__)
 

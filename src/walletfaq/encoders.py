@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from .errors import ModelError
+from walletfaq.errors import ModelError
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer

@@ -49,16 +49,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .atomic import write_text_atomic
-from .corpus import read_text_file
-from .errors import CorpusError, WalletFAQError
-from .strictjson import JSONProblem, loads
+from walletfaq.atomic import write_text_atomic
+from walletfaq.corpus import read_text_file
+from walletfaq.errors import CorpusError, WalletFAQError
+from walletfaq.strictjson import JSONProblem, loads
 
 if TYPE_CHECKING:
     import pandas as pd
     from matplotlib.figure import Figure
 
-    from .retriever import FAQRetriever
+    from walletfaq.retriever import FAQRetriever
 
 CUTOFFS = (1, 3, 5, 10)
 """Cutoffs of the default ``recall@k`` metrics (and of the ``hit@k`` columns of ``to_frame``)."""
@@ -550,7 +550,7 @@ def bundled_queries_path() -> Path:
 
     Works from a source checkout and from an installed wheel alike.
     """
-    from .corpus import bundled_data_dir
+    from walletfaq.corpus import bundled_data_dir
 
     path = bundled_data_dir() / "eval" / BUNDLED_QUERIES_FILE
     if not path.is_file():

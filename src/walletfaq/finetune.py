@@ -40,10 +40,10 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from .adapter import json_info
-from .encoders import Encoder, SentenceTransformerEncoder
-from .errors import ModelError, WalletFAQError
-from .tuning import (
+from walletfaq.adapter import json_info
+from walletfaq.encoders import Encoder, SentenceTransformerEncoder
+from walletfaq.errors import ModelError, WalletFAQError
+from walletfaq.tuning import (
     AdapterSettings,
     TuneResult,
     TuningData,
@@ -59,7 +59,7 @@ if TYPE_CHECKING:
     import torch
     from sentence_transformers import SentenceTransformer
 
-    from .retriever import FAQRetriever
+    from walletfaq.retriever import FAQRetriever
 
 logger = logging.getLogger(__name__)
 
@@ -723,11 +723,11 @@ def finetune(
     """:func:`walletfaq.tune` with ``method="finetune"`` (the data already loaded)."""
     import torch
 
-    from . import index as vector_index
-    from .corpus import index_texts
-    from .encoders import as_unit_rows
-    from .normalize import clean_text
-    from .retriever import clean_question, embed_corpus_texts
+    import walletfaq.index as vector_index
+    from walletfaq.corpus import index_texts
+    from walletfaq.encoders import as_unit_rows
+    from walletfaq.normalize import clean_text
+    from walletfaq.retriever import clean_question, embed_corpus_texts
 
     check_training_available()
     base = retriever.encoder
@@ -740,7 +740,7 @@ def finetune(
     rng = np.random.default_rng(seed)
     vectors = None
     if settings.mined_negatives:
-        from .tuning import _encode_texts
+        from walletfaq.tuning import _encode_texts
 
         vectors = np.vstack(
             [

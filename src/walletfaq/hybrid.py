@@ -27,19 +27,19 @@ from typing import Literal
 
 import numpy as np
 
-from .atomic import staged_directory, write_json
-from .contacts import ContactDirectory
-from .corpus import Corpus, FAQEntry
-from .encoders import Encoder, as_unit_rows
-from .errors import (
+from walletfaq.atomic import staged_directory, write_json
+from walletfaq.contacts import ContactDirectory
+from walletfaq.corpus import Corpus, FAQEntry
+from walletfaq.encoders import Encoder, as_unit_rows
+from walletfaq.errors import (
     CorpusError,
     IndexFormatError,
     IndexMismatchError,
     IndexWriteError,
     WalletFAQError,
 )
-from .lexical import LexicalIndex, Tokenizer, bundled_lexicon_path, read_lexicon
-from .retriever import (
+from walletfaq.lexical import LexicalIndex, Tokenizer, bundled_lexicon_path, read_lexicon
+from walletfaq.retriever import (
     FAQRetriever,
     QuestionEncoding,
     _check_k,
@@ -48,8 +48,8 @@ from .retriever import (
     clean_question,
     clean_questions,
 )
-from .search import Answer, Hit, decide
-from .strictjson import JSONProblem, loads
+from walletfaq.search import Answer, Hit, decide
+from walletfaq.strictjson import JSONProblem, loads
 
 logger = logging.getLogger(__name__)
 
@@ -388,7 +388,7 @@ class HybridRetriever:
         or of :class:`~walletfaq.evaluation.LabelledQuery`), trying every combination of
         ``grid`` for the non-primary channels. Sets and returns the weights. Fit on queries you
         will not evaluate on."""
-        from .evaluation import LabelledQuery, numbered_queries
+        from walletfaq.evaluation import LabelledQuery, numbered_queries
 
         grid = _checked_grid(grid)
         if isinstance(depth, bool) or not isinstance(depth, (int, np.integer)) or depth < 1:

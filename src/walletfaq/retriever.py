@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from . import index as vector_index
-from . import store
-from .contacts import ContactDirectory, contact_entries, load_bundled_contacts
-from .corpus import (
+import walletfaq.index as vector_index
+import walletfaq.store as store
+from walletfaq.contacts import ContactDirectory, contact_entries, load_bundled_contacts
+from walletfaq.corpus import (
     Corpus,
     FAQEntry,
     index_texts,
@@ -26,12 +26,12 @@ from .corpus import (
     load_corpus,
     write_corpus,
 )
-from .encoders import Encoder, as_unit_rows
-from .errors import CorpusError, IndexMismatchError, ModelError, QueryError, WalletFAQError
-from .index import IndexKind, IndexSpec
-from .models import cache_dir, default_threshold, resolve_encoder
-from .normalize import QuestionNormalizer, clean_text, lone_surrogate
-from .search import Answer, Hit, best_per_entry, decide, to_hits
+from walletfaq.encoders import Encoder, as_unit_rows
+from walletfaq.errors import CorpusError, IndexMismatchError, ModelError, QueryError, WalletFAQError
+from walletfaq.index import IndexKind, IndexSpec
+from walletfaq.models import cache_dir, default_threshold, resolve_encoder
+from walletfaq.normalize import QuestionNormalizer, clean_text, lone_surrogate
+from walletfaq.search import Answer, Hit, best_per_entry, decide, to_hits
 
 if TYPE_CHECKING:
     import faiss
@@ -248,8 +248,8 @@ class FAQRetriever:
     def _save(
         self, directory: str | Path, *, replace_anything: bool, state: _State | None = None
     ) -> Path:
-        from . import __version__
-        from .tuned import tuned_parts
+        from walletfaq._version import __version__
+        from walletfaq.tuned import tuned_parts
 
         state = self._state if state is None else state
         tuned = tuned_parts(self.encoder)
@@ -297,7 +297,7 @@ class FAQRetriever:
             corpus: optionally, the corpus the index must have been built from; a changed
                 corpus raises :class:`IndexMismatchError` instead of answering from stale data.
         """
-        from .tuned import restore
+        from walletfaq.tuned import restore
 
         stored = store.load(directory)
         manifest = stored.manifest
@@ -747,7 +747,7 @@ def _contact_gates(corpus: Corpus, contacts: ContactDirectory | None) -> dict[in
 
 
 def _contacts(value: str | Path | ContactDirectory) -> ContactDirectory:
-    from .contacts import load_contacts
+    from walletfaq.contacts import load_contacts
 
     return value if isinstance(value, ContactDirectory) else load_contacts(value)
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .contacts import ContactDirectory
-from .corpus import FAQEntry
+from walletfaq.contacts import ContactDirectory
+from walletfaq.corpus import FAQEntry
 
 
 @dataclass(frozen=True)

@@ -73,10 +73,10 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from . import store
-from .errors import IndexFormatError, QueryError, WalletFAQError
-from .retriever import MAX_QUESTION_CHARS
-from .serving import (
+import walletfaq.store as store
+from walletfaq.errors import IndexFormatError, QueryError, WalletFAQError
+from walletfaq.retriever import MAX_QUESTION_CHARS
+from walletfaq.serving import (
     LOCK_SUFFIX,
     NothingToReloadError,
     PersistError,
@@ -119,12 +119,12 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer  # noqa: E402
 from pydantic import BaseModel, ConfigDict, Field, field_validator  # noqa: E402
 
-from .retriever import FAQRetriever  # noqa: E402
+from walletfaq.retriever import FAQRetriever  # noqa: E402
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
-    from .search import Hit
+    from walletfaq.search import Hit
 
 logger = logging.getLogger(__name__)
 
@@ -459,7 +459,7 @@ class ServiceMetrics:
 
     def describe(self, retriever: FAQRetriever) -> None:
         """Set the ``walletfaq_index`` info to what ``retriever`` serves."""
-        from . import __version__
+        from walletfaq._version import __version__
 
         self.index.info(
             {
@@ -837,7 +837,7 @@ def create_app(
     """
     from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-    from . import __version__
+    from walletfaq._version import __version__
 
     settings = settings if settings is not None else ServerSettings.from_env()
     metrics = ServiceMetrics(registry)

@@ -34,9 +34,9 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from . import store
-from .errors import IndexFormatError, WalletFAQError
-from .retriever import FAQRetriever
+import walletfaq.store as store
+from walletfaq.errors import IndexFormatError, WalletFAQError
+from walletfaq.retriever import FAQRetriever
 
 if TYPE_CHECKING:
     from prometheus_client import Counter, Gauge
@@ -105,7 +105,7 @@ def manifest_checksum(directory: Path) -> str | None:
     the checksum read names the complete content on disk at that moment: it changes with
     every save of a different index and never for the same one.
     """
-    from .strictjson import JSONProblem, loads
+    from walletfaq.strictjson import JSONProblem, loads
 
     try:
         data = loads((directory / store.MANIFEST_FILE).read_text(encoding="utf-8"))

@@ -35,13 +35,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .atomic import staged_directory, write_json
-from .contacts import ContactDirectory, directory_from_data
-from .corpus import Corpus
-from .errors import CorpusError, IndexFormatError, IndexWriteError, WalletFAQError
-from .index import IndexSpec
-from .integrity import mismatched_files, sha256_file
-from .strictjson import JSONProblem, loads
+from walletfaq.atomic import staged_directory, write_json
+from walletfaq.contacts import ContactDirectory, directory_from_data
+from walletfaq.corpus import Corpus
+from walletfaq.errors import CorpusError, IndexFormatError, IndexWriteError, WalletFAQError
+from walletfaq.index import IndexSpec
+from walletfaq.integrity import mismatched_files, sha256_file
+from walletfaq.strictjson import JSONProblem, loads
 
 if TYPE_CHECKING:
     import faiss

@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from .encoders import Encoder
-from .errors import IndexFormatError, IndexMismatchError
+from walletfaq.encoders import Encoder
+from walletfaq.errors import IndexFormatError, IndexMismatchError
 
 
 @dataclass(frozen=True)
@@ -40,13 +40,13 @@ class TunedParts:
 
 
 def _is_adapter(encoder: object) -> bool:
-    from .adapter import AdaptedEncoder
+    from walletfaq.adapter import AdaptedEncoder
 
     return isinstance(encoder, AdaptedEncoder)
 
 
 def _is_finetuned(encoder: object) -> bool:
-    from .finetune import FinetunedEncoder
+    from walletfaq.finetune import FinetunedEncoder
 
     return isinstance(encoder, FinetunedEncoder)
 
@@ -113,14 +113,14 @@ def restore(
     if not record or is_tuned(encoder):
         return encoder
     if finetune is not None:
-        from .finetune import FinetunedEncoder
+        from walletfaq.finetune import FinetunedEncoder
 
         inner = record if record.get("method") == "finetune" else record.get("finetune", {})
         _check_base(encoder, inner, where)
         info = inner.get("info", {})
         encoder = FinetunedEncoder(encoder, finetune, info=info if isinstance(info, dict) else {})
     if adapter is not None:
-        from .adapter import AdaptedEncoder
+        from walletfaq.adapter import AdaptedEncoder
 
         _check_base(encoder, record, where)
         info = record.get("info", {})

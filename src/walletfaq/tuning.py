@@ -47,14 +47,14 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from .adapter import APPLY_TO, AdaptedEncoder, ApplyTo
-from .corpus import index_texts, read_text_file
-from .errors import CorpusError, WalletFAQError
-from .normalize import lone_surrogate
+from walletfaq.adapter import APPLY_TO, AdaptedEncoder, ApplyTo
+from walletfaq.corpus import index_texts, read_text_file
+from walletfaq.errors import CorpusError, WalletFAQError
+from walletfaq.normalize import lone_surrogate
 
 if TYPE_CHECKING:
-    from .hybrid import HybridRetriever
-    from .retriever import FAQRetriever
+    from walletfaq.hybrid import HybridRetriever
+    from walletfaq.retriever import FAQRetriever
 
 logger = logging.getLogger(__name__)
 
@@ -413,7 +413,7 @@ def _load_pair_file(path: Path) -> TuningData:
 
 
 def _load_queries_data(path: Path, corpus_ids: Sequence[str] | None) -> TuningData:
-    from .evaluation import numbered_queries
+    from walletfaq.evaluation import numbered_queries
 
     known = set(corpus_ids) if corpus_ids is not None else None
     builder = _Builder(str(path))
@@ -883,7 +883,7 @@ def _encode_texts(encoder: Any, texts: Sequence[str], progress: bool) -> np.ndar
     a time estimate logged after the first chunk."""
     from tqdm.auto import tqdm
 
-    from .encoders import as_unit_rows
+    from walletfaq.encoders import as_unit_rows
 
     if not texts:
         return np.zeros((0, encoder.dim), dtype=np.float32)
@@ -960,8 +960,8 @@ def tune(
         CorpusError: unreadable or malformed data (file, line and field named).
         WalletFAQError: an unknown method or setting, a bad ``holdout``, or too little data.
     """
-    from .hybrid import HybridRetriever
-    from .retriever import FAQRetriever
+    from walletfaq.hybrid import HybridRetriever
+    from walletfaq.retriever import FAQRetriever
 
     started = time.perf_counter()
     if isinstance(retriever, HybridRetriever):
@@ -992,8 +992,8 @@ def tune(
     options = _method_settings(AdapterSettings, "adapter", epochs, settings)
     rng = np.random.default_rng(seed)
 
-    from .index import build_index
-    from .retriever import clean_question
+    from walletfaq.index import build_index
+    from walletfaq.retriever import clean_question
 
     corpus = retriever.corpus
     tuning = load_tuning_data(data, corpus.ids)
@@ -1098,8 +1098,8 @@ def _tune_hybrid(
     """``tune`` of a :class:`~walletfaq.HybridRetriever`: tune its encoders (adapter: every
     one; finetune: the primary), then fit the weights on the training queries of
     evaluation-format data (see :func:`tune`)."""
-    from .evaluation import evaluate
-    from .retriever import clean_question
+    from walletfaq.evaluation import evaluate
+    from walletfaq.retriever import clean_question
 
     def tune_member(member: FAQRetriever) -> TuneResult:
         return tune(
@@ -1188,7 +1188,7 @@ def _finetune(
 ) -> TuneResult:
     """``method="finetune"``: validate the settings and the training extras before reading
     anything, then hand over to :func:`walletfaq.finetune.finetune`."""
-    from .finetune import FinetuneSettings, base_model, check_training_available, finetune
+    from walletfaq.finetune import FinetuneSettings, base_model, check_training_available, finetune
 
     options = _method_settings(FinetuneSettings, "finetune", epochs, settings)
     check_training_available()

@@ -28,10 +28,10 @@ Long loops stop early once a time budget is spent; the number of samples taken i
 
 from __future__ import annotations
 
-from .dependencies import MissingDependencyError, check_dependencies
-from .report import to_markdown
-from .runner import default_out_dir, run_benchmark, write_report
-from .synthetic_search import QUICK_SIZES
+from walletfaq.bench.dependencies import MissingDependencyError, check_dependencies
+from walletfaq.bench.report import to_markdown
+from walletfaq.bench.runner import default_out_dir, run_benchmark, write_report
+from walletfaq.bench.synthetic_search import QUICK_SIZES
 
 __all__ = [
     "QUICK_SIZES",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from .common import stats, table
+from walletfaq.bench.common import stats, table
 
 CACHE_TARGET_US = 100.0
 """A cached answer should take at most this many microseconds (p50)."""

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from .common import table
+from walletfaq.bench.common import table
 
 COLD_QUESTION = "充值不到账怎么办"
 """The question the CLI answers in the cold-start measurement."""

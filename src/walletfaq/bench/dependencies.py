@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 
-from ..errors import WalletFAQError
+from walletfaq.errors import WalletFAQError
 
 BENCH_MODULES = ("jieba", "bm25s", "matplotlib")
 """Modules of the ``[bench]`` extra that :func:`walletfaq.bench.run_benchmark` imports."""

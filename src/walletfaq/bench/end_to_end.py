@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .common import K, interleaved, stats, table
+from walletfaq.bench.common import K, interleaved, stats, table
 
 RATIO_TARGET = 1.10
 """``ask()`` p50 may be at most this multiple of encode + raw FAISS search p50."""
@@ -27,7 +27,7 @@ LABELS = {
 
 def measure(retriever: Any, questions: list[str], budget_s: float) -> dict[str, Any]:
     """ask() vs encode+FAISS vs encode alone, interleaved (no torch needed for presets)."""
-    from .. import index as vector_index
+    import walletfaq.index as vector_index
 
     encoder, faiss_index = retriever.encoder, retriever.index
     fetch = min(faiss_index.ntotal, max(4 * K, 32))

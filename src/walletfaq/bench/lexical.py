@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from .common import distinct_queries, load_eval, stats, table
+from walletfaq.bench.common import distinct_queries, load_eval, stats, table
 
 logger = logging.getLogger(__name__)
 
@@ -20,8 +20,8 @@ def measure(retriever: Any, eval_path: Path, n_latency: int) -> dict[str, Any]:
     Recall@1/3 of both and BM25's query latency over ``n_latency`` questions."""
     import jieba
 
-    from .. import evaluate
-    from ..corpus import index_texts
+    from walletfaq.corpus import index_texts
+    from walletfaq.evaluation import evaluate
 
     jieba.setLogLevel(logging.WARNING)
     jieba.initialize()

@@ -76,7 +76,7 @@ def embed_questions(
     ``encode_missing=False`` only the cached chunks are returned, in file order (possibly
     fewer rows than asked for, and not necessarily the leading ones).
     """
-    from ..models import resolve_encoder
+    from walletfaq.models import resolve_encoder
 
     n = len(questions) if limit is None else min(limit, len(questions))
     folder = cache_folder(cache_dir, model, questions)

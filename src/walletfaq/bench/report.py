@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import (
+from walletfaq.bench import (
     cache_hit,
     cold_start,
     end_to_end,

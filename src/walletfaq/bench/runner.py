@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from . import (
+from walletfaq.bench import (
     cache_hit,
     cold_start,
     end_to_end,
@@ -23,11 +23,11 @@ from . import (
     threads,
     throughput,
 )
-from .common import K, distinct_queries, eval_queries_path, load_eval, peak_rss_mb
-from .dependencies import check_dependencies
-from .machine import loadavg, machine_info
-from .plot import plot_latency_vs_size
-from .report import to_markdown
+from walletfaq.bench.common import K, distinct_queries, eval_queries_path, load_eval, peak_rss_mb
+from walletfaq.bench.dependencies import check_dependencies
+from walletfaq.bench.machine import loadavg, machine_info
+from walletfaq.bench.plot import plot_latency_vs_size
+from walletfaq.bench.report import to_markdown
 
 logger = logging.getLogger(__name__)
 
@@ -86,8 +86,8 @@ def run_benchmark(
             before any work).
     """
     check_dependencies()
-    from .. import index as vector_index
-    from ..retriever import FAQRetriever
+    import walletfaq.index as vector_index
+    from walletfaq.retriever import FAQRetriever
 
     started = time.perf_counter()
     if quick:
@@ -136,7 +136,7 @@ def run_benchmark(
     if quick or not scale_sizes:
         report["scale"] = {"skipped": "quick mode" if quick else "no sizes asked"}
     else:
-        from .questions import default_cache_dir
+        from walletfaq.bench.questions import default_cache_dir
 
         report["scale"] = scale.section(
             cache_dir=default_cache_dir(),

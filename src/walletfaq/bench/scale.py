@@ -28,7 +28,15 @@ from typing import Any
 
 import numpy as np
 
-from .common import HNSW_EF_CONSTRUCTION, HNSW_M, K, interleaved, recall_at_k, stats, table
+from walletfaq.bench.common import (
+    HNSW_EF_CONSTRUCTION,
+    HNSW_M,
+    K,
+    interleaved,
+    recall_at_k,
+    stats,
+    table,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +93,7 @@ def expand(vectors: np.ndarray, n: int, seed: int = 0, sample: int = 2_000) -> n
 def _build(kind: str, vectors: np.ndarray) -> tuple[Any, float]:
     import faiss
 
-    from ..index import IndexSpec, build_index
+    from walletfaq.index import IndexSpec, build_index
 
     dim = vectors.shape[1]
     t0 = time.perf_counter()
@@ -118,7 +126,7 @@ def measure_size(
     """
     import faiss
 
-    from .. import index as vector_index
+    import walletfaq.index as vector_index
 
     row: dict[str, Any] = {"n": int(len(base)), "queries": int(len(queries))}
     indexes: dict[str, Any] = {}
@@ -253,7 +261,7 @@ def section(
     file is absent or fewer than ``2 * n_queries`` questions are embedded. When a size exceeds
     the real vectors (embedded minus held-out), the size holding all of them is measured too.
     """
-    from .questions import embed_questions, find_questions_file, load_questions
+    from walletfaq.bench.questions import embed_questions, find_questions_file, load_questions
 
     path = find_questions_file(questions_file)
     if path is None:

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .common import (
+from walletfaq.bench.common import (
     DIM,
     HNSW_EF_CONSTRUCTION,
     HNSW_M,
@@ -46,8 +46,8 @@ def measure(
     """
     import faiss
 
-    from .. import index as vector_index
-    from ..index import IndexSpec, build_index
+    import walletfaq.index as vector_index
+    from walletfaq.index import IndexSpec, build_index
 
     rng = np.random.default_rng(seed)
     results: dict[str, Any] = {}

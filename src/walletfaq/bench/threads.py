@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from .common import K, interleaved, stats, table
+from walletfaq.bench.common import K, interleaved, stats, table
 
 
 def measure(retriever: Any, base: list[str], n: int, budget_s: float) -> dict[str, Any]:

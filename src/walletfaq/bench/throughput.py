@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from .common import table
+from walletfaq.bench.common import table
 
 
 def measure_batches(
@@ -34,8 +34,8 @@ def measure_batches(
 def measure_index_build(model: str, quick: bool) -> dict[str, Any]:
     """Seconds to build a retriever from the corpus without the index cache (model load
     included); quick mode uses the first 8 bundled entries."""
-    from ..corpus import Corpus, load_bundled_corpus
-    from ..retriever import FAQRetriever
+    from walletfaq.corpus import Corpus, load_bundled_corpus
+    from walletfaq.retriever import FAQRetriever
 
     if quick:
         small = Corpus.from_entries(
