@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from walletfaq import FAQRetriever
-from walletfaq.corpus import load_corpus
+from walletfaq.data.corpus import load_corpus
 from walletfaq.evaluation import load_queries, sign_flip_p_value
 
 ROOT = Path(__file__).resolve().parents[1]

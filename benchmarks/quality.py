@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from walletfaq import FAQRetriever, evaluate, load_corpus
+from walletfaq.data.normalize import QuestionNormalizer
 from walletfaq.models import PresetEncoder
-from walletfaq.normalize import QuestionNormalizer
 
 ROOT = Path(__file__).resolve().parents[1]
 EVAL_QUERIES = ROOT / "corpus" / "eval" / "queries.jsonl"

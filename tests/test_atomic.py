@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from walletfaq import Corpus, FAQRetriever, IndexFormatError, atomic
+import walletfaq.data.atomic as atomic
+from walletfaq import Corpus, FAQRetriever, IndexFormatError
 
 from .conftest import TINY_ENTRIES, HashEncoder
 
@@ -29,7 +30,7 @@ CHILD = textwrap.dedent(
     import os, shutil, sys
     sys.path.insert(0, sys.argv[1])
     import faiss
-    import walletfaq.atomic as atomic
+    import walletfaq.data.atomic as atomic
     import walletfaq.store as store
     from tests.conftest import TINY_ENTRIES, HashEncoder
     from walletfaq import Corpus, FAQRetriever

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from walletfaq import CorpusError, FAQRetriever, load_contacts
-from walletfaq.contacts import (
+from walletfaq.data.contacts import (
     Contact,
     ContactDirectory,
     contact_entries,

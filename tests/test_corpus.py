@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from walletfaq import Corpus, CorpusError, FAQEntry, load_corpus
-from walletfaq.corpus import index_texts, load_bundled_corpus
+from walletfaq.data.corpus import index_texts, load_bundled_corpus
 
 GOOD = {"id": "a", "category": "c", "question": "问题", "answer": "答案"}
 

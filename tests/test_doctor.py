@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from walletfaq import Corpus, FAQRetriever, WalletFAQError
-from walletfaq.contacts import directory_from_data
+from walletfaq.data.contacts import directory_from_data
 from walletfaq.diagnosis import (
     HIGH_SEVERITY,
     MEDIUM_SEVERITY,

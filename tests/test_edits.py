@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from walletfaq import Corpus, CorpusError, FAQRetriever, load_corpus
-from walletfaq.contacts import contact_entries, load_bundled_contacts
+from walletfaq.data.contacts import contact_entries, load_bundled_contacts
 
 from .conftest import TINY_ENTRIES, HashEncoder
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-import walletfaq.evaluation
+import walletfaq.data.queries
 from walletfaq import FAQRetriever, bundled_queries_path, calibrate, compare, evaluate
 from walletfaq.calibration import CalibrationWarning
 
@@ -23,7 +23,7 @@ def bundled(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Stand the tiny query set in for the bundled one (its gold ids fit the tiny corpus)."""
     path = tmp_path / "queries.jsonl"
     path.write_text("".join(json.dumps(q, ensure_ascii=False) + "\n" for q in QUERIES), "utf-8")
-    monkeypatch.setattr(walletfaq.evaluation, "bundled_queries_path", lambda: path)
+    monkeypatch.setattr(walletfaq.data.queries, "bundled_queries_path", lambda: path)
     return path
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from walletfaq import CorpusError, bundled_queries_path, load_bundled_queries, load_queries
-from walletfaq.corpus import bundled_data_dir
+from walletfaq.data.corpus import bundled_data_dir
 
 
 def write(tmp_path: Path, *lines: str) -> Path:

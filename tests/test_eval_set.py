@@ -6,8 +6,8 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from walletfaq.contacts import contact_entries, load_bundled_contacts
-from walletfaq.corpus import load_bundled_corpus
+from walletfaq.data.contacts import contact_entries, load_bundled_contacts
+from walletfaq.data.corpus import load_bundled_corpus
 
 from .test_corpus import ARTICLE_QUESTIONS
 

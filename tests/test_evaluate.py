@@ -10,7 +10,7 @@ import pytest
 
 from walletfaq import CorpusError, FAQRetriever, WalletFAQError, calibrate, compare, evaluate
 from walletfaq.calibration import CalibrationWarning, operating_point
-from walletfaq.contacts import load_bundled_contacts
+from walletfaq.data.contacts import load_bundled_contacts
 from walletfaq.evaluation import METRIC_KEYS
 
 QUERIES = [

@@ -13,7 +13,7 @@ import pytest
 
 from walletfaq import Corpus, FAQRetriever, IndexMismatchError
 from walletfaq.adapter import AdaptedEncoder
-from walletfaq.corpus import index_texts
+from walletfaq.data.corpus import index_texts
 from walletfaq.errors import IndexFormatError, WalletFAQError
 from walletfaq.finetune import (
     FinetunedEncoder,

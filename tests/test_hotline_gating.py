@@ -8,7 +8,7 @@ import os
 import pytest
 
 from walletfaq import FAQRetriever
-from walletfaq.contacts import Contact
+from walletfaq.data.contacts import Contact
 
 from .conftest import HashEncoder
 from .test_contacts import BUNDLED, questions_naming

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from walletfaq import FAQRetriever, evaluate
-from walletfaq.corpus import load_bundled_corpus
+from walletfaq.data.corpus import load_bundled_corpus
 from walletfaq.models import PresetEncoder
 
 pytestmark = pytest.mark.slow

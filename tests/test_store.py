@@ -16,8 +16,8 @@ from walletfaq import (
     IndexWriteError,
     store,
 )
-from walletfaq.contacts import contact_entries, load_bundled_contacts
-from walletfaq.integrity import sha256_file
+from walletfaq.data.contacts import contact_entries, load_bundled_contacts
+from walletfaq.data.integrity import sha256_file
 from walletfaq.models import cache_dir
 from walletfaq.store import CONTACTS_FILE, INDEX_FILE, MANIFEST_FILE, METADATA_FILE
 

@@ -32,14 +32,14 @@ _LAZY = {
     "Answer": "walletfaq.search",
     "evaluate": "walletfaq.evaluation",
     "compare": "walletfaq.evaluation",
-    "load_queries": "walletfaq.evaluation",
+    "load_queries": "walletfaq.data.queries",
     "EvalReport": "walletfaq.evaluation",
     "QueryResult": "walletfaq.evaluation",
     "OperatingPoint": "walletfaq.evaluation",
     "paired_test": "walletfaq.evaluation",
     "diff_reports": "walletfaq.evaluation",
-    "bundled_queries_path": "walletfaq.evaluation",
-    "load_bundled_queries": "walletfaq.evaluation",
+    "bundled_queries_path": "walletfaq.data.queries",
+    "load_bundled_queries": "walletfaq.data.queries",
     "calibrate": "walletfaq.calibration",
     "Calibration": "walletfaq.calibration",
     "CalibrationWarning": "walletfaq.calibration",
@@ -47,13 +47,13 @@ _LAZY = {
     "TuneResult": "walletfaq.tuning",
     "AdaptedEncoder": "walletfaq.adapter",
     "FinetunedEncoder": "walletfaq.finetune",
-    "FAQEntry": "walletfaq.corpus",
-    "Corpus": "walletfaq.corpus",
-    "load_corpus": "walletfaq.corpus",
-    "bundled_corpus_path": "walletfaq.corpus",
-    "Contact": "walletfaq.contacts",
-    "ContactDirectory": "walletfaq.contacts",
-    "load_contacts": "walletfaq.contacts",
+    "FAQEntry": "walletfaq.data.corpus",
+    "Corpus": "walletfaq.data.corpus",
+    "load_corpus": "walletfaq.data.corpus",
+    "bundled_corpus_path": "walletfaq.data.corpus",
+    "Contact": "walletfaq.data.contacts",
+    "ContactDirectory": "walletfaq.data.contacts",
+    "load_contacts": "walletfaq.data.contacts",
     "IndexSpec": "walletfaq.index",
     "Encoder": "walletfaq.encoders",
     "SentenceTransformerEncoder": "walletfaq.encoders",
@@ -80,8 +80,8 @@ __all__ = [
 if TYPE_CHECKING:
     from walletfaq.adapter import AdaptedEncoder
     from walletfaq.calibration import Calibration, CalibrationWarning, calibrate
-    from walletfaq.contacts import Contact, ContactDirectory, load_contacts
-    from walletfaq.corpus import Corpus, FAQEntry, bundled_corpus_path, load_corpus
+    from walletfaq.data.contacts import Contact, ContactDirectory, load_contacts
+    from walletfaq.data.corpus import Corpus, FAQEntry, bundled_corpus_path, load_corpus
     from walletfaq.diagnosis import DoctorReport, Finding, doctor
     from walletfaq.encoders import Encoder, SentenceTransformerEncoder
     from walletfaq.evaluation import (

@@ -193,7 +193,7 @@ def _retriever(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from walletfaq.corpus import bundled_data_dir
+    from walletfaq.data.corpus import bundled_data_dir
     from walletfaq.evaluation import METRIC_KEYS, evaluate
 
     retriever = _retriever(args)

@@ -26,7 +26,7 @@ entry (:attr:`DoctorReport.paraphrase_distance`). A gap of one unit means "as fa
 paraphrases of one entry typically are".
 
 Hotline entries generated from a contacts directory (``hotline-<id>``) only answer questions
-that name their wallet (see :mod:`walletfaq.contacts`); the doctor applies the same gate, and
+that name their wallet (see :mod:`walletfaq.data.contacts`); the doctor applies the same gate, and
 does not compare two generated hotline entries with each other (their questions are one
 template filled with different wallet names, and the name gate keeps them apart).
 """
@@ -44,9 +44,9 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from walletfaq.corpus import Corpus
+from walletfaq.data.corpus import Corpus
+from walletfaq.data.normalize import clean_text
 from walletfaq.errors import WalletFAQError
-from walletfaq.normalize import clean_text
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -354,7 +354,7 @@ def _examine(retriever: FAQRetriever) -> DoctorReport:
 
 
 def _rows(retriever: FAQRetriever) -> _Rows:
-    from walletfaq.corpus import index_texts
+    from walletfaq.data.corpus import index_texts
 
     texts, owners = index_texts(retriever.corpus.entries, retriever.index_answers)
     index = retriever.index

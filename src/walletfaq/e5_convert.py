@@ -43,9 +43,9 @@ from typing import Any
 
 import numpy as np
 
-from walletfaq.atomic import staged_directory, write_json
-from walletfaq.integrity import BUILD_INFO_FILE, sha256_file, write_build_info
-from walletfaq.integrity import verify_build_info as verify_folder
+from walletfaq.data.atomic import staged_directory, write_json
+from walletfaq.data.integrity import BUILD_INFO_FILE, sha256_file, write_build_info
+from walletfaq.data.integrity import verify_build_info as verify_folder
 
 logger = logging.getLogger(__name__)
 

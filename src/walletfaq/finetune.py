@@ -724,9 +724,9 @@ def finetune(
     import torch
 
     import walletfaq.index as vector_index
-    from walletfaq.corpus import index_texts
+    from walletfaq.data.corpus import index_texts
+    from walletfaq.data.normalize import clean_text
     from walletfaq.encoders import as_unit_rows
-    from walletfaq.normalize import clean_text
     from walletfaq.retriever import clean_question, embed_corpus_texts
 
     check_training_available()

@@ -27,9 +27,10 @@ from typing import Literal
 
 import numpy as np
 
-from walletfaq.atomic import staged_directory, write_json
-from walletfaq.contacts import ContactDirectory
-from walletfaq.corpus import Corpus, FAQEntry
+from walletfaq.data.atomic import staged_directory, write_json
+from walletfaq.data.contacts import ContactDirectory
+from walletfaq.data.corpus import Corpus, FAQEntry
+from walletfaq.data.strictjson import JSONProblem, loads
 from walletfaq.encoders import Encoder, as_unit_rows
 from walletfaq.errors import (
     CorpusError,
@@ -49,7 +50,6 @@ from walletfaq.retriever import (
     clean_questions,
 )
 from walletfaq.search import Answer, Hit, decide
-from walletfaq.strictjson import JSONProblem, loads
 
 logger = logging.getLogger(__name__)
 
@@ -385,10 +385,10 @@ class HybridRetriever:
     ) -> dict[str, float]:
         """Choose the channel weights that maximise MRR@``depth`` on labelled queries
         (the evaluation format: a JSONL path, or a list of dicts with ``query`` and ``gold``
-        or of :class:`~walletfaq.evaluation.LabelledQuery`), trying every combination of
+        or of :class:`~walletfaq.data.queries.LabelledQuery`), trying every combination of
         ``grid`` for the non-primary channels. Sets and returns the weights. Fit on queries you
         will not evaluate on."""
-        from walletfaq.evaluation import LabelledQuery, numbered_queries
+        from walletfaq.data.queries import LabelledQuery, numbered_queries
 
         grid = _checked_grid(grid)
         if isinstance(depth, bool) or not isinstance(depth, (int, np.integer)) or depth < 1:

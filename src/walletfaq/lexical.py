@@ -32,7 +32,7 @@ LEXICON_NAME = "lexicon.txt"
 
 def bundled_lexicon_path() -> Path:
     """Path of the domain lexicon shipped with the bundled corpus (``corpus/lexicon.txt``)."""
-    from walletfaq.corpus import bundled_data_dir
+    from walletfaq.data.corpus import bundled_data_dir
 
     return bundled_data_dir() / LEXICON_NAME
 
@@ -55,7 +55,7 @@ def read_lexicon(path: str | Path) -> tuple[str, ...]:
         CorpusError: the file is missing, not UTF-8, or a line's frequency is not a
             positive integer (the message gives the line).
     """
-    from walletfaq.corpus import read_text_file
+    from walletfaq.data.corpus import read_text_file
 
     source = Path(path)
     text = read_text_file(source, what="lexicon")

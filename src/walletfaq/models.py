@@ -79,7 +79,7 @@ def _build_e5(out: Path) -> Path:
 
 
 def _verify_folder(out: Path) -> None:
-    from walletfaq.integrity import verify_build_info
+    from walletfaq.data.integrity import verify_build_info
 
     verify_build_info(out)
 

@@ -17,8 +17,8 @@ import numpy as np
 
 import walletfaq.index as vector_index
 import walletfaq.store as store
-from walletfaq.contacts import ContactDirectory, contact_entries, load_bundled_contacts
-from walletfaq.corpus import (
+from walletfaq.data.contacts import ContactDirectory, contact_entries, load_bundled_contacts
+from walletfaq.data.corpus import (
     Corpus,
     FAQEntry,
     index_texts,
@@ -26,11 +26,11 @@ from walletfaq.corpus import (
     load_corpus,
     write_corpus,
 )
+from walletfaq.data.normalize import QuestionNormalizer, clean_text, lone_surrogate
 from walletfaq.encoders import Encoder, as_unit_rows
 from walletfaq.errors import CorpusError, IndexMismatchError, ModelError, QueryError, WalletFAQError
 from walletfaq.index import IndexKind, IndexSpec
 from walletfaq.models import cache_dir, default_threshold, resolve_encoder
-from walletfaq.normalize import QuestionNormalizer, clean_text, lone_surrogate
 from walletfaq.search import Answer, Hit, best_per_entry, decide, to_hits
 
 if TYPE_CHECKING:
@@ -63,7 +63,7 @@ class FAQRetriever:
     Args:
         corpus: the entries searched.
         encoder: turns texts into unit vectors (see :mod:`walletfaq.encoders`).
-        index: FAISS index with one row per text of :func:`~walletfaq.corpus.index_texts`.
+        index: FAISS index with one row per text of :func:`~walletfaq.data.corpus.index_texts`.
         index_spec: how ``index`` was built.
         index_answers: whether each entry's question + answer was indexed as an extra row.
         question_encoding: how question rows were embedded (see :data:`QuestionEncoding`).
@@ -71,7 +71,7 @@ class FAQRetriever:
         threshold: minimum top score for :meth:`answer` to answer; ``None`` = the model's
             calibrated default (:func:`walletfaq.models.default_threshold`).
         normalizer: applied to every question after cleaning (control characters removed,
-            whitespace collapsed: :func:`~walletfaq.normalize.clean_text`) and before encoding
+            whitespace collapsed: :func:`~walletfaq.data.normalize.clean_text`) and before encoding
             (default: Traditional → Simplified conversion).
         fallback: the message :meth:`answer` gives when not confident; ``None`` = a pointer to
             the human support of the wallet named in the question (from ``contacts``), or to
@@ -747,13 +747,13 @@ def _contact_gates(corpus: Corpus, contacts: ContactDirectory | None) -> dict[in
 
 
 def _contacts(value: str | Path | ContactDirectory) -> ContactDirectory:
-    from walletfaq.contacts import load_contacts
+    from walletfaq.data.contacts import load_contacts
 
     return value if isinstance(value, ContactDirectory) else load_contacts(value)
 
 
 def clean_question(question: object, position: int | None = None) -> str:
-    """Validate a user question and return it cleaned (:func:`~walletfaq.normalize.clean_text`)
+    """Validate a user question and return it cleaned (:func:`~walletfaq.data.normalize.clean_text`)
     and cut to :data:`MAX_QUESTION_CHARS`; the one gate every question passes.
 
     Raises:

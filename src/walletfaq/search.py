@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from walletfaq.contacts import ContactDirectory
-from walletfaq.corpus import FAQEntry
+from walletfaq.data.contacts import ContactDirectory
+from walletfaq.data.corpus import FAQEntry
 
 
 @dataclass(frozen=True)

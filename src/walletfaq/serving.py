@@ -105,7 +105,7 @@ def manifest_checksum(directory: Path) -> str | None:
     the checksum read names the complete content on disk at that moment: it changes with
     every save of a different index and never for the same one.
     """
-    from walletfaq.strictjson import JSONProblem, loads
+    from walletfaq.data.strictjson import JSONProblem, loads
 
     try:
         data = loads((directory / store.MANIFEST_FILE).read_text(encoding="utf-8"))

@@ -14,11 +14,11 @@ Layout of a saved directory (nothing else is ever in it)::
 
 Guarantees:
 
-- Nothing is pickled; JSON is parsed strictly (:mod:`walletfaq.strictjson`).
+- Nothing is pickled; JSON is parsed strictly (:mod:`walletfaq.data.strictjson`).
 - A save replaces only an empty directory or one that is provably a walletfaq index (our
   manifest marker, and no file but the ones listed above); anything else raises
   :class:`IndexFormatError` and is left untouched.
-- A save is atomic and crash-safe (:mod:`walletfaq.atomic`): the target is always the complete
+- A save is atomic and crash-safe (:mod:`walletfaq.data.atomic`): the target is always the complete
   old or the complete new index.
 - ``load`` verifies every file's SHA-256 against the manifest and the manifest against its own
   checksum; any difference raises :class:`IndexFormatError` (cost: ≈ 1 ms per MB hashed).
@@ -35,13 +35,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from walletfaq.atomic import staged_directory, write_json
-from walletfaq.contacts import ContactDirectory, directory_from_data
-from walletfaq.corpus import Corpus
+from walletfaq.data.atomic import staged_directory, write_json
+from walletfaq.data.contacts import ContactDirectory, directory_from_data
+from walletfaq.data.corpus import Corpus
+from walletfaq.data.integrity import mismatched_files, sha256_file
+from walletfaq.data.strictjson import JSONProblem, loads
 from walletfaq.errors import CorpusError, IndexFormatError, IndexWriteError, WalletFAQError
 from walletfaq.index import IndexSpec
-from walletfaq.integrity import mismatched_files, sha256_file
-from walletfaq.strictjson import JSONProblem, loads
 
 if TYPE_CHECKING:
     import faiss

@@ -48,9 +48,9 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from walletfaq.adapter import APPLY_TO, AdaptedEncoder, ApplyTo
-from walletfaq.corpus import index_texts, read_text_file
+from walletfaq.data.corpus import index_texts, read_text_file
+from walletfaq.data.normalize import lone_surrogate
 from walletfaq.errors import CorpusError, WalletFAQError
-from walletfaq.normalize import lone_surrogate
 
 if TYPE_CHECKING:
     from walletfaq.hybrid import HybridRetriever
@@ -413,7 +413,7 @@ def _load_pair_file(path: Path) -> TuningData:
 
 
 def _load_queries_data(path: Path, corpus_ids: Sequence[str] | None) -> TuningData:
-    from walletfaq.evaluation import numbered_queries
+    from walletfaq.data.queries import numbered_queries
 
     known = set(corpus_ids) if corpus_ids is not None else None
     builder = _Builder(str(path))

@@ -25,9 +25,9 @@ import numpy as np
 import torch
 from sentence_transformers.base.modules import InputModule
 
-from walletfaq.atomic import staged_directory, write_json
-from walletfaq.integrity import verify_build_info, write_build_info
-from walletfaq.strictjson import JSONProblem, loads
+from walletfaq.data.atomic import staged_directory, write_json
+from walletfaq.data.integrity import verify_build_info, write_build_info
+from walletfaq.data.strictjson import JSONProblem, loads
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer

@@ -101,7 +101,7 @@ def distinct_queries(base: Sequence[str], n: int) -> list[str]:
 
 def eval_queries_path() -> Path:
     """The bundled labelled evaluation queries (``corpus/eval/queries.jsonl``)."""
-    from walletfaq.corpus import bundled_data_dir
+    from walletfaq.data.corpus import bundled_data_dir
 
     return bundled_data_dir() / "eval" / "queries.jsonl"
 

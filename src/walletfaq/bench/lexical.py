@@ -20,7 +20,7 @@ def measure(retriever: Any, eval_path: Path, n_latency: int) -> dict[str, Any]:
     Recall@1/3 of both and BM25's query latency over ``n_latency`` questions."""
     import jieba
 
-    from walletfaq.corpus import index_texts
+    from walletfaq.data.corpus import index_texts
     from walletfaq.evaluation import evaluate
 
     jieba.setLogLevel(logging.WARNING)

@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from walletfaq.atomic import write_json
+from walletfaq.data.atomic import write_json
 
 BUILD_INFO_FILE = "walletfaq_build.json"
 """Checksum list written into derived model folders."""

@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from walletfaq.atomic import write_text_atomic
+from walletfaq.data.atomic import write_text_atomic
+from walletfaq.data.normalize import clean_text, lone_surrogate
+from walletfaq.data.strictjson import JSONProblem, loads
 from walletfaq.errors import CorpusError
-from walletfaq.normalize import clean_text, lone_surrogate
-from walletfaq.strictjson import JSONProblem, loads
 
 CORPUS_FORMAT_VERSION = 1
 """Version of the JSONL corpus format described in this module."""
@@ -216,7 +216,7 @@ def bundled_data_dir() -> Path:
     packaged = Path(str(resources.files("walletfaq"))) / "corpus"
     if (packaged / BUNDLED_CORPUS_FILE).is_file():
         return packaged
-    source_tree = Path(__file__).resolve().parents[2] / "corpus"
+    source_tree = Path(str(resources.files("walletfaq"))).resolve().parents[1] / "corpus"
     if (source_tree / BUNDLED_CORPUS_FILE).is_file():
         return source_tree
     raise CorpusError(

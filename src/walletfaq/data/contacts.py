@@ -40,9 +40,9 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from walletfaq.corpus import BUNDLED_CONTACTS_FILE, Corpus, FAQEntry, bundled_data_dir
+from walletfaq.data.corpus import BUNDLED_CONTACTS_FILE, Corpus, FAQEntry, bundled_data_dir
+from walletfaq.data.strictjson import JSONProblem, loads
 from walletfaq.errors import CorpusError
-from walletfaq.strictjson import JSONProblem, loads
 
 CONTACT_CATEGORY = "customer-service"
 CONTACT_ID_PREFIX = "hotline-"
