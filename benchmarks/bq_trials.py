@@ -163,7 +163,7 @@ def rerank_trial(
     )
     from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss
 
-    from walletfaq.models import PresetEncoder
+    from walletfaq.encoders.presets import PresetEncoder
 
     path = PresetEncoder("e5-small").ensure_folder()
     first = [a for a, _, _ in raw] + [b for _, b, _ in raw]

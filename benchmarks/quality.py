@@ -25,7 +25,7 @@ import numpy as np
 
 from walletfaq import FAQRetriever, evaluate, load_corpus
 from walletfaq.data.normalize import QuestionNormalizer
-from walletfaq.models import PresetEncoder
+from walletfaq.encoders.presets import PresetEncoder
 
 ROOT = Path(__file__).resolve().parents[1]
 EVAL_QUERIES = ROOT / "corpus" / "eval" / "queries.jsonl"

@@ -227,9 +227,9 @@ class _FakeEncoder:
 def test_question_embeddings_are_cached_and_reloaded(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    import walletfaq.models
+    import walletfaq.encoders.presets
 
-    monkeypatch.setattr(walletfaq.models, "resolve_encoder", lambda model: _FakeEncoder())
+    monkeypatch.setattr(walletfaq.encoders.presets, "resolve_encoder", lambda model: _FakeEncoder())
     monkeypatch.setattr("walletfaq.bench.questions.CHUNK_ROWS", 16)
     path = tmp_path / "q.txt"
     path.write_text("\n".join(f"问题{i}" * (1 + i % 3) for i in range(40)) + "\n\n", "utf-8")

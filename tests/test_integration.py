@@ -15,7 +15,7 @@ import pytest
 
 from walletfaq import FAQRetriever, evaluate
 from walletfaq.data.corpus import load_bundled_corpus
-from walletfaq.models import PresetEncoder
+from walletfaq.encoders.presets import PresetEncoder
 
 pytestmark = pytest.mark.slow
 

@@ -6,7 +6,8 @@ import socket
 
 import pytest
 
-from walletfaq import FAQRetriever, ModelError, encoders
+import walletfaq.encoders.sentence_transformer as encoders
+from walletfaq import FAQRetriever, ModelError
 
 
 def test_an_unknown_hub_model_with_the_hub_unreachable_fails_at_once(

@@ -18,7 +18,7 @@ from walletfaq import (
 )
 from walletfaq.data.contacts import contact_entries, load_bundled_contacts
 from walletfaq.data.integrity import sha256_file
-from walletfaq.models import cache_dir
+from walletfaq.encoders.presets import cache_dir
 from walletfaq.store import CONTACTS_FILE, INDEX_FILE, MANIFEST_FILE, METADATA_FILE
 
 from .conftest import TINY_ENTRIES, HashEncoder

@@ -10,8 +10,8 @@ import pytest
 
 from walletfaq import Corpus, FAQRetriever
 from walletfaq import tuning as tune_module
-from walletfaq.adapter import AdaptedEncoder
-from walletfaq.encoders import Encoder
+from walletfaq.encoders.adapted import AdaptedEncoder
+from walletfaq.encoders.protocol import Encoder
 from walletfaq.errors import CorpusError, ModelError, WalletFAQError
 from walletfaq.tuning import load_tuning_data, retrieval_metrics, tune
 

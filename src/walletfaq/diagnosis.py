@@ -51,7 +51,7 @@ from walletfaq.errors import WalletFAQError
 if TYPE_CHECKING:
     import pandas as pd
 
-    from walletfaq.encoders import Encoder
+    from walletfaq.encoders.protocol import Encoder
     from walletfaq.retriever import FAQRetriever
 
 logger = logging.getLogger(__name__)

@@ -31,7 +31,7 @@ from walletfaq.data.atomic import staged_directory, write_json
 from walletfaq.data.contacts import ContactDirectory
 from walletfaq.data.corpus import Corpus, FAQEntry
 from walletfaq.data.strictjson import JSONProblem, loads
-from walletfaq.encoders import Encoder, as_unit_rows
+from walletfaq.encoders.protocol import Encoder, as_unit_rows
 from walletfaq.errors import (
     CorpusError,
     IndexFormatError,

@@ -27,10 +27,10 @@ from walletfaq.data.corpus import (
     write_corpus,
 )
 from walletfaq.data.normalize import QuestionNormalizer, clean_text, lone_surrogate
-from walletfaq.encoders import Encoder, as_unit_rows
+from walletfaq.encoders.presets import cache_dir, default_threshold, resolve_encoder
+from walletfaq.encoders.protocol import Encoder, as_unit_rows
 from walletfaq.errors import CorpusError, IndexMismatchError, ModelError, QueryError, WalletFAQError
 from walletfaq.index import IndexKind, IndexSpec
-from walletfaq.models import cache_dir, default_threshold, resolve_encoder
 from walletfaq.search import Answer, Hit, best_per_entry, decide, to_hits
 
 if TYPE_CHECKING:
@@ -62,14 +62,14 @@ class FAQRetriever:
 
     Args:
         corpus: the entries searched.
-        encoder: turns texts into unit vectors (see :mod:`walletfaq.encoders`).
+        encoder: turns texts into unit vectors (see :mod:`walletfaq.encoders.sentence_transformer`).
         index: FAISS index with one row per text of :func:`~walletfaq.data.corpus.index_texts`.
         index_spec: how ``index`` was built.
         index_answers: whether each entry's question + answer was indexed as an extra row.
         question_encoding: how question rows were embedded (see :data:`QuestionEncoding`).
         contacts: support directory used by :meth:`answer` to point to human support.
         threshold: minimum top score for :meth:`answer` to answer; ``None`` = the model's
-            calibrated default (:func:`walletfaq.models.default_threshold`).
+            calibrated default (:func:`walletfaq.encoders.presets.default_threshold`).
         normalizer: applied to every question after cleaning (control characters removed,
             whitespace collapsed: :func:`~walletfaq.data.normalize.clean_text`) and before encoding
             (default: Traditional → Simplified conversion).
@@ -249,7 +249,7 @@ class FAQRetriever:
         self, directory: str | Path, *, replace_anything: bool, state: _State | None = None
     ) -> Path:
         from walletfaq._version import __version__
-        from walletfaq.tuned import tuned_parts
+        from walletfaq.encoders.restore import tuned_parts
 
         state = self._state if state is None else state
         tuned = tuned_parts(self.encoder)
@@ -297,7 +297,7 @@ class FAQRetriever:
             corpus: optionally, the corpus the index must have been built from; a changed
                 corpus raises :class:`IndexMismatchError` instead of answering from stale data.
         """
-        from walletfaq.tuned import restore
+        from walletfaq.encoders.restore import restore
 
         stored = store.load(directory)
         manifest = stored.manifest

@@ -10,7 +10,7 @@ Layout of a saved directory (nothing else is ever in it)::
     contacts.json   the support-contact directory, when the retriever has one
     adapter.safetensors  the tuned embedding map (``walletfaq.tune``), when there is one
     finetune.safetensors the fine-tuned transformer layers (``tune(method="finetune")``), when
-                    there are some (see :mod:`walletfaq.tuned` for the ``tuning`` record)
+                    there are some (see :mod:`walletfaq.encoders.restore` for the ``tuning`` record)
 
 Guarantees:
 

@@ -1,7 +1,7 @@
 """Domain tuning: adapt a retriever to labelled questions of its own domain.
 
 :func:`tune` learns a small map on top of the frozen encoder
-(:class:`~walletfaq.adapter.AdaptedEncoder`) from three kinds of labelled data, plus the
+(:class:`~walletfaq.encoders.adapted.AdaptedEncoder`) from three kinds of labelled data, plus the
 corpus' own alternative questions:
 
 - an evaluation file (JSONL ``{"query": str, "gold": [entry ids]}``, the format of
@@ -47,9 +47,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from walletfaq.adapter import APPLY_TO, AdaptedEncoder, ApplyTo
 from walletfaq.data.corpus import index_texts, read_text_file
 from walletfaq.data.normalize import lone_surrogate
+from walletfaq.encoders.adapted import APPLY_TO, AdaptedEncoder, ApplyTo
 from walletfaq.errors import CorpusError, WalletFAQError
 
 if TYPE_CHECKING:
@@ -171,7 +171,7 @@ class TuneResult:
 
     Attributes:
         retriever: a new retriever over the same corpus whose encoder is the
-            :class:`AdaptedEncoder` or :class:`~walletfaq.finetune.FinetunedEncoder` (the
+            :class:`AdaptedEncoder` or :class:`~walletfaq.encoders.finetuned.FinetunedEncoder` (the
             original is untouched); for a :class:`~walletfaq.HybridRetriever`, a new hybrid
             whose encoders are tuned (and whose weights are fitted, see :func:`tune`).
         before: metrics of the original retriever on the held-out split
@@ -201,7 +201,7 @@ class TuneResult:
     @property
     def encoder(self) -> Any:
         """The tuned encoder of :attr:`retriever` (:class:`AdaptedEncoder` or
-        :class:`~walletfaq.finetune.FinetunedEncoder`)."""
+        :class:`~walletfaq.encoders.finetuned.FinetunedEncoder`)."""
         return self.retriever.encoder  # type: ignore[return-value]
 
     def summary(self) -> str:
@@ -883,7 +883,7 @@ def _encode_texts(encoder: Any, texts: Sequence[str], progress: bool) -> np.ndar
     a time estimate logged after the first chunk."""
     from tqdm.auto import tqdm
 
-    from walletfaq.encoders import as_unit_rows
+    from walletfaq.encoders.protocol import as_unit_rows
 
     if not texts:
         return np.zeros((0, encoder.dim), dtype=np.float32)
@@ -1188,7 +1188,8 @@ def _finetune(
 ) -> TuneResult:
     """``method="finetune"``: validate the settings and the training extras before reading
     anything, then hand over to :func:`walletfaq.finetune.finetune`."""
-    from walletfaq.finetune import FinetuneSettings, base_model, check_training_available, finetune
+    from walletfaq.encoders.finetuned import base_model
+    from walletfaq.finetune import FinetuneSettings, check_training_available, finetune
 
     options = _method_settings(FinetuneSettings, "finetune", epochs, settings)
     check_training_available()

