@@ -31,7 +31,7 @@ CHILD = textwrap.dedent(
     sys.path.insert(0, sys.argv[1])
     import faiss
     import walletfaq.data.atomic as atomic
-    import walletfaq.store as store
+    import walletfaq.index.store as store
     from tests.conftest import TINY_ENTRIES, HashEncoder
     from walletfaq import Corpus, FAQRetriever
 

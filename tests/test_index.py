@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from walletfaq import IndexSpec, WalletFAQError
-from walletfaq.index import brute_force_search, build_index, search
+from walletfaq.index.vector_index import brute_force_search, build_index, search
 
 
 def unit_rows(n: int, dim: int, seed: int) -> np.ndarray:

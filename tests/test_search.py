@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from walletfaq import FAQRetriever, QueryError
-from walletfaq.search import best_per_entry
+from walletfaq.index.search import best_per_entry
 
 
 def test_each_entry_appears_once_at_its_best_score() -> None:

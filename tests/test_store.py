@@ -8,18 +8,18 @@ from pathlib import Path
 
 import pytest
 
+import walletfaq.index.store as store
 from walletfaq import (
     Corpus,
     FAQRetriever,
     IndexFormatError,
     IndexMismatchError,
     IndexWriteError,
-    store,
 )
 from walletfaq.data.contacts import contact_entries, load_bundled_contacts
 from walletfaq.data.integrity import sha256_file
 from walletfaq.encoders.presets import cache_dir
-from walletfaq.store import CONTACTS_FILE, INDEX_FILE, MANIFEST_FILE, METADATA_FILE
+from walletfaq.index.store import CONTACTS_FILE, INDEX_FILE, MANIFEST_FILE, METADATA_FILE
 
 from .conftest import TINY_ENTRIES, HashEncoder
 

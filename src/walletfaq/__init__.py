@@ -28,8 +28,8 @@ from walletfaq.errors import (
 _LAZY = {
     "FAQRetriever": "walletfaq.retriever",
     "HybridRetriever": "walletfaq.hybrid",
-    "Hit": "walletfaq.search",
-    "Answer": "walletfaq.search",
+    "Hit": "walletfaq.index.search",
+    "Answer": "walletfaq.index.search",
     "evaluate": "walletfaq.evaluation",
     "compare": "walletfaq.evaluation",
     "load_queries": "walletfaq.data.queries",
@@ -54,7 +54,7 @@ _LAZY = {
     "Contact": "walletfaq.data.contacts",
     "ContactDirectory": "walletfaq.data.contacts",
     "load_contacts": "walletfaq.data.contacts",
-    "IndexSpec": "walletfaq.index",
+    "IndexSpec": "walletfaq.index.vector_index",
     "Encoder": "walletfaq.encoders.protocol",
     "SentenceTransformerEncoder": "walletfaq.encoders.sentence_transformer",
     "PresetEncoder": "walletfaq.encoders.presets",
@@ -100,9 +100,9 @@ if TYPE_CHECKING:
         paired_test,
     )
     from walletfaq.hybrid import HybridRetriever
-    from walletfaq.index import IndexSpec
+    from walletfaq.index.vector_index import IndexSpec
     from walletfaq.retriever import FAQRetriever
-    from walletfaq.search import Answer, Hit
+    from walletfaq.index.search import Answer, Hit
     from walletfaq.tuning import TuneResult, tune
 
 

@@ -525,7 +525,7 @@ def finetune(
     """:func:`walletfaq.tune` with ``method="finetune"`` (the data already loaded)."""
     import torch
 
-    import walletfaq.index as vector_index
+    import walletfaq.index.vector_index as vector_index
     from walletfaq.data.corpus import index_texts
     from walletfaq.data.normalize import clean_text
     from walletfaq.encoders.protocol import as_unit_rows

@@ -49,7 +49,7 @@ from walletfaq.retriever import (
     clean_question,
     clean_questions,
 )
-from walletfaq.search import Answer, Hit, decide
+from walletfaq.index.search import Answer, Hit, decide
 
 logger = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-import walletfaq.index as vector_index
-import walletfaq.store as store
+import walletfaq.index.vector_index as vector_index
+import walletfaq.index.store as store
 from walletfaq.data.contacts import ContactDirectory, contact_entries, load_bundled_contacts
 from walletfaq.data.corpus import (
     Corpus,
@@ -30,8 +30,8 @@ from walletfaq.data.normalize import QuestionNormalizer, clean_text, lone_surrog
 from walletfaq.encoders.presets import cache_dir, default_threshold, resolve_encoder
 from walletfaq.encoders.protocol import Encoder, as_unit_rows
 from walletfaq.errors import CorpusError, IndexMismatchError, ModelError, QueryError, WalletFAQError
-from walletfaq.index import IndexKind, IndexSpec
-from walletfaq.search import Answer, Hit, best_per_entry, decide, to_hits
+from walletfaq.index.vector_index import IndexKind, IndexSpec
+from walletfaq.index.search import Answer, Hit, best_per_entry, decide, to_hits
 
 if TYPE_CHECKING:
     import faiss

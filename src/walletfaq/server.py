@@ -8,11 +8,11 @@ application mounts inside its own (``parent.mount("/faq", create_app(retriever))
 Endpoints (JSON unless said otherwise):
 
 - ``POST /v1/ask`` ``{"question", "k"?, "category"?}`` → ``{"hits": [hit, ...]}``, best first;
-  a hit is :meth:`Hit.to_dict <walletfaq.search.Hit.to_dict>` (as ``walletfaq ask --json``).
+  a hit is :meth:`Hit.to_dict <walletfaq.index.search.Hit.to_dict>` (as ``walletfaq ask --json``).
 - ``POST /v1/ask_batch`` ``{"questions": [...], "k"?, "category"?}`` →
   ``{"results": [[hit, ...], ...]}``, in input order.
 - ``POST /v1/answer`` ``{"question", "k"?}`` → ``{"question", "confident", "message", "hit",
-  "candidates"}`` (:meth:`Answer.to_dict <walletfaq.search.Answer.to_dict>`).
+  "candidates"}`` (:meth:`Answer.to_dict <walletfaq.index.search.Answer.to_dict>`).
 - ``GET /v1/entries/{id}`` → the entry in the corpus file format; ``GET /v1/categories``.
 - ``GET /healthz`` (the process answers), ``GET /readyz`` (an index is loaded),
   ``GET /metrics`` (Prometheus text format), ``GET /openapi.json``, ``GET /docs`` (Swagger UI
@@ -73,7 +73,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import walletfaq.store as store
+import walletfaq.index.store as store
 from walletfaq.errors import IndexFormatError, QueryError, WalletFAQError
 from walletfaq.retriever import MAX_QUESTION_CHARS
 from walletfaq.serving import (
@@ -124,7 +124,7 @@ from walletfaq.retriever import FAQRetriever  # noqa: E402
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
-    from walletfaq.search import Hit
+    from walletfaq.index.search import Hit
 
 logger = logging.getLogger(__name__)
 
@@ -642,7 +642,7 @@ class AnswerIn(_Model):
 
 
 class HitOut(BaseModel):
-    """One ranked entry (:class:`walletfaq.search.Hit`)."""
+    """One ranked entry (:class:`walletfaq.index.search.Hit`)."""
 
     id: str
     category: str
@@ -665,7 +665,7 @@ class AskBatchOut(BaseModel):
 
 
 class AnswerOut(BaseModel):
-    """Answer of ``POST /v1/answer`` (:class:`walletfaq.search.Answer`)."""
+    """Answer of ``POST /v1/answer`` (:class:`walletfaq.index.search.Answer`)."""
 
     question: str
     confident: bool = Field(description="whether the top score reached the threshold")

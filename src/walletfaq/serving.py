@@ -34,7 +34,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-import walletfaq.store as store
+import walletfaq.index.store as store
 from walletfaq.errors import IndexFormatError, WalletFAQError
 from walletfaq.retriever import FAQRetriever
 

@@ -992,7 +992,7 @@ def tune(
     options = _method_settings(AdapterSettings, "adapter", epochs, settings)
     rng = np.random.default_rng(seed)
 
-    from walletfaq.index import build_index
+    from walletfaq.index.vector_index import build_index
     from walletfaq.retriever import clean_question
 
     corpus = retriever.corpus

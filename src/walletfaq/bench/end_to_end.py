@@ -27,7 +27,7 @@ LABELS = {
 
 def measure(retriever: Any, questions: list[str], budget_s: float) -> dict[str, Any]:
     """ask() vs encode+FAISS vs encode alone, interleaved (no torch needed for presets)."""
-    import walletfaq.index as vector_index
+    import walletfaq.index.vector_index as vector_index
 
     encoder, faiss_index = retriever.encoder, retriever.index
     fetch = min(faiss_index.ntotal, max(4 * K, 32))

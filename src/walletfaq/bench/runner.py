@@ -86,7 +86,7 @@ def run_benchmark(
             before any work).
     """
     check_dependencies()
-    import walletfaq.index as vector_index
+    import walletfaq.index.vector_index as vector_index
     from walletfaq.retriever import FAQRetriever
 
     started = time.perf_counter()

@@ -93,7 +93,7 @@ def expand(vectors: np.ndarray, n: int, seed: int = 0, sample: int = 2_000) -> n
 def _build(kind: str, vectors: np.ndarray) -> tuple[Any, float]:
     import faiss
 
-    from walletfaq.index import IndexSpec, build_index
+    from walletfaq.index.vector_index import IndexSpec, build_index
 
     dim = vectors.shape[1]
     t0 = time.perf_counter()
@@ -126,7 +126,7 @@ def measure_size(
     """
     import faiss
 
-    import walletfaq.index as vector_index
+    import walletfaq.index.vector_index as vector_index
 
     row: dict[str, Any] = {"n": int(len(base)), "queries": int(len(queries))}
     indexes: dict[str, Any] = {}

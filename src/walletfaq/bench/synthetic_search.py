@@ -46,8 +46,8 @@ def measure(
     """
     import faiss
 
-    import walletfaq.index as vector_index
-    from walletfaq.index import IndexSpec, build_index
+    import walletfaq.index.vector_index as vector_index
+    from walletfaq.index.vector_index import IndexSpec, build_index
 
     rng = np.random.default_rng(seed)
     results: dict[str, Any] = {}

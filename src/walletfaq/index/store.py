@@ -41,7 +41,7 @@ from walletfaq.data.corpus import Corpus
 from walletfaq.data.integrity import mismatched_files, sha256_file
 from walletfaq.data.strictjson import JSONProblem, loads
 from walletfaq.errors import CorpusError, IndexFormatError, IndexWriteError, WalletFAQError
-from walletfaq.index import IndexSpec
+from walletfaq.index.vector_index import IndexSpec
 
 if TYPE_CHECKING:
     import faiss
