@@ -124,7 +124,7 @@ def isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
 def routed_encoder(encoder: HashEncoder, monkeypatch: pytest.MonkeyPatch) -> HashEncoder:
     """The command line resolves models by name: route ``--model hash-test`` (and the
     manifest name of indexes built with the test encoder) to the test encoder."""
-    import walletfaq.retriever as retriever_module
+    import walletfaq.retrieval.retriever as retriever_module
 
     original = retriever_module.resolve_encoder
     monkeypatch.setattr(

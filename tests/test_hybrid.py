@@ -12,8 +12,8 @@ import pytest
 from walletfaq import Corpus, FAQRetriever, HybridRetriever, evaluate, tune
 from walletfaq.encoders.restore import is_tuned
 from walletfaq.errors import CorpusError, IndexFormatError, QueryError, WalletFAQError
-from walletfaq.hybrid import fuse
-from walletfaq.lexical import LexicalIndex, Tokenizer, bundled_lexicon_path, read_lexicon
+from walletfaq.retrieval.hybrid import fuse
+from walletfaq.retrieval.lexical import LexicalIndex, Tokenizer, bundled_lexicon_path, read_lexicon
 
 from .conftest import TINY_ENTRIES, HashEncoder
 

@@ -26,8 +26,8 @@ from walletfaq.errors import (
 )
 
 _LAZY = {
-    "FAQRetriever": "walletfaq.retriever",
-    "HybridRetriever": "walletfaq.hybrid",
+    "FAQRetriever": "walletfaq.retrieval.retriever",
+    "HybridRetriever": "walletfaq.retrieval.hybrid",
     "Hit": "walletfaq.index.search",
     "Answer": "walletfaq.index.search",
     "evaluate": "walletfaq.evaluation",
@@ -99,9 +99,9 @@ if TYPE_CHECKING:
         load_queries,
         paired_test,
     )
-    from walletfaq.hybrid import HybridRetriever
+    from walletfaq.retrieval.hybrid import HybridRetriever
     from walletfaq.index.vector_index import IndexSpec
-    from walletfaq.retriever import FAQRetriever
+    from walletfaq.retrieval.retriever import FAQRetriever
     from walletfaq.index.search import Answer, Hit
     from walletfaq.tuning import TuneResult, tune
 

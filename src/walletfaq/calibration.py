@@ -37,7 +37,7 @@ from walletfaq.evaluation import (
 )
 
 if TYPE_CHECKING:
-    from walletfaq.retriever import FAQRetriever
+    from walletfaq.retrieval.retriever import FAQRetriever
 
 __all__ = [
     "MIN_CALIBRATION_QUERIES",

@@ -183,7 +183,7 @@ def _add_source_arguments(command: argparse.ArgumentParser) -> None:
 
 
 def _retriever(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    from walletfaq.retriever import FAQRetriever
+    from walletfaq.retrieval.retriever import FAQRetriever
 
     if args.index and args.corpus:
         raise WalletFAQError("use either --index or --corpus, not both")
@@ -242,7 +242,7 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _ask(args: argparse.Namespace) -> int:
-    from walletfaq.retriever import clean_question
+    from walletfaq.retrieval.retriever import clean_question
 
     clean_question(args.question)  # a bad question fails before any model loads
     retriever = _retriever(args)
@@ -269,7 +269,7 @@ def _tune(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from walletfaq.retriever import FAQRetriever
+    from walletfaq.retrieval.retriever import FAQRetriever
 
     retriever = FAQRetriever.load(args.index)
     path = retriever.export(args.out, include_contacts=args.include_contacts)
@@ -278,7 +278,7 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _answer(args: argparse.Namespace) -> int:
-    from walletfaq.retriever import clean_question
+    from walletfaq.retrieval.retriever import clean_question
 
     clean_question(args.question)  # a bad question fails before any model loads
     outcome = _retriever(args).answer(args.question, threshold=args.threshold)
@@ -354,7 +354,7 @@ def _doctor(args: argparse.Namespace) -> int:
 
 
 def _build(args: argparse.Namespace) -> int:
-    from walletfaq.retriever import FAQRetriever
+    from walletfaq.retrieval.retriever import FAQRetriever
 
     # the cache holds the same index when this corpus/model/settings were embedded before
     retriever = FAQRetriever.from_corpus(

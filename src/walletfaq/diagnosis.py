@@ -52,7 +52,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from walletfaq.encoders.protocol import Encoder
-    from walletfaq.retriever import FAQRetriever
+    from walletfaq.retrieval.retriever import FAQRetriever
 
 logger = logging.getLogger(__name__)
 
@@ -259,7 +259,7 @@ def doctor(
     """Examine a corpus for what hurts retrieval: conflicting, misplaced and redundant texts.
 
     Args:
-        source: a built :class:`~walletfaq.retriever.FAQRetriever` (its index is examined as
+        source: a built :class:`~walletfaq.retrieval.retriever.FAQRetriever` (its index is examined as
             is), a :class:`Corpus` or a JSONL corpus path (a retriever is built with
             :meth:`FAQRetriever.from_corpus`, reusing the cached index), or ``None`` for the
             bundled corpus with its hotline entries.
@@ -273,7 +273,7 @@ def doctor(
         WalletFAQError: ``source`` is of another type; ``model`` given with a retriever.
         CorpusError: the corpus file is missing or malformed.
     """
-    from walletfaq.retriever import FAQRetriever
+    from walletfaq.retrieval.retriever import FAQRetriever
 
     if isinstance(source, FAQRetriever):
         if model is not None:

@@ -60,7 +60,7 @@ if TYPE_CHECKING:
     import pandas as pd
     from matplotlib.figure import Figure
 
-    from walletfaq.retriever import FAQRetriever
+    from walletfaq.retrieval.retriever import FAQRetriever
 
 CUTOFFS = (1, 3, 5, 10)
 """Cutoffs of the default ``recall@k`` metrics (and of the ``hit@k`` columns of ``to_frame``)."""

@@ -60,7 +60,7 @@ from walletfaq.tuning import (
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
-    from walletfaq.retriever import FAQRetriever
+    from walletfaq.retrieval.retriever import FAQRetriever
 
 logger = logging.getLogger(__name__)
 
@@ -529,7 +529,7 @@ def finetune(
     from walletfaq.data.corpus import index_texts
     from walletfaq.data.normalize import clean_text
     from walletfaq.encoders.protocol import as_unit_rows
-    from walletfaq.retriever import clean_question, embed_corpus_texts
+    from walletfaq.retrieval.retriever import clean_question, embed_corpus_texts
 
     check_training_available()
     base = retriever.encoder

@@ -1,4 +1,4 @@
-"""HTTP service: a :class:`~walletfaq.retriever.FAQRetriever` behind a small JSON API.
+"""HTTP service: a :class:`~walletfaq.retrieval.retriever.FAQRetriever` behind a small JSON API.
 
 :func:`create_app` returns a FastAPI (ASGI) application that any ASGI server runs, or that an
 application mounts inside its own (``parent.mount("/faq", create_app(retriever))``);
@@ -75,7 +75,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import walletfaq.index.store as store
 from walletfaq.errors import IndexFormatError, QueryError, WalletFAQError
-from walletfaq.retriever import MAX_QUESTION_CHARS
+from walletfaq.retrieval.retriever import MAX_QUESTION_CHARS
 from walletfaq.serving import (
     LOCK_SUFFIX,
     NothingToReloadError,
@@ -119,7 +119,7 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer  # noqa: E402
 from pydantic import BaseModel, ConfigDict, Field, field_validator  # noqa: E402
 
-from walletfaq.retriever import FAQRetriever  # noqa: E402
+from walletfaq.retrieval.retriever import FAQRetriever  # noqa: E402
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -241,7 +241,7 @@ class ServerSettings:
         timeout_s: a request whose ask has not finished after this many seconds gets ``504``.
         max_body_bytes: larger request bodies get ``413`` (checked before parsing).
         max_question_chars: longer questions get ``413`` (default: the length the retriever
-            would cut them to, :data:`walletfaq.retriever.MAX_QUESTION_CHARS`).
+            would cut them to, :data:`walletfaq.retrieval.retriever.MAX_QUESTION_CHARS`).
         max_batch: larger ``/v1/ask_batch`` requests get ``413``.
         retry_after_s: the ``Retry-After`` seconds sent with ``503``.
         read_token: when set, ``/v1/`` read endpoints require ``Authorization: Bearer

@@ -1,6 +1,6 @@
 """The index a service answers from: a holder of the current retriever, hot reload, edits.
 
-:class:`ServedIndex` holds the :class:`~walletfaq.retriever.FAQRetriever` a service answers
+:class:`ServedIndex` holds the :class:`~walletfaq.retrieval.retriever.FAQRetriever` a service answers
 from, as one immutable :class:`Served` snapshot. Nothing is ever changed under a reader: a
 request reads :attr:`ServedIndex.current` once and answers from that snapshot, and a reload
 builds a whole new retriever and swaps it in with one attribute assignment (copy on write), so
@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import walletfaq.index.store as store
 from walletfaq.errors import IndexFormatError, WalletFAQError
-from walletfaq.retriever import FAQRetriever
+from walletfaq.retrieval.retriever import FAQRetriever
 
 if TYPE_CHECKING:
     from prometheus_client import Counter, Gauge

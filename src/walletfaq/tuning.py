@@ -53,8 +53,8 @@ from walletfaq.encoders.adapted import APPLY_TO, AdaptedEncoder, ApplyTo
 from walletfaq.errors import CorpusError, WalletFAQError
 
 if TYPE_CHECKING:
-    from walletfaq.hybrid import HybridRetriever
-    from walletfaq.retriever import FAQRetriever
+    from walletfaq.retrieval.hybrid import HybridRetriever
+    from walletfaq.retrieval.retriever import FAQRetriever
 
 logger = logging.getLogger(__name__)
 
@@ -960,8 +960,8 @@ def tune(
         CorpusError: unreadable or malformed data (file, line and field named).
         WalletFAQError: an unknown method or setting, a bad ``holdout``, or too little data.
     """
-    from walletfaq.hybrid import HybridRetriever
-    from walletfaq.retriever import FAQRetriever
+    from walletfaq.retrieval.hybrid import HybridRetriever
+    from walletfaq.retrieval.retriever import FAQRetriever
 
     started = time.perf_counter()
     if isinstance(retriever, HybridRetriever):
@@ -993,7 +993,7 @@ def tune(
     rng = np.random.default_rng(seed)
 
     from walletfaq.index.vector_index import build_index
-    from walletfaq.retriever import clean_question
+    from walletfaq.retrieval.retriever import clean_question
 
     corpus = retriever.corpus
     tuning = load_tuning_data(data, corpus.ids)
@@ -1099,7 +1099,7 @@ def _tune_hybrid(
     one; finetune: the primary), then fit the weights on the training queries of
     evaluation-format data (see :func:`tune`)."""
     from walletfaq.evaluation import evaluate
-    from walletfaq.retriever import clean_question
+    from walletfaq.retrieval.retriever import clean_question
 
     def tune_member(member: FAQRetriever) -> TuneResult:
         return tune(

@@ -87,7 +87,7 @@ def run_benchmark(
     """
     check_dependencies()
     import walletfaq.index.vector_index as vector_index
-    from walletfaq.retriever import FAQRetriever
+    from walletfaq.retrieval.retriever import FAQRetriever
 
     started = time.perf_counter()
     if quick:

@@ -35,7 +35,7 @@ def measure_index_build(model: str, quick: bool) -> dict[str, Any]:
     """Seconds to build a retriever from the corpus without the index cache (model load
     included); quick mode uses the first 8 bundled entries."""
     from walletfaq.data.corpus import Corpus, load_bundled_corpus
-    from walletfaq.retriever import FAQRetriever
+    from walletfaq.retrieval.retriever import FAQRetriever
 
     if quick:
         small = Corpus.from_entries(

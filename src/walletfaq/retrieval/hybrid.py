@@ -2,7 +2,7 @@
 
 A :class:`HybridRetriever` holds one :class:`~walletfaq.FAQRetriever` per encoder over the
 same corpus (the first is the *primary*) and, optionally, a BM25 index over the same texts
-(:mod:`walletfaq.lexical`). For a question, every channel scores every entry (its best row,
+(:mod:`walletfaq.retrieval.lexical`). For a question, every channel scores every entry (its best row,
 as :meth:`FAQRetriever.ask` does); each channel's entry scores are standardised per question
 (z-scores: minus their mean, over their standard deviation) and summed with the channel
 weights. Entries are ranked by that sum.
@@ -39,8 +39,8 @@ from walletfaq.errors import (
     IndexWriteError,
     WalletFAQError,
 )
-from walletfaq.lexical import LexicalIndex, Tokenizer, bundled_lexicon_path, read_lexicon
-from walletfaq.retriever import (
+from walletfaq.retrieval.lexical import LexicalIndex, Tokenizer, bundled_lexicon_path, read_lexicon
+from walletfaq.retrieval.retriever import (
     FAQRetriever,
     QuestionEncoding,
     _check_k,
