@@ -25,8 +25,8 @@ from typing import Any
 from hybrid import BQ, ROOT, _memoised  # benchmarks/hybrid.py: the memoising encoder wrapper
 
 from walletfaq import FAQRetriever, HybridRetriever, evaluate, paired_test
-from walletfaq.evaluation import bundled_queries_path
-from walletfaq.tuning import tune
+from walletfaq.quality.evaluation.evaluate import bundled_queries_path
+from walletfaq.quality.tuning.tune import tune
 
 WEIGHTS = {
     "adapter": {"use-m3": 0.0, "bm25": 0.0},

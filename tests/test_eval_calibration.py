@@ -8,12 +8,12 @@ import warnings
 import pytest
 
 from walletfaq import Corpus, FAQRetriever, WalletFAQError, calibrate, evaluate
-from walletfaq.calibration import (
+from walletfaq.quality.calibration import (
     MIN_CALIBRATION_QUERIES,
     MIN_OUT_OF_DOMAIN_QUERIES,
     CalibrationWarning,
 )
-from walletfaq.evaluation import wilson_interval
+from walletfaq.quality.evaluation.evaluate import wilson_interval
 
 from .conftest import TINY_ENTRIES
 from .test_evaluate import QUERIES

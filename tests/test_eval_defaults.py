@@ -13,7 +13,7 @@ import pytest
 
 import walletfaq.data.queries
 from walletfaq import FAQRetriever, bundled_queries_path, calibrate, compare, evaluate
-from walletfaq.calibration import CalibrationWarning
+from walletfaq.quality.calibration import CalibrationWarning
 
 from .test_evaluate import QUERIES
 
@@ -50,7 +50,7 @@ def test_compare_without_queries_uses_the_bundled_set(retriever, bundled: Path) 
 
 
 def test_the_bundled_set_is_found_from_any_working_directory(tmp_path: Path) -> None:
-    env = {**os.environ, "PYTHONPATH": str(Path(walletfaq.evaluation.__file__).parents[1])}
+    env = {**os.environ, "PYTHONPATH": str(Path(walletfaq.quality.evaluation.evaluate.__file__).parents[1])}
     found = subprocess.run(
         [sys.executable, "-c", "import walletfaq; print(walletfaq.bundled_queries_path())"],
         cwd=tmp_path,

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from walletfaq import CorpusError, FAQRetriever, WalletFAQError, calibrate, compare, evaluate
-from walletfaq.calibration import CalibrationWarning, operating_point
+from walletfaq.quality.calibration import CalibrationWarning, operating_point
 from walletfaq.data.contacts import load_bundled_contacts
-from walletfaq.evaluation import METRIC_KEYS
+from walletfaq.quality.evaluation.evaluate import METRIC_KEYS
 
 QUERIES = [
     {"query": "钱充了没到", "gold": ["topup"], "style": "colloquial"},

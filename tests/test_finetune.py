@@ -16,8 +16,8 @@ from walletfaq.data.corpus import index_texts
 from walletfaq.encoders.adapted import AdaptedEncoder
 from walletfaq.encoders.finetuned import FinetunedEncoder
 from walletfaq.errors import IndexFormatError, WalletFAQError
-from walletfaq.finetune import FinetuneSettings, prompts_for, training_rows
-from walletfaq.tuning import AdapterSettings, _prepare, load_tuning_data, tune
+from walletfaq.quality.tuning.finetune import FinetuneSettings, prompts_for, training_rows
+from walletfaq.quality.tuning.tune import AdapterSettings, _prepare, load_tuning_data, tune
 
 from .conftest import TINY_ENTRIES, HashEncoder
 
@@ -391,7 +391,7 @@ def test_a_saved_fine_tuned_index_refuses_another_base(finetuned: Any, tmp_path:
 def test_same_seed_gives_the_same_weights_and_a_time_estimate_is_logged(
     base_retriever: FAQRetriever, finetuned: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.INFO, logger="walletfaq.finetune"):
+    with caplog.at_level(logging.INFO, logger="walletfaq.quality.tuning.finetune"):
         again = tune(
             base_retriever, PAIRS, method="finetune", seed=0, progress=False, **SLOW_SETTINGS
         )

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from walletfaq import Corpus, FAQRetriever
-from walletfaq import tuning as tune_module
+import walletfaq.quality.tuning.tune as tune_module
 from walletfaq.encoders.adapted import AdaptedEncoder
 from walletfaq.encoders.protocol import Encoder
 from walletfaq.errors import CorpusError, ModelError, WalletFAQError
-from walletfaq.tuning import load_tuning_data, retrieval_metrics, tune
+from walletfaq.quality.tuning.tune import load_tuning_data, retrieval_metrics, tune
 
 from .conftest import HashEncoder
 
@@ -347,8 +347,8 @@ def test_a_tuned_index_refuses_another_base_model(retriever: FAQRetriever, tmp_p
 
 def test_walletfaq_tune_and_doctor_stay_functions_after_their_modules_load() -> None:
     import walletfaq
-    import walletfaq.diagnosis
-    import walletfaq.tuning  # noqa: F401
+    import walletfaq.quality.doctor.checks
+    import walletfaq.quality.tuning.tune  # noqa: F401
 
     assert callable(walletfaq.tune) and walletfaq.tune is tune
     assert callable(walletfaq.doctor)

@@ -30,21 +30,21 @@ _LAZY = {
     "HybridRetriever": "walletfaq.retrieval.hybrid",
     "Hit": "walletfaq.index.search",
     "Answer": "walletfaq.index.search",
-    "evaluate": "walletfaq.evaluation",
-    "compare": "walletfaq.evaluation",
+    "evaluate": "walletfaq.quality.evaluation.evaluate",
+    "compare": "walletfaq.quality.evaluation.evaluate",
     "load_queries": "walletfaq.data.queries",
-    "EvalReport": "walletfaq.evaluation",
-    "QueryResult": "walletfaq.evaluation",
-    "OperatingPoint": "walletfaq.evaluation",
-    "paired_test": "walletfaq.evaluation",
-    "diff_reports": "walletfaq.evaluation",
+    "EvalReport": "walletfaq.quality.evaluation.evaluate",
+    "QueryResult": "walletfaq.quality.evaluation.evaluate",
+    "OperatingPoint": "walletfaq.quality.evaluation.evaluate",
+    "paired_test": "walletfaq.quality.evaluation.evaluate",
+    "diff_reports": "walletfaq.quality.evaluation.evaluate",
     "bundled_queries_path": "walletfaq.data.queries",
     "load_bundled_queries": "walletfaq.data.queries",
-    "calibrate": "walletfaq.calibration",
-    "Calibration": "walletfaq.calibration",
-    "CalibrationWarning": "walletfaq.calibration",
-    "tune": "walletfaq.tuning",
-    "TuneResult": "walletfaq.tuning",
+    "calibrate": "walletfaq.quality.calibration",
+    "Calibration": "walletfaq.quality.calibration",
+    "CalibrationWarning": "walletfaq.quality.calibration",
+    "tune": "walletfaq.quality.tuning.tune",
+    "TuneResult": "walletfaq.quality.tuning.tune",
     "AdaptedEncoder": "walletfaq.encoders.adapted",
     "FinetunedEncoder": "walletfaq.encoders.finetuned",
     "FAQEntry": "walletfaq.data.corpus",
@@ -60,9 +60,9 @@ _LAZY = {
     "PresetEncoder": "walletfaq.encoders.presets",
     "PRESETS": "walletfaq.encoders.presets",
     "DEFAULT_MODEL": "walletfaq.encoders.presets",
-    "doctor": "walletfaq.diagnosis",
-    "DoctorReport": "walletfaq.diagnosis",
-    "Finding": "walletfaq.diagnosis",
+    "doctor": "walletfaq.quality.doctor.checks",
+    "DoctorReport": "walletfaq.quality.doctor.checks",
+    "Finding": "walletfaq.quality.doctor.checks",
 }
 
 __all__ = [
@@ -78,16 +78,16 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from walletfaq.calibration import Calibration, CalibrationWarning, calibrate
+    from walletfaq.quality.calibration import Calibration, CalibrationWarning, calibrate
     from walletfaq.data.contacts import Contact, ContactDirectory, load_contacts
     from walletfaq.data.corpus import Corpus, FAQEntry, bundled_corpus_path, load_corpus
-    from walletfaq.diagnosis import DoctorReport, Finding, doctor
+    from walletfaq.quality.doctor.checks import DoctorReport, Finding, doctor
     from walletfaq.encoders.adapted import AdaptedEncoder
     from walletfaq.encoders.finetuned import FinetunedEncoder
     from walletfaq.encoders.presets import DEFAULT_MODEL, PRESETS, PresetEncoder
     from walletfaq.encoders.protocol import Encoder
     from walletfaq.encoders.sentence_transformer import SentenceTransformerEncoder
-    from walletfaq.evaluation import (
+    from walletfaq.quality.evaluation.evaluate import (
         EvalReport,
         OperatingPoint,
         QueryResult,
@@ -103,7 +103,7 @@ if TYPE_CHECKING:
     from walletfaq.index.vector_index import IndexSpec
     from walletfaq.retrieval.retriever import FAQRetriever
     from walletfaq.index.search import Answer, Hit
-    from walletfaq.tuning import TuneResult, tune
+    from walletfaq.quality.tuning.tune import TuneResult, tune
 
 
 def __getattr__(name: str) -> Any:

@@ -194,7 +194,7 @@ def _retriever(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
 def _eval(args: argparse.Namespace) -> int:
     from walletfaq.data.corpus import bundled_data_dir
-    from walletfaq.evaluation import METRIC_KEYS, evaluate
+    from walletfaq.quality.evaluation.evaluate import METRIC_KEYS, evaluate
 
     retriever = _retriever(args)
     queries = args.queries or bundled_data_dir() / "eval" / "queries.jsonl"
@@ -257,7 +257,7 @@ def _ask(args: argparse.Namespace) -> int:
 
 
 def _tune(args: argparse.Namespace) -> int:
-    from walletfaq.tuning import tune
+    from walletfaq.quality.tuning.tune import tune
 
     result = tune(
         _retriever(args), args.data, method=args.method, holdout=args.holdout, seed=args.seed
@@ -343,7 +343,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _doctor(args: argparse.Namespace) -> int:
-    from walletfaq.diagnosis import doctor
+    from walletfaq.quality.doctor.checks import doctor
 
     report = doctor(_retriever(args))
     if args.json:

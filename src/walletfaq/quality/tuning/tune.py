@@ -5,7 +5,7 @@
 corpus' own alternative questions:
 
 - an evaluation file (JSONL ``{"query": str, "gold": [entry ids]}``, the format of
-  :func:`walletfaq.evaluation.load_queries`): which entry answered which user question;
+  :func:`walletfaq.quality.evaluation.evaluate.load_queries`): which entry answered which user question;
 - a pair file (TSV or CSV with the header ``sentence1, sentence2, label``; ``label`` 1 = same
   meaning, 0 = a hard negative: close in wording, different in meaning);
 - a list of ``(question, paraphrase)`` tuples.
@@ -30,7 +30,7 @@ training part. It works on precomputed base vectors, so it takes seconds; the co
 re-encoded (the new index rows are the old ones transformed).
 
 ``method="finetune"`` reads and splits the data the same way, then trains the encoder itself
-(:mod:`walletfaq.finetune`).
+(:mod:`walletfaq.quality.tuning.finetune`).
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ logger = logging.getLogger(__name__)
 
 TuneMethod = Literal["adapter", "finetune"]
 """``"adapter"``: a linear map on frozen embeddings; ``"finetune"``: the encoder's transformer
-layers trained with sentence-transformers' trainer (:mod:`walletfaq.finetune`)."""
+layers trained with sentence-transformers' trainer (:mod:`walletfaq.quality.tuning.finetune`)."""
 
 PAIR_COLUMNS = ("sentence1", "sentence2", "label")
 """Header a pair file must have (extra columns are ignored)."""
@@ -939,7 +939,7 @@ def tune(
             the torch-free question path) or ``"finetune"`` (the model's transformer layers
             trained with sentence-transformers' trainer: minutes to tens of minutes on CPU,
             needs ``sentence-transformers[train]``, and questions then go through torch; see
-            :mod:`walletfaq.finetune`). An adapter can be tuned on a fine-tuned retriever.
+            :mod:`walletfaq.quality.tuning.finetune`). An adapter can be tuned on a fine-tuned retriever.
         holdout: share of the labelled data held out (seeded split by paraphrase cluster or
             query) and measured before/after; never trained on. ``0`` = no measurement. The
             split depends only on the data, ``holdout`` and ``seed``, so both methods with the
@@ -949,7 +949,7 @@ def tune(
         seed: seeds the split, the initialisation and the batch order.
         progress: show progress bars.
         **settings: any field of :class:`AdapterSettings` (``rank``, ``apply_to``, ``lr``...)
-            or, for ``"finetune"``, of :class:`walletfaq.finetune.FinetuneSettings`
+            or, for ``"finetune"``, of :class:`walletfaq.quality.tuning.finetune.FinetuneSettings`
             (``batch_size``, ``lr``, ``hard_negatives``, ``max_steps``...).
 
     Returns:
@@ -1098,7 +1098,7 @@ def _tune_hybrid(
     """``tune`` of a :class:`~walletfaq.HybridRetriever`: tune its encoders (adapter: every
     one; finetune: the primary), then fit the weights on the training queries of
     evaluation-format data (see :func:`tune`)."""
-    from walletfaq.evaluation import evaluate
+    from walletfaq.quality.evaluation.evaluate import evaluate
     from walletfaq.retrieval.retriever import clean_question
 
     def tune_member(member: FAQRetriever) -> TuneResult:
@@ -1187,9 +1187,9 @@ def _finetune(
     started: float,
 ) -> TuneResult:
     """``method="finetune"``: validate the settings and the training extras before reading
-    anything, then hand over to :func:`walletfaq.finetune.finetune`."""
+    anything, then hand over to :func:`walletfaq.quality.tuning.finetune.finetune`."""
     from walletfaq.encoders.finetuned import base_model
-    from walletfaq.finetune import FinetuneSettings, check_training_available, finetune
+    from walletfaq.quality.tuning.finetune import FinetuneSettings, check_training_available, finetune
 
     options = _method_settings(FinetuneSettings, "finetune", epochs, settings)
     check_training_available()

@@ -1,7 +1,7 @@
 """Full fine-tuning: train the retriever's sentence-transformers model on labelled questions.
 
 ``walletfaq.tune(retriever, data, method="finetune")`` lands here. The data are read and split
-exactly as for the adapter (:mod:`walletfaq.tuning`: same formats, same seeded held-out split by
+exactly as for the adapter (:mod:`walletfaq.quality.tuning.tune`: same formats, same seeded held-out split by
 paraphrase cluster or query, never trained on); then sentence-transformers' own trainer
 (``SentenceTransformerTrainer``) trains a copy of the model with
 ``MultipleNegativesRankingLoss`` (in-batch negatives, symmetric by default, plus the label-0
@@ -45,7 +45,7 @@ from walletfaq.encoders.finetuned import (
 )
 from walletfaq.encoders.protocol import Encoder
 from walletfaq.errors import WalletFAQError
-from walletfaq.tuning import (
+from walletfaq.quality.tuning.tune import (
     AdapterSettings,
     TuneResult,
     TuningData,
@@ -198,7 +198,7 @@ class TrainingRows:
         holdout_candidates: the texts they are ranked against (held-out pair sentences), or
             empty when the candidates are the corpus rows (evaluation-format data).
         holdout_item, holdout_gold, holdout_exclude: as for
-            :func:`~walletfaq.tuning.retrieval_metrics`.
+            :func:`~walletfaq.quality.tuning.tune.retrieval_metrics`.
     """
 
     anchors: tuple[str, ...]
@@ -542,7 +542,7 @@ def finetune(
     rng = np.random.default_rng(seed)
     vectors = None
     if settings.mined_negatives:
-        from walletfaq.tuning import _encode_texts
+        from walletfaq.quality.tuning.tune import _encode_texts
 
         vectors = np.vstack(
             [

@@ -3,7 +3,7 @@
 :func:`calibrate` evaluates a retriever on labelled queries (in-domain and out-of-domain,
 ``gold: []``) and picks the lowest threshold whose precision reaches the target (and, if asked,
 that refuses enough out-of-domain questions). Each point of the trade-off curve is an
-:class:`~walletfaq.evaluation.OperatingPoint`:
+:class:`~walletfaq.quality.evaluation.evaluate.OperatingPoint`:
 
 - ``precision``: among answered questions (top score >= threshold), the share whose first
   result is a gold entry; out-of-domain questions that get answered count as wrong. It comes
@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from walletfaq.errors import WalletFAQError
-from walletfaq.evaluation import (
+from walletfaq.quality.evaluation.evaluate import (
     EvalReport,
     LabelledQuery,
     OperatingPoint,

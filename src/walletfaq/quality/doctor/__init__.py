@@ -1,0 +1,1 @@
+"""``doctor``: what in a corpus hurts retrieval, ranked by severity."""

@@ -1,0 +1,1 @@
+"""Evaluation of a retriever on labelled queries: metrics, reports, statistics."""

@@ -1,0 +1,1 @@
+"""Training: ``tune`` (data readers, adapter training, full fine-tuning)."""
