@@ -20,7 +20,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 
 from walletfaq import Corpus, FAQRetriever  # noqa: E402
 from walletfaq.errors import WalletFAQError  # noqa: E402
-from walletfaq.server import (  # noqa: E402
+from walletfaq.service.app import (  # noqa: E402
     WORKER_CONFIG_ENV,
     ServedIndex,
     ServerSettings,

@@ -19,7 +19,7 @@ every process serving that directory); it first loads what another process saved
 applies and saves its own edit, so edits from several workers apply one after the other and none
 is lost.
 
-This module has no web dependency: :mod:`walletfaq.server` serves a :class:`ServedIndex` over
+This module has no web dependency: :mod:`walletfaq.service.app` serves a :class:`ServedIndex` over
 HTTP and maps these errors to statuses.
 """
 
@@ -70,7 +70,7 @@ class PersistError(WalletFAQError):
 
 
 class ReloadMetrics(Protocol):
-    """Where a :class:`ServedIndex` counts its reloads (:class:`walletfaq.server.ServiceMetrics`).
+    """Where a :class:`ServedIndex` counts its reloads (:class:`walletfaq.service.app.ServiceMetrics`).
 
     Attributes:
         reloads: loads of the directory, labelled by result (``reloaded``, ``unchanged``,

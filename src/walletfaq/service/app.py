@@ -76,7 +76,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import walletfaq.index.store as store
 from walletfaq.errors import IndexFormatError, QueryError, WalletFAQError
 from walletfaq.retrieval.retriever import MAX_QUESTION_CHARS
-from walletfaq.serving import (
+from walletfaq.service.holder import (
     LOCK_SUFFIX,
     NothingToReloadError,
     PersistError,
@@ -215,7 +215,7 @@ _SERVING_STATUS: dict[type[WalletFAQError], int] = {
     ReloadError: 500,
     PersistError: 500,
 }
-"""The statuses of the errors :class:`ServedIndex` raises (:mod:`walletfaq.serving`, no HTTP
+"""The statuses of the errors :class:`ServedIndex` raises (:mod:`walletfaq.service.holder`, no HTTP
 there): 409 nothing on disk to reload, 500 a directory that cannot be loaded or an edit that
 cannot be persisted."""
 
@@ -1201,7 +1201,7 @@ def create_app(
         """Prometheus text format: requests, latency, errors, cache hits, index."""
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    playground = resources.files("walletfaq").joinpath("static/playground.html")
+    playground = resources.files("walletfaq.service").joinpath("static/playground.html")
     playground_html = playground.read_text(encoding="utf-8")
 
     @app.get("/", include_in_schema=False)
@@ -1405,7 +1405,7 @@ def app_from_environment() -> FastAPI:
     if not isinstance(config, dict) or settings_fields is None or "index" not in config:
         raise WalletFAQError(
             f"${WORKER_CONFIG_ENV} is missing or malformed; app_from_environment is the "
-            "factory of the worker processes that walletfaq.server.serve_index starts"
+            "factory of the worker processes that walletfaq.service.app.serve_index starts"
         )
     _log_to_stderr(str(config.get("log_level", "info")))
     settings_fields["persist_dir"] = Path(settings_fields["persist_dir"])
