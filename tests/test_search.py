@@ -141,7 +141,7 @@ def test_traditional_chinese_questions_are_converted_before_encoding(tiny_corpus
 
 @pytest.mark.parametrize("mode", ["both", "query", "document"])
 def test_question_rows_are_embedded_per_question_encoding(tiny_corpus, mode) -> None:
-    from walletfaq.retrieval.retriever import embed_corpus_texts
+    from walletfaq.retrieval.embedding import embed_corpus_texts
 
     from .conftest import HashEncoder
 

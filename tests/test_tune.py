@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from walletfaq import Corpus, FAQRetriever
 import walletfaq.quality.tuning.tune as tune_module
+from walletfaq import Corpus, FAQRetriever
 from walletfaq.encoders.adapted import AdaptedEncoder
 from walletfaq.encoders.protocol import Encoder
 from walletfaq.errors import CorpusError, ModelError, WalletFAQError

@@ -78,15 +78,17 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from walletfaq.quality.calibration import Calibration, CalibrationWarning, calibrate
     from walletfaq.data.contacts import Contact, ContactDirectory, load_contacts
     from walletfaq.data.corpus import Corpus, FAQEntry, bundled_corpus_path, load_corpus
-    from walletfaq.quality.doctor.checks import DoctorReport, Finding, doctor
     from walletfaq.encoders.adapted import AdaptedEncoder
     from walletfaq.encoders.finetuned import FinetunedEncoder
     from walletfaq.encoders.presets import DEFAULT_MODEL, PRESETS, PresetEncoder
     from walletfaq.encoders.protocol import Encoder
     from walletfaq.encoders.sentence_transformer import SentenceTransformerEncoder
+    from walletfaq.index.search import Answer, Hit
+    from walletfaq.index.vector_index import IndexSpec
+    from walletfaq.quality.calibration import Calibration, CalibrationWarning, calibrate
+    from walletfaq.quality.doctor.checks import DoctorReport, Finding, doctor
     from walletfaq.quality.evaluation.evaluate import (
         EvalReport,
         OperatingPoint,
@@ -99,11 +101,9 @@ if TYPE_CHECKING:
         load_queries,
         paired_test,
     )
-    from walletfaq.retrieval.hybrid import HybridRetriever
-    from walletfaq.index.vector_index import IndexSpec
-    from walletfaq.retrieval.retriever import FAQRetriever
-    from walletfaq.index.search import Answer, Hit
     from walletfaq.quality.tuning.tune import TuneResult, tune
+    from walletfaq.retrieval.hybrid import HybridRetriever
+    from walletfaq.retrieval.retriever import FAQRetriever
 
 
 def __getattr__(name: str) -> Any:

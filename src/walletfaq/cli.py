@@ -242,7 +242,7 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _ask(args: argparse.Namespace) -> int:
-    from walletfaq.retrieval.retriever import clean_question
+    from walletfaq.retrieval.questions import clean_question
 
     clean_question(args.question)  # a bad question fails before any model loads
     retriever = _retriever(args)
@@ -278,7 +278,7 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _answer(args: argparse.Namespace) -> int:
-    from walletfaq.retrieval.retriever import clean_question
+    from walletfaq.retrieval.questions import clean_question
 
     clean_question(args.question)  # a bad question fails before any model loads
     outcome = _retriever(args).answer(args.question, threshold=args.threshold)

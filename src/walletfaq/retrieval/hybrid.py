@@ -39,17 +39,12 @@ from walletfaq.errors import (
     IndexWriteError,
     WalletFAQError,
 )
-from walletfaq.retrieval.lexical import LexicalIndex, Tokenizer, bundled_lexicon_path, read_lexicon
-from walletfaq.retrieval.retriever import (
-    FAQRetriever,
-    QuestionEncoding,
-    _check_k,
-    _check_threshold,
-    _State,
-    clean_question,
-    clean_questions,
-)
 from walletfaq.index.search import Answer, Hit, decide
+from walletfaq.retrieval.embedding import QuestionEncoding
+from walletfaq.retrieval.lexical import LexicalIndex, Tokenizer, bundled_lexicon_path, read_lexicon
+from walletfaq.retrieval.questions import check_k, check_threshold, clean_question, clean_questions
+from walletfaq.retrieval.retriever import FAQRetriever
+from walletfaq.retrieval.state import RetrieverState
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +65,7 @@ WEIGHT_GRID = (0.0, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0)
 class _View:
     """One consistent snapshot of every channel (replaced whole by an edit)."""
 
-    members: tuple[_State, ...]  # each member's state at the time of the snapshot
+    members: tuple[RetrieverState, ...]  # each member's state at the time of the snapshot
     matrices: tuple[np.ndarray, ...]  # each member's row vectors
     lexical: LexicalIndex | None
     starts: np.ndarray  # first row of each entry (rows are contiguous per entry)
@@ -312,7 +307,7 @@ class HybridRetriever:
         """The best entry if its primary score reaches ``threshold`` (default
         :attr:`threshold`), else a pointer to human support."""
         primary = self.primary
-        cutoff = primary.threshold if threshold is None else _check_threshold(threshold)
+        cutoff = primary.threshold if threshold is None else check_threshold(threshold)
         return decide(question, self.ask(question, k=k), cutoff, primary.fallback, primary.contacts)
 
     def channel_scores(self, questions: Sequence[str]) -> dict[str, np.ndarray]:
@@ -347,7 +342,7 @@ class HybridRetriever:
     def _ask(self, questions: Sequence[str], k: int, category: str | None) -> list[list[Hit]]:
         view = self._view
         state = view.members[0]
-        _check_k(k)
+        check_k(k)
         mask = state.category_mask(category)
         scores, best_rows = self._channel_scores(view, questions)
         fused = fuse(scores, self.weights)

@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import math
 import threading
-from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-import walletfaq.index.vector_index as vector_index
 import walletfaq.index.store as store
+import walletfaq.index.vector_index as vector_index
 from walletfaq.data.contacts import ContactDirectory, contact_entries, load_bundled_contacts
 from walletfaq.data.corpus import (
     Corpus,
@@ -26,12 +21,21 @@ from walletfaq.data.corpus import (
     load_corpus,
     write_corpus,
 )
-from walletfaq.data.normalize import QuestionNormalizer, clean_text, lone_surrogate
+from walletfaq.data.normalize import QuestionNormalizer
 from walletfaq.encoders.presets import cache_dir, default_threshold, resolve_encoder
 from walletfaq.encoders.protocol import Encoder, as_unit_rows
 from walletfaq.errors import CorpusError, IndexMismatchError, ModelError, QueryError, WalletFAQError
+from walletfaq.index.search import Answer, Hit, decide
 from walletfaq.index.vector_index import IndexKind, IndexSpec
-from walletfaq.index.search import Answer, Hit, best_per_entry, decide, to_hits
+from walletfaq.retrieval.edits import edited_state, validated_entries
+from walletfaq.retrieval.embedding import QuestionEncoding, cache_key, embed_corpus_texts
+from walletfaq.retrieval.questions import (
+    check_k,
+    check_threshold,
+    clean_question,
+    clean_questions,
+)
+from walletfaq.retrieval.state import RetrieverState
 
 if TYPE_CHECKING:
     import faiss
@@ -41,17 +45,6 @@ logger = logging.getLogger(__name__)
 
 QUERY_CACHE_SIZE = 1024
 """How many recent (question, k, category) results each retriever keeps."""
-
-QuestionEncoding = Literal["query", "document", "both"]
-"""How FAQ question rows are embedded: ``"query"`` with the model's query prompt (matching a
-user's question to FAQ questions is symmetric, which is how e5's authors say to use its
-"query: " prompt; the default, it measured best: benchmarks/README.md), ``"document"`` with
-its document prompt (the usual asymmetric question-to-passage set-up), or ``"both"``: the
-normalised mean of the two. For models without prompts the three are the same."""
-
-MAX_QUESTION_CHARS = 2000
-"""Questions longer than this are cut before encoding (the model truncates to its own limit
-anyway; this bounds the work done on pasted walls of text)."""
 
 
 class FAQRetriever:
@@ -107,7 +100,7 @@ class FAQRetriever:
         if fallback is not None and (not isinstance(fallback, str) or not fallback.strip()):
             raise WalletFAQError(f"fallback must be a non-empty string or None, got {fallback!r}")
         self.fallback = fallback
-        self._state = _State.of(corpus, index, index_answers, contacts, version=1)
+        self._state = RetrieverState.of(corpus, index, index_answers, contacts, version=1)
         self._cache_lock = threading.Lock()
         self._edit_lock = threading.Lock()
 
@@ -126,7 +119,7 @@ class FAQRetriever:
 
     @threshold.setter
     def threshold(self, value: float) -> None:
-        self._threshold = _check_threshold(value)
+        self._threshold = check_threshold(value)
 
     # ----------------------------------------------------------------- construction
     @classmethod
@@ -213,7 +206,7 @@ class FAQRetriever:
 
         if not cache:
             return build()
-        key = _cache_key(encoder, full, spec, index_answers, question_encoding)
+        key = cache_key(encoder, full, spec, index_answers, question_encoding)
         location = cache_dir() / "indexes" / key
         if location.exists():
             try:
@@ -246,7 +239,7 @@ class FAQRetriever:
         return self._save(directory, replace_anything=False)
 
     def _save(
-        self, directory: str | Path, *, replace_anything: bool, state: _State | None = None
+        self, directory: str | Path, *, replace_anything: bool, state: RetrieverState | None = None
     ) -> Path:
         from walletfaq._version import __version__
         from walletfaq.encoders.restore import tuned_parts
@@ -375,7 +368,7 @@ class FAQRetriever:
             CorpusError: an entry is invalid, or its id already exists (use :meth:`update`).
             IndexFormatError: ``persist_to`` could not be written (the edit is not applied).
         """
-        added = _validated(entries)
+        added = validated_entries(entries)
         with self._edit_lock:
             state = self._state
             existing = set(state.corpus.ids)
@@ -395,7 +388,7 @@ class FAQRetriever:
         Returns ``True`` when an entry was replaced, ``False`` when it was added. Embeds only
         the texts of this entry (none when it is unchanged).
         """
-        (new,) = _validated([entry])
+        (new,) = validated_entries([entry])
         with self._edit_lock:
             state = self._state
             entries = list(state.corpus.entries)
@@ -436,43 +429,22 @@ class FAQRetriever:
         return write_corpus(entries, path)
 
     def _apply(
-        self, state: _State, entries: Sequence[FAQEntry], persist_to: str | Path | None = None
+        self,
+        state: RetrieverState,
+        entries: Sequence[FAQEntry],
+        persist_to: str | Path | None = None,
     ) -> None:
-        """Build the state of ``entries``, reusing the vectors of unchanged entries, and swap
-        it in (one assignment). Called with the edit lock held."""
-        corpus = Corpus.from_entries(entries, source=state.corpus.source)
-        vectors = state.index.reconstruct_n(0, state.index.ntotal)
-        old_rows = {
-            entry.id: (entry, block)
-            for entry, block in zip(
-                state.corpus,
-                _rows_by_entry(vectors, state.row_entry, len(state.corpus)),
-                strict=True,
-            )
-        }
-        to_embed = [entry for entry in corpus if old_rows.get(entry.id, (None,))[0] != entry]
-        texts, owners = index_texts(to_embed, self.index_answers)
-        fresh = (
-            embed_corpus_texts(self.encoder, texts, self.question_encoding)
-            if texts
-            else np.zeros((0, state.index.d), dtype=np.float32)
-        )
-        embedded = {
-            entry.id: block
-            for entry, block in zip(
-                to_embed,
-                _rows_by_entry(fresh, np.asarray(owners, dtype=np.int64), len(to_embed)),
-                strict=True,
-            )
-        }
-        rows = [
-            embedded[entry.id] if entry.id in embedded else old_rows[entry.id][1]
-            for entry in corpus
-        ]
-        index = vector_index.build_index(np.vstack(rows), self.index_spec)
-        logger.info("applied an edit: %d entries, %d texts embedded", len(corpus), len(texts))
-        new_state = _State.of(
-            corpus, index, self.index_answers, self.contacts, version=state.version + 1
+        """Build the state of ``entries`` (:func:`~walletfaq.retrieval.edits.edited_state`),
+        save it to ``persist_to`` if given, and swap it in (one assignment). Called with the
+        edit lock held."""
+        new_state = edited_state(
+            state,
+            entries,
+            encoder=self.encoder,
+            index_spec=self.index_spec,
+            index_answers=self.index_answers,
+            question_encoding=self.question_encoding,
+            contacts=self.contacts,
         )
         if persist_to is not None:
             self._save(persist_to, replace_anything=False, state=new_state)
@@ -556,7 +528,7 @@ class FAQRetriever:
         Everything is read from one snapshot of the state, so a concurrent edit is seen
         entirely or not at all."""
         state = self._state
-        _check_k(k)
+        check_k(k)
         allowed = state.category_mask(category)
         cleaned = [self.normalizer(q) for q in questions]
         results: list[list[Hit] | None] = []
@@ -572,7 +544,7 @@ class FAQRetriever:
         if missing:
             texts = [cleaned[i] for i in missing]
             vectors = as_unit_rows(self.encoder.encode_queries(texts))
-            found = self._search_vectors(state, vectors, k, allowed, texts)
+            found = state.search(vectors, k, allowed, self.contacts, texts)
             with self._cache_lock:
                 for position, hits in zip(missing, found, strict=True):
                     results[position] = hits
@@ -590,7 +562,7 @@ class FAQRetriever:
         Raises:
             QueryError: an unusable question, ``threshold`` not a finite number, bad ``k``.
         """
-        cutoff = self.threshold if threshold is None else _check_threshold(threshold)
+        cutoff = self.threshold if threshold is None else check_threshold(threshold)
         return decide(question, self.ask(question, k=k), cutoff, self.fallback, self.contacts)
 
     def search_vectors(
@@ -609,7 +581,7 @@ class FAQRetriever:
             QueryError: ``vectors`` is not a finite ``(n, dim)`` array, or bad ``k``/category.
         """
         state = self._state
-        _check_k(k)
+        check_k(k)
         mask = state.category_mask(category)
         dim = state.index.d
         try:
@@ -622,228 +594,10 @@ class FAQRetriever:
             )
         if texts is not None and len(texts) != len(array):
             raise QueryError(f"texts must give one question per vector row ({len(array)})")
-        return self._search_vectors(state, as_unit_rows(array), k, mask, texts)
-
-    def _search_vectors(
-        self,
-        state: _State,
-        vectors: np.ndarray,
-        k: int,
-        category_mask: np.ndarray | None,
-        texts: Sequence[str] | None = None,
-    ) -> list[list[Hit]]:
-        total = state.index.ntotal
-        fetch = min(total, max(4 * k, 32))
-        scores, rows = vector_index.search(state.index, vectors, fetch)
-        out = []
-        for i in range(len(vectors)):
-            allowed = category_mask
-            if texts is not None and state.gated and self.contacts is not None:
-                allowed = state.gate(self.contacts.mentioned(texts[i]), category_mask)
-            picked = best_per_entry(scores[i], rows[i], state.row_entry, k, allowed)
-            want = min(k, int(allowed.sum()) if allowed is not None else len(state.corpus))
-            depth = fetch
-            while len(picked) < want and depth < total:
-                depth = min(total, depth * 4)
-                more_scores, more_rows = vector_index.search(state.index, vectors[i], depth)
-                picked = best_per_entry(more_scores[0], more_rows[0], state.row_entry, k, allowed)
-            out.append(to_hits(picked, state.corpus.entries, state.row_text))
-        return out
-
-
-@dataclass
-class _State:
-    """Everything a search reads, built together and replaced together (copy on write): a
-    reader takes one snapshot, an edit builds a new state and swaps it in with one
-    assignment, so no reader ever sees half of an edit."""
-
-    corpus: Corpus
-    index: faiss.Index
-    row_text: list[str]
-    row_entry: np.ndarray
-    categories: dict[str, int]
-    entry_category: np.ndarray
-    gated: dict[int, str]
-    version: int
-    cache: OrderedDict[tuple[str, int, str | None], list[Hit]] = field(default_factory=OrderedDict)
-
-    @classmethod
-    def of(
-        cls,
-        corpus: Corpus,
-        index: faiss.Index,
-        index_answers: bool,
-        contacts: ContactDirectory | None,
-        version: int,
-    ) -> _State:
-        texts, owners = index_texts(corpus.entries, index_answers)
-        if index.ntotal != len(texts):
-            raise IndexMismatchError(
-                f"the index has {index.ntotal} vectors but the corpus gives {len(texts)} texts; "
-                "rebuild the index from this corpus"
-            )
-        categories = {category: i for i, category in enumerate(corpus.categories)}
-        return cls(
-            corpus=corpus,
-            index=index,
-            row_text=texts,
-            row_entry=np.asarray(owners, dtype=np.int64),
-            categories=categories,
-            entry_category=np.asarray(
-                [categories[entry.category] for entry in corpus], dtype=np.int64
-            ),
-            gated=_contact_gates(corpus, contacts),
-            version=version,
-        )
-
-    def category_mask(self, category: str | None) -> np.ndarray | None:
-        """Boolean mask over entries of ``category`` (``None``: no filter)."""
-        if category is None:
-            return None
-        if not isinstance(category, str):
-            raise QueryError(
-                f"category must be a string or None, got {type(category).__name__}; choose one "
-                f"of {list(self.categories)}"
-            )
-        if category not in self.categories:
-            raise QueryError(
-                f"unknown category {category!r}; choose one of {list(self.categories)}"
-            )
-        return self.entry_category == self.categories[category]
-
-    def gate(self, named: set[str], mask: np.ndarray | None) -> np.ndarray | None:
-        """Mask out hotline entries of wallets not in ``named``."""
-        closed = [pos for pos, contact_id in self.gated.items() if contact_id not in named]
-        if not closed:
-            return mask
-        allowed = np.ones(len(self.corpus), dtype=bool) if mask is None else mask.copy()
-        allowed[closed] = False
-        return allowed
-
-
-def _rows_by_entry(vectors: np.ndarray, row_entry: np.ndarray, n_entries: int) -> list[np.ndarray]:
-    """The rows of each entry, in entry order (:func:`index_texts` keeps an entry's rows
-    contiguous and in entry order, so each is one slice)."""
-    bounds = np.searchsorted(row_entry, np.arange(n_entries + 1))
-    return [vectors[start:end] for start, end in zip(bounds[:-1], bounds[1:], strict=True)]
-
-
-def _validated(entries: Iterable[FAQEntry | Mapping[str, object]]) -> tuple[FAQEntry, ...]:
-    if isinstance(entries, (str, bytes, Mapping, FAQEntry)) or not isinstance(entries, Iterable):
-        raise CorpusError(
-            f"expected a list of entries (FAQEntry or dicts), got {type(entries).__name__}"
-        )
-    return Corpus.from_entries(
-        [e if isinstance(e, FAQEntry) else dict(e) for e in entries], source="<edit>"
-    ).entries
-
-
-def _contact_gates(corpus: Corpus, contacts: ContactDirectory | None) -> dict[int, str]:
-    """Entry position -> contact id, for the hotline entries generated from ``contacts``."""
-    if contacts is None:
-        return {}
-    position = {entry.id: i for i, entry in enumerate(corpus)}
-    return {position[c.entry_id]: c.id for c in contacts if c.entry_id in position}
+        return state.search(as_unit_rows(array), k, mask, self.contacts, texts)
 
 
 def _contacts(value: str | Path | ContactDirectory) -> ContactDirectory:
     from walletfaq.data.contacts import load_contacts
 
     return value if isinstance(value, ContactDirectory) else load_contacts(value)
-
-
-def clean_question(question: object, position: int | None = None) -> str:
-    """Validate a user question and return it cleaned (:func:`~walletfaq.data.normalize.clean_text`)
-    and cut to :data:`MAX_QUESTION_CHARS`; the one gate every question passes.
-
-    Raises:
-        QueryError: not a string, not valid Unicode (lone surrogates, e.g. from undecodable
-            bytes), or nothing left once control and invisible characters are removed.
-    """
-    label = "the question" if position is None else f"question {position}"
-    if not isinstance(question, str):
-        raise QueryError(f"{label} must be a string, got {type(question).__name__}")
-    bad = lone_surrogate(question)
-    if bad is not None:
-        raise QueryError(
-            f"{label} is not valid Unicode text (lone surrogate U+{ord(question[bad]):04X} at "
-            f"character {bad}); decode the input as UTF-8 before asking"
-        )
-    text = clean_text(question[: 4 * MAX_QUESTION_CHARS])
-    if not text:
-        raise QueryError(
-            f"{label} is empty or whitespace only (control and invisible characters do not "
-            "count); pass the user's question text"
-        )
-    return text[:MAX_QUESTION_CHARS]
-
-
-def clean_questions(questions: object) -> list[str]:
-    """:func:`clean_question` for each of a list of questions (``ask_batch``'s argument).
-
-    Raises:
-        QueryError: ``questions`` is a string or not a list/tuple, or one question is
-            unusable (the message gives its position).
-    """
-    if isinstance(questions, (str, bytes)) or not isinstance(questions, Sequence):
-        if isinstance(questions, str):
-            raise QueryError(
-                "ask_batch expects a list of questions, got a single string; use ask() for "
-                "one question"
-            )
-        raise QueryError(
-            f"ask_batch expects a list of question strings, got {type(questions).__name__}"
-        )
-    return [clean_question(q, position) for position, q in enumerate(questions)]
-
-
-def _check_threshold(value: object) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float, np.floating, np.integer))
-        or not math.isfinite(float(value))
-    ):
-        raise QueryError(f"threshold must be a finite number (a cosine score), got {value!r}")
-    return float(value)
-
-
-def _check_k(k: object) -> None:
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise QueryError(f"k must be a positive int, got {k!r}")
-
-
-def embed_corpus_texts(
-    encoder: Encoder, texts: Sequence[str], question_encoding: QuestionEncoding = "query"
-) -> np.ndarray:
-    """Embed FAQ texts for the index (cleaned like questions: :func:`clean_text`), question
-    rows per ``question_encoding``; returns unit-norm rows."""
-    texts = [clean_text(text) for text in texts]
-    queries = getattr(encoder, "encode_queries_bulk", encoder.encode_queries)
-    if question_encoding == "document":
-        return as_unit_rows(encoder.encode_documents(texts))
-    if question_encoding == "query":
-        return as_unit_rows(queries(texts))
-    if question_encoding == "both":
-        return as_unit_rows(
-            as_unit_rows(queries(texts)) + as_unit_rows(encoder.encode_documents(texts))
-        )
-    raise WalletFAQError(
-        f"question_encoding must be 'both', 'query' or 'document', got {question_encoding!r}"
-    )
-
-
-def _cache_key(
-    encoder: Encoder, corpus: Corpus, spec: IndexSpec, index_answers: bool, question_encoding: str
-) -> str:
-    key = json.dumps(
-        {
-            "format": store.FORMAT_VERSION,
-            "model": encoder.fingerprint,
-            "corpus": corpus.content_hash(),
-            "index": spec.to_dict(),
-            "answers": index_answers,
-            "questions": question_encoding,
-        },
-        sort_keys=True,
-    )
-    return hashlib.sha256(key.encode()).hexdigest()[:24]

@@ -75,7 +75,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import walletfaq.index.store as store
 from walletfaq.errors import IndexFormatError, QueryError, WalletFAQError
-from walletfaq.retrieval.retriever import MAX_QUESTION_CHARS
+from walletfaq.retrieval.questions import MAX_QUESTION_CHARS
 from walletfaq.service.holder import (
     LOCK_SUFFIX,
     NothingToReloadError,

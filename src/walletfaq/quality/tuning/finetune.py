@@ -529,7 +529,8 @@ def finetune(
     from walletfaq.data.corpus import index_texts
     from walletfaq.data.normalize import clean_text
     from walletfaq.encoders.protocol import as_unit_rows
-    from walletfaq.retrieval.retriever import clean_question, embed_corpus_texts
+    from walletfaq.retrieval.embedding import embed_corpus_texts
+    from walletfaq.retrieval.questions import clean_question
 
     check_training_available()
     base = retriever.encoder

@@ -993,7 +993,7 @@ def tune(
     rng = np.random.default_rng(seed)
 
     from walletfaq.index.vector_index import build_index
-    from walletfaq.retrieval.retriever import clean_question
+    from walletfaq.retrieval.questions import clean_question
 
     corpus = retriever.corpus
     tuning = load_tuning_data(data, corpus.ids)
@@ -1099,7 +1099,7 @@ def _tune_hybrid(
     one; finetune: the primary), then fit the weights on the training queries of
     evaluation-format data (see :func:`tune`)."""
     from walletfaq.quality.evaluation.evaluate import evaluate
-    from walletfaq.retrieval.retriever import clean_question
+    from walletfaq.retrieval.questions import clean_question
 
     def tune_member(member: FAQRetriever) -> TuneResult:
         return tune(
@@ -1189,7 +1189,11 @@ def _finetune(
     """``method="finetune"``: validate the settings and the training extras before reading
     anything, then hand over to :func:`walletfaq.quality.tuning.finetune.finetune`."""
     from walletfaq.encoders.finetuned import base_model
-    from walletfaq.quality.tuning.finetune import FinetuneSettings, check_training_available, finetune
+    from walletfaq.quality.tuning.finetune import (
+        FinetuneSettings,
+        check_training_available,
+        finetune,
+    )
 
     options = _method_settings(FinetuneSettings, "finetune", epochs, settings)
     check_training_available()

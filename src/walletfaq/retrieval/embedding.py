@@ -1,0 +1,64 @@
+"""From corpus rows to vectors: how FAQ texts are embedded for the index, and the key under
+which a built index is cached."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from typing import Literal
+
+import numpy as np
+
+import walletfaq.index.store as store
+from walletfaq.data.corpus import Corpus
+from walletfaq.data.normalize import clean_text
+from walletfaq.encoders.protocol import Encoder, as_unit_rows
+from walletfaq.errors import WalletFAQError
+from walletfaq.index.vector_index import IndexSpec
+
+QuestionEncoding = Literal["query", "document", "both"]
+"""How FAQ question rows are embedded: ``"query"`` with the model's query prompt (matching a
+user's question to FAQ questions is symmetric, which is how e5's authors say to use its
+"query: " prompt; the default, it measured best: benchmarks/README.md), ``"document"`` with
+its document prompt (the usual asymmetric question-to-passage set-up), or ``"both"``: the
+normalised mean of the two. For models without prompts the three are the same."""
+
+
+def embed_corpus_texts(
+    encoder: Encoder, texts: Sequence[str], question_encoding: QuestionEncoding = "query"
+) -> np.ndarray:
+    """Embed FAQ texts for the index (cleaned like questions: :func:`clean_text`), question
+    rows per ``question_encoding``; returns unit-norm rows."""
+    texts = [clean_text(text) for text in texts]
+    queries = getattr(encoder, "encode_queries_bulk", encoder.encode_queries)
+    if question_encoding == "document":
+        return as_unit_rows(encoder.encode_documents(texts))
+    if question_encoding == "query":
+        return as_unit_rows(queries(texts))
+    if question_encoding == "both":
+        return as_unit_rows(
+            as_unit_rows(queries(texts)) + as_unit_rows(encoder.encode_documents(texts))
+        )
+    raise WalletFAQError(
+        f"question_encoding must be 'both', 'query' or 'document', got {question_encoding!r}"
+    )
+
+
+def cache_key(
+    encoder: Encoder, corpus: Corpus, spec: IndexSpec, index_answers: bool, question_encoding: str
+) -> str:
+    """The user-cache key of an index: model fingerprint, corpus hash, index settings,
+    row settings and the saved format (a change to any of them is another index)."""
+    key = json.dumps(
+        {
+            "format": store.FORMAT_VERSION,
+            "model": encoder.fingerprint,
+            "corpus": corpus.content_hash(),
+            "index": spec.to_dict(),
+            "answers": index_answers,
+            "questions": question_encoding,
+        },
+        sort_keys=True,
+    )
+    return hashlib.sha256(key.encode()).hexdigest()[:24]

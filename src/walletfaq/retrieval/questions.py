@@ -1,0 +1,82 @@
+"""The one gate every question passes: validation, cleaning and length limit; ``k`` and
+threshold checks."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from walletfaq.data.normalize import clean_text, lone_surrogate
+from walletfaq.errors import QueryError
+
+MAX_QUESTION_CHARS = 2000
+"""Questions longer than this are cut before encoding (the model truncates to its own limit
+anyway; this bounds the work done on pasted walls of text)."""
+
+
+def clean_question(question: object, position: int | None = None) -> str:
+    """Validate a user question and return it cleaned (:func:`~walletfaq.data.normalize.clean_text`)
+    and cut to :data:`MAX_QUESTION_CHARS`; the one gate every question passes.
+
+    Raises:
+        QueryError: not a string, not valid Unicode (lone surrogates, e.g. from undecodable
+            bytes), or nothing left once control and invisible characters are removed.
+    """
+    label = "the question" if position is None else f"question {position}"
+    if not isinstance(question, str):
+        raise QueryError(f"{label} must be a string, got {type(question).__name__}")
+    bad = lone_surrogate(question)
+    if bad is not None:
+        raise QueryError(
+            f"{label} is not valid Unicode text (lone surrogate U+{ord(question[bad]):04X} at "
+            f"character {bad}); decode the input as UTF-8 before asking"
+        )
+    text = clean_text(question[: 4 * MAX_QUESTION_CHARS])
+    if not text:
+        raise QueryError(
+            f"{label} is empty or whitespace only (control and invisible characters do not "
+            "count); pass the user's question text"
+        )
+    return text[:MAX_QUESTION_CHARS]
+
+
+def clean_questions(questions: object) -> list[str]:
+    """:func:`clean_question` for each of a list of questions (``ask_batch``'s argument).
+
+    Raises:
+        QueryError: ``questions`` is a string or not a list/tuple, or one question is
+            unusable (the message gives its position).
+    """
+    if isinstance(questions, (str, bytes)) or not isinstance(questions, Sequence):
+        if isinstance(questions, str):
+            raise QueryError(
+                "ask_batch expects a list of questions, got a single string; use ask() for "
+                "one question"
+            )
+        raise QueryError(
+            f"ask_batch expects a list of question strings, got {type(questions).__name__}"
+        )
+    return [clean_question(q, position) for position, q in enumerate(questions)]
+
+
+def check_threshold(value: object) -> float:
+    """``value`` as a float if it is a finite number (a cosine score).
+
+    Raises:
+        QueryError: a bool, a non-number, NaN or an infinity.
+    """
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float, np.floating, np.integer))
+        or not math.isfinite(float(value))
+    ):
+        raise QueryError(f"threshold must be a finite number (a cosine score), got {value!r}")
+    return float(value)
+
+
+def check_k(k: object) -> None:
+    """Refuse a ``k`` that is not a positive int (bools included) with :class:`QueryError`."""
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise QueryError(f"k must be a positive int, got {k!r}")
