@@ -26,9 +26,9 @@ CHUNK_ROWS = 4096
 """Rows per cached embedding chunk."""
 
 ENCODE_BATCH = 64
-"""Questions per encoder call. Above ``walletfaq.encoders.presets.FAST_QUERY_MAX_BATCH`` the ``e5-small``
-preset encodes with sentence-transformers (≈ 4 ms per question in batches of 64 against ≈ 10 ms
-for the light engine; the same vectors)."""
+"""Questions per encoder call. Above ``walletfaq.encoders.presets.FAST_QUERY_MAX_BATCH`` the
+``e5-small`` preset encodes with sentence-transformers (≈ 4 ms per question in batches of 64
+against ≈ 10 ms for the light engine; the same vectors)."""
 
 
 def find_questions_file(path: Path | None = None) -> Path | None:
@@ -71,7 +71,8 @@ def embed_questions(
     """Query embeddings of ``questions[:limit]``, float32 ``(n, dim)``, unit rows.
 
     Chunks already in ``cache_dir`` are loaded; missing ones are encoded with ``model``'s
-    query encoder (``walletfaq.encoders.presets.resolve_encoder``) in batches of :data:`ENCODE_BATCH`
+    query encoder (``walletfaq.encoders.presets.resolve_encoder``) in batches of
+    :data:`ENCODE_BATCH`
     and saved as float16 ``.npy`` files (written to a temporary name, then renamed). With
     ``encode_missing=False`` only the cached chunks are returned, in file order (possibly
     fewer rows than asked for, and not necessarily the leading ones).

@@ -1,6 +1,6 @@
 """Adapted encoders: a frozen base encoder followed by a small learned linear map.
 
-:func:`walletfaq.tune` (module :mod:`walletfaq.quality.tuning.tune`) learns the map (``W``, optionally
+:func:`walletfaq.tune` (package :mod:`walletfaq.quality.tuning`) learns the map (``W``, optionally
 ``b``) from labelled questions;
 :class:`AdaptedEncoder` applies it. The map is plain numpy at query time (no torch import),
 so an adapted ``e5-small`` keeps the preset's torch-free question path.

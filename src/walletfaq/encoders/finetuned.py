@@ -35,8 +35,8 @@ class FinetunedEncoder:
     Built from the base encoder (the model it was tuned from) plus the trained tensors; the
     torch model is assembled on first use (a copy of the base model sharing its frozen
     embedding tables, with the tensors loaded), so loading a saved index stays cheap until the
-    first question. Satisfies :class:`walletfaq.encoders.protocol.Encoder`; questions are encoded one at a
-    time through sentence-transformers (with the query prompt), like
+    first question. Satisfies :class:`walletfaq.encoders.protocol.Encoder`; questions are
+    encoded one at a time through sentence-transformers (with the query prompt), like
     :class:`~walletfaq.encoders.sentence_transformer.SentenceTransformerEncoder`.
 
     Args:

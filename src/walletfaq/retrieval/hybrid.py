@@ -2,10 +2,10 @@
 
 A :class:`HybridRetriever` holds one :class:`~walletfaq.FAQRetriever` per encoder over the
 same corpus (the first is the *primary*) and, optionally, a BM25 index over the same texts
-(:mod:`walletfaq.retrieval.lexical`). For a question, every channel scores every entry (its best row,
-as :meth:`FAQRetriever.ask` does); each channel's entry scores are standardised per question
-(z-scores: minus their mean, over their standard deviation) and summed with the channel
-weights. Entries are ranked by that sum.
+(:mod:`walletfaq.retrieval.lexical`). For a question, every channel scores every entry (its
+best row, as :meth:`FAQRetriever.ask` does); each channel's entry scores are standardised
+per question (z-scores: minus their mean, over their standard deviation) and summed with the
+channel weights. Entries are ranked by that sum.
 
 A hit's ``score`` stays the **primary model's cosine similarity** and ``matched`` its
 best-matching text, so thresholds and :func:`walletfaq.calibrate` keep their meaning; only
@@ -15,9 +15,6 @@ labelled queries.
 
 from __future__ import annotations
 
-import hashlib
-import itertools
-import json
 import logging
 import threading
 from collections.abc import Iterable, Mapping, Sequence
@@ -30,35 +27,39 @@ import numpy as np
 from walletfaq.data.atomic import staged_directory, write_json
 from walletfaq.data.contacts import ContactDirectory
 from walletfaq.data.corpus import Corpus, FAQEntry
-from walletfaq.data.strictjson import JSONProblem, loads
 from walletfaq.encoders.protocol import Encoder, as_unit_rows
 from walletfaq.errors import (
     CorpusError,
-    IndexFormatError,
     IndexMismatchError,
     IndexWriteError,
     WalletFAQError,
 )
 from walletfaq.index.search import Answer, Hit, decide
 from walletfaq.retrieval.embedding import QuestionEncoding
+from walletfaq.retrieval.fusion import (
+    DEFAULT_WEIGHTS,
+    LEXICAL_CHANNEL,
+    WEIGHT_GRID,
+    best_rows,
+    best_weights,
+    checked_grid,
+    fuse,
+    is_weight,
+)
+from walletfaq.retrieval.hybrid_manifest import (
+    HYBRID_FORMAT,
+    HYBRID_FORMAT_VERSION,
+    HYBRID_MANIFEST,
+    check_replaceable,
+    checksum,
+    read_manifest,
+)
 from walletfaq.retrieval.lexical import LexicalIndex, Tokenizer, bundled_lexicon_path, read_lexicon
 from walletfaq.retrieval.questions import check_k, check_threshold, clean_question, clean_questions
 from walletfaq.retrieval.retriever import FAQRetriever
 from walletfaq.retrieval.state import RetrieverState
 
 logger = logging.getLogger(__name__)
-
-HYBRID_FORMAT = "walletfaq-hybrid"
-HYBRID_FORMAT_VERSION = 1
-HYBRID_MANIFEST = "hybrid.json"
-LEXICAL_CHANNEL = "bm25"
-
-DEFAULT_WEIGHTS: dict[str, float] = {LEXICAL_CHANNEL: 0.2, "use-m3": 0.7}
-"""Weight of a channel relative to the primary encoder's 1.0 when none is given
-(benchmarks/README.md, "Hybrid and ensemble"); other encoders default to 1.0."""
-
-WEIGHT_GRID = (0.0, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0)
-"""Weights tried for each non-primary channel by :meth:`HybridRetriever.fit_weights`."""
 
 
 @dataclass(frozen=True)
@@ -226,7 +227,7 @@ class HybridRetriever:
         for position, channel in enumerate(self.channels):
             default = 1.0 if position == 0 else DEFAULT_WEIGHTS.get(channel, 1.0)
             value = given.get(channel, default)
-            if not _is_weight(value):
+            if not is_weight(value):
                 raise WalletFAQError(
                     f"weight of {channel!r} must be a finite number ≥ 0, got {value!r}"
                 )
@@ -320,7 +321,7 @@ class HybridRetriever:
     ) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """Entry scores per channel and, for the primary, the best row of each entry."""
         out: dict[str, np.ndarray] = {}
-        best_rows = np.zeros(0)
+        primary_rows = np.zeros(0)
         for position, (member, matrix) in enumerate(zip(self.members, view.matrices, strict=True)):
             name = self.channels[position]
             if position > 0 and self.weights[name] == 0.0:
@@ -330,14 +331,14 @@ class HybridRetriever:
             rows = vectors @ matrix.T  # (questions, rows)
             out[name] = np.maximum.reduceat(rows, view.starts, axis=1)
             if position == 0:
-                best_rows = _best_rows(rows, view.starts)
+                primary_rows = best_rows(rows, view.starts)
                 primary_texts = texts
         if view.lexical is not None and self.weights[LEXICAL_CHANNEL] > 0:
             rows = np.zeros((len(questions), view.lexical.size), dtype=np.float32)
             for i, text in enumerate(primary_texts):
                 rows[i] = view.lexical.scores(text)
             out[LEXICAL_CHANNEL] = np.maximum.reduceat(rows, view.starts, axis=1)
-        return out, best_rows
+        return out, primary_rows
 
     def _ask(self, questions: Sequence[str], k: int, category: str | None) -> list[list[Hit]]:
         view = self._view
@@ -385,7 +386,7 @@ class HybridRetriever:
         will not evaluate on."""
         from walletfaq.data.queries import LabelledQuery, numbered_queries
 
-        grid = _checked_grid(grid)
+        grid = checked_grid(grid)
         if isinstance(depth, bool) or not isinstance(depth, (int, np.integer)) or depth < 1:
             raise WalletFAQError(f"depth must be a positive int (the MRR cutoff), got {depth!r}")
         path = Path(queries) if isinstance(queries, (str, Path)) else None
@@ -426,13 +427,7 @@ class HybridRetriever:
             scores = self.channel_scores([q.query for q in labelled_queries])
         finally:
             self.weights = saved
-        others = self.channels[1:]
-        best: tuple[float, dict[str, float]] = (-1.0, dict(saved))
-        for combo in itertools.product(grid, repeat=len(others)):
-            weights = {self.channels[0]: 1.0, **dict(zip(others, combo, strict=True))}
-            value = _mrr(fuse(scores, weights), gold, depth)
-            if value > best[0] + 1e-12:
-                best = (value, weights)
+        best = best_weights(scores, gold, self.channels, grid, depth, fallback=saved)
         logger.info("fit_weights: MRR@%d %.4f with %s", depth, best[0], best[1])
         self.weights = self._checked_weights(best[1])
         return dict(self.weights)
@@ -492,10 +487,10 @@ class HybridRetriever:
             "weights": self.weights,
         }
         try:
-            with staged_directory(target, check_target=_check_replaceable) as staging:
+            with staged_directory(target, check_target=check_replaceable) as staging:
                 for name, member, state in zip(members, self.members, view.members, strict=True):
                     member._save(staging / name, replace_anything=True, state=state)
-                write_json(staging / HYBRID_MANIFEST, {**fields, "checksum": _checksum(fields)})
+                write_json(staging / HYBRID_MANIFEST, {**fields, "checksum": checksum(fields)})
         except OSError as exc:
             raise IndexWriteError(
                 f"{target}: cannot write the hybrid index ({exc.strerror or exc}); choose a "
@@ -511,45 +506,8 @@ class HybridRetriever:
         :meth:`FAQRetriever.load` does). ``models``: the encoders to load the members with,
         in order (``None`` = each member's own model, by name)."""
         root = Path(directory).expanduser()
-        path = root / HYBRID_MANIFEST
-        try:
-            raw = loads(path.read_text("utf-8"))
-        except FileNotFoundError:
-            raise IndexFormatError(
-                f"{root}: no {HYBRID_MANIFEST}; not a hybrid index (an FAQRetriever index "
-                "loads with FAQRetriever.load)"
-            ) from None
-        except (OSError, UnicodeDecodeError, JSONProblem) as exc:
-            raise IndexFormatError(f"{path}: unreadable ({exc}); rebuild the index") from None
-        fields = {key: value for key, value in raw.items() if key != "checksum"}
-        if (
-            not isinstance(raw, dict)
-            or raw.get("format") != HYBRID_FORMAT
-            or raw.get("checksum") != _checksum(fields)
-        ):
-            raise IndexFormatError(
-                f"{path}: not a walletfaq hybrid manifest, or edited since it was written "
-                "(checksum mismatch); rebuild the index"
-            )
-        if raw.get("format_version") != HYBRID_FORMAT_VERSION:
-            raise IndexFormatError(
-                f"{path}: format version {raw.get('format_version')!r} is not supported by "
-                f"this walletfaq (it reads {HYBRID_FORMAT_VERSION}); rebuild the index"
-            )
-        names = raw.get("members")
-        if (
-            not isinstance(names, list)
-            or not names
-            or names != [f"member-{i}" for i in range(len(names))]
-            or raw.get("lexical") not in (LEXICAL_CHANNEL, None)
-            or not isinstance(raw.get("lexicon"), list)
-            or not all(isinstance(t, str) for t in raw["lexicon"])
-            or not isinstance(raw.get("weights"), dict)
-        ):
-            raise IndexFormatError(
-                f"{path}: fields 'members', 'lexical', 'lexicon' or 'weights' have the wrong "
-                "type or value; rebuild the index"
-            )
+        raw = read_manifest(root)
+        names = raw["members"]
         if models is not None and len(models) != len(names):
             raise IndexMismatchError(
                 f"{root}: holds {len(names)} members but {len(models)} models were given; "
@@ -560,67 +518,6 @@ class HybridRetriever:
             for i, name in enumerate(names)
         ]
         return cls(members, lexical=raw["lexical"], weights=raw["weights"], lexicon=raw["lexicon"])
-
-
-def fuse(scores: Mapping[str, np.ndarray], weights: Mapping[str, float]) -> np.ndarray:
-    """Weighted sum of per-question z-scores: each channel's ``(questions, entries)``
-    scores minus their row mean, over their row standard deviation (a constant row, e.g. a
-    question sharing no word with any text, contributes 0)."""
-    total: np.ndarray | None = None
-    for channel, values in scores.items():
-        weight = weights.get(channel, 0.0)
-        if weight == 0.0:
-            continue
-        values = values.astype(np.float64)
-        spread = values.std(axis=1, keepdims=True)
-        z = np.divide(
-            values - values.mean(axis=1, keepdims=True),
-            spread,
-            out=np.zeros_like(values),
-            where=spread > 1e-12,
-        )
-        total = weight * z if total is None else total + weight * z
-    if total is None:
-        raise WalletFAQError("no channel has a weight above 0")
-    return total
-
-
-def _is_weight(value: object) -> bool:
-    """A finite number ≥ 0 (Python or numpy; ``True``/``False`` are not numbers here)."""
-    return (
-        isinstance(value, (int, float, np.integer, np.floating))
-        and not isinstance(value, (bool, np.bool_))
-        and bool(np.isfinite(value))
-        and bool(value >= 0)
-    )
-
-
-def _checked_grid(grid: object) -> tuple[float, ...]:
-    """``fit_weights``' grid as floats: a non-empty list of finite numbers ≥ 0."""
-    values = tuple(grid) if isinstance(grid, Iterable) and not isinstance(grid, str) else None
-    if not values or not all(_is_weight(v) for v in values):
-        raise WalletFAQError(
-            f"grid must be a non-empty list of finite weights ≥ 0 to try, got {grid!r}"
-        )
-    return tuple(float(v) + 0.0 for v in values)
-
-
-def _mrr(fused: np.ndarray, gold: np.ndarray, depth: int) -> float:
-    order = np.argsort(-fused, axis=1, kind="stable")[:, :depth]
-    hit = np.take_along_axis(gold, order, axis=1)
-    first = np.where(hit.any(axis=1), hit.argmax(axis=1) + 1, 0)
-    return float(np.where(first > 0, 1.0 / np.maximum(first, 1), 0.0).mean())
-
-
-def _best_rows(rows: np.ndarray, starts: np.ndarray) -> np.ndarray:
-    """For each question and entry, the row with the highest score within the entry."""
-    n_rows = rows.shape[1]
-    owner = np.repeat(np.arange(len(starts)), np.diff(np.append(starts, n_rows)))
-    best = np.zeros((rows.shape[0], len(starts)), dtype=np.int64)
-    for i in range(rows.shape[0]):
-        order = np.lexsort((-rows[i], owner))  # by entry, best row first
-        best[i] = order[starts]
-    return best
 
 
 def _hit(entry: FAQEntry, score: float, matched: str) -> Hit:
@@ -660,27 +557,3 @@ def _lexicon_terms(lexicon: str | Path | Sequence[str] | None) -> tuple[str, ...
     if not all(isinstance(t, str) and t.strip() and not any(c.isspace() for c in t) for t in terms):
         raise WalletFAQError("lexicon words must be non-empty strings without spaces")
     return terms
-
-
-def _check_replaceable(target: Path) -> None:
-    if not target.exists():
-        return
-    if not target.is_dir():
-        raise IndexFormatError(f"{target} is a file; choose a directory for the hybrid index")
-    if not any(target.iterdir()):
-        return
-    try:
-        raw = json.loads((target / HYBRID_MANIFEST).read_text("utf-8"))
-        ours = isinstance(raw, dict) and raw.get("format") == HYBRID_FORMAT
-    except (OSError, ValueError):
-        ours = False
-    if not ours:
-        raise IndexFormatError(
-            f"{target} holds files that are not a walletfaq hybrid index; nothing was "
-            "touched; choose a new or empty directory"
-        )
-
-
-def _checksum(fields: Mapping[str, object]) -> str:
-    text = json.dumps(fields, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()

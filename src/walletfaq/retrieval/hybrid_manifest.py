@@ -1,0 +1,94 @@
+"""A saved hybrid retriever's directory: ``hybrid.json`` (members, lexical channel, lexicon,
+weights, a checksum of itself) beside one FAQRetriever index per member."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from walletfaq.data.strictjson import JSONProblem, loads
+from walletfaq.errors import IndexFormatError
+from walletfaq.retrieval.fusion import LEXICAL_CHANNEL
+
+HYBRID_FORMAT = "walletfaq-hybrid"
+HYBRID_FORMAT_VERSION = 1
+HYBRID_MANIFEST = "hybrid.json"
+
+
+def read_manifest(root: Path) -> dict[str, Any]:
+    """The verified ``hybrid.json`` of the directory ``root``.
+
+    Raises:
+        IndexFormatError: missing, unreadable, edited since written (checksum), another format
+            version, or fields of the wrong type.
+    """
+    path = root / HYBRID_MANIFEST
+    try:
+        raw = loads(path.read_text("utf-8"))
+    except FileNotFoundError:
+        raise IndexFormatError(
+            f"{root}: no {HYBRID_MANIFEST}; not a hybrid index (an FAQRetriever index "
+            "loads with FAQRetriever.load)"
+        ) from None
+    except (OSError, UnicodeDecodeError, JSONProblem) as exc:
+        raise IndexFormatError(f"{path}: unreadable ({exc}); rebuild the index") from None
+    fields = {key: value for key, value in raw.items() if key != "checksum"}
+    if (
+        not isinstance(raw, dict)
+        or raw.get("format") != HYBRID_FORMAT
+        or raw.get("checksum") != checksum(fields)
+    ):
+        raise IndexFormatError(
+            f"{path}: not a walletfaq hybrid manifest, or edited since it was written "
+            "(checksum mismatch); rebuild the index"
+        )
+    if raw.get("format_version") != HYBRID_FORMAT_VERSION:
+        raise IndexFormatError(
+            f"{path}: format version {raw.get('format_version')!r} is not supported by "
+            f"this walletfaq (it reads {HYBRID_FORMAT_VERSION}); rebuild the index"
+        )
+    names = raw.get("members")
+    if (
+        not isinstance(names, list)
+        or not names
+        or names != [f"member-{i}" for i in range(len(names))]
+        or raw.get("lexical") not in (LEXICAL_CHANNEL, None)
+        or not isinstance(raw.get("lexicon"), list)
+        or not all(isinstance(t, str) for t in raw["lexicon"])
+        or not isinstance(raw.get("weights"), dict)
+    ):
+        raise IndexFormatError(
+            f"{path}: fields 'members', 'lexical', 'lexicon' or 'weights' have the wrong "
+            "type or value; rebuild the index"
+        )
+    return raw  # type: ignore[no-any-return]
+
+
+def check_replaceable(target: Path) -> None:
+    """Refuse (:class:`IndexFormatError`) to replace ``target`` unless it is absent, empty or
+    a saved hybrid index."""
+    if not target.exists():
+        return
+    if not target.is_dir():
+        raise IndexFormatError(f"{target} is a file; choose a directory for the hybrid index")
+    if not any(target.iterdir()):
+        return
+    try:
+        raw = json.loads((target / HYBRID_MANIFEST).read_text("utf-8"))
+        ours = isinstance(raw, dict) and raw.get("format") == HYBRID_FORMAT
+    except (OSError, ValueError):
+        ours = False
+    if not ours:
+        raise IndexFormatError(
+            f"{target} holds files that are not a walletfaq hybrid index; nothing was "
+            "touched; choose a new or empty directory"
+        )
+
+
+def checksum(fields: Mapping[str, object]) -> str:
+    """SHA-256 of the manifest fields as canonical JSON."""
+    text = json.dumps(fields, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
