@@ -5,6 +5,7 @@ install:
 	pip install torch==2.13.0 && pip install -e ".[dev]"
 
 lint:
+	lint-imports
 	ruff check src tests benchmarks
 	ruff format --check src tests benchmarks
 	mypy src/walletfaq
