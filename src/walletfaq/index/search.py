@@ -36,6 +36,19 @@ class Hit:
     category: str
     matched: str = ""
 
+    @classmethod
+    def of(cls, entry: FAQEntry, score: float, matched: str) -> Hit:
+        """The hit of ``entry`` with the cosine ``score`` of its text ``matched`` (capped at 1:
+        unit vectors exceed it only by float rounding)."""
+        return cls(
+            id=entry.id,
+            question=entry.question,
+            answer=entry.answer,
+            score=min(score, 1.0),
+            category=entry.category,
+            matched=matched,
+        )
+
     def to_dict(self) -> dict[str, object]:
         """JSON-ready form."""
         return {
@@ -155,15 +168,5 @@ def to_hits(
     """Turn :func:`best_per_entry` output into :class:`Hit` objects."""
     hits = []
     for entry_position, row, score in picked:
-        entry = entries[entry_position]
-        hits.append(
-            Hit(
-                id=entry.id,
-                question=entry.question,
-                answer=entry.answer,
-                score=min(score, 1.0),  # unit vectors: only float rounding exceeds 1
-                category=entry.category,
-                matched=row_text[row],
-            )
-        )
+        hits.append(Hit.of(entries[entry_position], score, row_text[row]))
     return hits

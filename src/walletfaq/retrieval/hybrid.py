@@ -345,7 +345,7 @@ class HybridRetriever:
         state = view.members[0]
         check_k(k)
         mask = state.category_mask(category)
-        scores, best_rows = self._channel_scores(view, questions)
+        scores, primary_rows = self._channel_scores(view, questions)
         fused = fuse(scores, self.weights)
         primary = scores[self.channels[0]]
         contacts = self.primary.contacts
@@ -361,10 +361,10 @@ class HybridRetriever:
             top = top[np.isfinite(order[top])]
             results.append(
                 [
-                    _hit(
+                    Hit.of(
                         state.corpus.entries[e],
                         float(primary[i, e]),
-                        state.row_text[int(best_rows[i, e])],
+                        state.row_text[int(primary_rows[i, e])],
                     )
                     for e in top
                 ]
@@ -518,17 +518,6 @@ class HybridRetriever:
             for i, name in enumerate(names)
         ]
         return cls(members, lexical=raw["lexical"], weights=raw["weights"], lexicon=raw["lexicon"])
-
-
-def _hit(entry: FAQEntry, score: float, matched: str) -> Hit:
-    return Hit(
-        id=entry.id,
-        question=entry.question,
-        answer=entry.answer,
-        score=min(score, 1.0),
-        category=entry.category,
-        matched=matched,
-    )
 
 
 def _channel_names(members: Sequence[FAQRetriever], lexical: str | None) -> list[str]:
