@@ -89,7 +89,7 @@ class PeakSampler:
 
 def measure(index: Path, workers: int, args: argparse.Namespace) -> dict[str, Any]:
     """One server with ``workers`` processes: levels and memory."""
-    from walletfaq.service.app import threads_per_process
+    from walletfaq.service import threads_per_process
 
     process, url = start_server(index, workers=workers)
     try:

@@ -1,4 +1,4 @@
-"""The HTTP service (walletfaq.service.app), through FastAPI's TestClient and a tiny corpus."""
+"""The HTTP service (walletfaq.service), through FastAPI's TestClient and a tiny corpus."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import httpx  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 
 from walletfaq import FAQRetriever, WalletFAQError  # noqa: E402
-from walletfaq.service.app import ServerSettings, create_app  # noqa: E402
+from walletfaq.service import ServerSettings, create_app  # noqa: E402
 
 from .conftest import HashEncoder  # noqa: E402
 

@@ -13,7 +13,7 @@ pytest.importorskip("fastapi", reason="needs the [serve] extra")
 from fastapi.testclient import TestClient  # noqa: E402
 
 from walletfaq import FAQRetriever  # noqa: E402
-from walletfaq.service.app import ServerSettings, create_app  # noqa: E402
+from walletfaq.service import ServerSettings, create_app  # noqa: E402
 
 from .conftest import TINY_ENTRIES, HashEncoder  # noqa: E402
 

@@ -23,7 +23,7 @@ import httpx  # noqa: E402
 import uvicorn  # noqa: E402
 
 from walletfaq import FAQRetriever  # noqa: E402
-from walletfaq.service.app import ServerSettings, create_app  # noqa: E402
+from walletfaq.service import ServerSettings, create_app  # noqa: E402
 
 from .conftest import HashEncoder  # noqa: E402
 

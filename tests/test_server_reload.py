@@ -20,14 +20,9 @@ from fastapi.testclient import TestClient  # noqa: E402
 
 from walletfaq import Corpus, FAQRetriever  # noqa: E402
 from walletfaq.errors import WalletFAQError  # noqa: E402
-from walletfaq.service.app import (  # noqa: E402
-    WORKER_CONFIG_ENV,
-    ServedIndex,
-    ServerSettings,
-    app_from_environment,
-    create_app,
-    manifest_checksum,
-)
+from walletfaq.service import ServerSettings, app_from_environment, create_app  # noqa: E402
+from walletfaq.service.holder import ServedIndex, manifest_checksum  # noqa: E402
+from walletfaq.service.run import WORKER_CONFIG_ENV  # noqa: E402
 
 from .conftest import TINY_ENTRIES, HashEncoder  # noqa: E402
 

@@ -23,7 +23,7 @@ from schemathesis import GenerationMode  # noqa: E402
 from schemathesis.checks import not_a_server_error  # noqa: E402
 
 from walletfaq import FAQRetriever  # noqa: E402
-from walletfaq.service.app import ServerSettings, create_app  # noqa: E402
+from walletfaq.service import ServerSettings, create_app  # noqa: E402
 
 from .conftest import HashEncoder  # noqa: E402
 

@@ -298,7 +298,7 @@ def _answer(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from walletfaq.service.app import ServerSettings, serve, serve_index, threads_per_process
+    from walletfaq.service import ServerSettings, serve, serve_index, threads_per_process
 
     # the tokens come from $WALLETFAQ_READ_TOKEN / $WALLETFAQ_ADMIN_TOKEN; bad settings fail
     # before any model loads. With --index, accepted edits are saved there before answering,

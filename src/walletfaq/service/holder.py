@@ -1,7 +1,7 @@
 """The index a service answers from: a holder of the current retriever, hot reload, edits.
 
-:class:`ServedIndex` holds the :class:`~walletfaq.retrieval.retriever.FAQRetriever` a service answers
-from, as one immutable :class:`Served` snapshot. Nothing is ever changed under a reader: a
+:class:`ServedIndex` holds the :class:`~walletfaq.retrieval.retriever.FAQRetriever` a service
+answers from, as one immutable :class:`Served` snapshot. Nothing is ever changed under a reader: a
 request reads :attr:`ServedIndex.current` once and answers from that snapshot, and a reload
 builds a whole new retriever and swaps it in with one attribute assignment (copy on write), so
 requests in flight finish on the old index and later ones get the new one.
@@ -20,7 +20,7 @@ applies and saves its own edit, so edits from several workers apply one after th
 is lost.
 
 This module has no web dependency: :mod:`walletfaq.service.app` serves a :class:`ServedIndex` over
-HTTP and maps these errors to statuses.
+HTTP and :mod:`walletfaq.service.errors` maps these errors to statuses.
 """
 
 from __future__ import annotations
@@ -70,7 +70,8 @@ class PersistError(WalletFAQError):
 
 
 class ReloadMetrics(Protocol):
-    """Where a :class:`ServedIndex` counts its reloads (:class:`walletfaq.service.app.ServiceMetrics`).
+    """Where a :class:`ServedIndex` counts its reloads
+    (:class:`~walletfaq.service.metrics.ServiceMetrics`).
 
     Attributes:
         reloads: loads of the directory, labelled by result (``reloaded``, ``unchanged``,

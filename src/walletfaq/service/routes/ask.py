@@ -1,0 +1,190 @@
+"""The question endpoints: ``POST /v1/ask``, ``POST /v1/ask_batch`` and ``POST /v1/answer``,
+with their request and response models.
+
+Questions are encoded in the app's pool (:meth:`ServiceState.run
+<walletfaq.service.state.ServiceState.run>`: 503 when it is full, 504 past the timeout), each
+request on the retriever it read once from the served index.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from walletfaq.service.extra import check_server_dependencies
+
+check_server_dependencies()
+
+from fastapi import APIRouter  # noqa: E402
+from pydantic import BaseModel, Field  # noqa: E402
+
+from walletfaq.retrieval.retriever import FAQRetriever  # noqa: E402
+from walletfaq.service.auth import read_access  # noqa: E402
+from walletfaq.service.errors import PayloadTooLargeError  # noqa: E402
+from walletfaq.service.routes.common import RequestModel, error_responses  # noqa: E402
+from walletfaq.service.settings import MAX_K  # noqa: E402
+from walletfaq.service.state import ServiceState  # noqa: E402
+
+if TYPE_CHECKING:
+    from walletfaq.index.search import Hit
+
+
+class AskIn(RequestModel):
+    """Body of ``POST /v1/ask``."""
+
+    question: str = Field(description="the user's question", examples=["充值了钱没到账咋办"])
+    k: int = Field(5, ge=1, le=MAX_K, strict=True, description="number of hits")
+    category: str | None = Field(None, description="only entries of this category")
+
+
+class AskBatchIn(RequestModel):
+    """Body of ``POST /v1/ask_batch``."""
+
+    questions: list[str] = Field(examples=[["登不上去了", "how do refunds work"]])
+    k: int = Field(5, ge=1, le=MAX_K, strict=True, description="number of hits per question")
+    category: str | None = Field(None, description="only entries of this category")
+
+
+class AnswerIn(RequestModel):
+    """Body of ``POST /v1/answer``."""
+
+    question: str = Field(description="the user's question", examples=["今天天气怎么样"])
+    k: int = Field(3, ge=1, le=MAX_K, strict=True, description="number of candidates")
+
+
+class HitOut(BaseModel):
+    """One ranked entry (:class:`walletfaq.index.search.Hit`)."""
+
+    id: str
+    category: str
+    question: str
+    answer: str
+    score: float = Field(description="cosine similarity to the best-matching text, at most 1")
+    matched: str = Field(description="the entry's question or alt question that matched best")
+
+
+class AskOut(BaseModel):
+    """Answer of ``POST /v1/ask``: hits, best first."""
+
+    hits: list[HitOut]
+
+
+class AskBatchOut(BaseModel):
+    """Answer of ``POST /v1/ask_batch``: one list of hits per question, in input order."""
+
+    results: list[list[HitOut]]
+
+
+class AnswerOut(BaseModel):
+    """Answer of ``POST /v1/answer`` (:class:`walletfaq.index.search.Answer`)."""
+
+    question: str
+    confident: bool = Field(description="whether the top score reached the threshold")
+    message: str = Field(description="the entry's answer, or where to reach human support")
+    hit: HitOut | None = Field(description="the best entry when confident, else null")
+    candidates: list[HitOut] = Field(description="the top hits either way")
+
+
+def make_router(state: ServiceState) -> APIRouter:
+    """The question routes of the app whose parts are ``state``."""
+    settings, metrics, served_index = state.settings, state.metrics, state.index
+    router = APIRouter()
+
+    def check_question(question: str, label: str = "the question") -> None:
+        if len(question) > settings.max_question_chars:
+            raise PayloadTooLargeError(
+                f"{label} has {len(question)} characters, more than the limit of "
+                f"{settings.max_question_chars}; send the user's question, not a document"
+            )
+
+    def ask_counted(
+        retriever: FAQRetriever, questions: Sequence[str], k: int, category: str | None
+    ) -> list[list[Hit]]:
+        metrics.questions.inc(len(questions))
+        hits = sum(retriever.is_cached(q, k, category) for q in questions)
+        if hits:
+            metrics.cache_hits.inc(hits)
+        if len(questions) == 1:
+            return [retriever.ask(questions[0], k=k, category=category)]
+        return retriever.ask_batch(list(questions), k=k, category=category)
+
+    read = [read_access(settings)]
+    errors = error_responses(
+        {
+            400: "unusable question or unknown category",
+            401: "missing or wrong bearer token (when the server has one)",
+            413: "body, question or batch over the limits",
+            503: "busy: retry after the Retry-After seconds",
+            504: "the ask timed out",
+        }
+    )
+
+    @router.post(
+        "/v1/ask",
+        response_model=AskOut,
+        dependencies=read,
+        responses=errors,
+        tags=["questions"],
+        summary="Rank the best entries for a question",
+    )
+    async def ask(body: AskIn) -> dict[str, Any]:
+        check_question(body.question)
+        retriever = served_index.current.retriever  # read once: a reload may swap it later
+        (hits,) = await state.run(ask_counted, retriever, [body.question], body.k, body.category)
+        return {"hits": [hit.to_dict() for hit in hits]}
+
+    @router.post(
+        "/v1/ask_batch",
+        response_model=AskBatchOut,
+        dependencies=read,
+        responses=errors,
+        tags=["questions"],
+        summary="Rank the best entries for each of several questions",
+    )
+    async def ask_batch(body: AskBatchIn) -> dict[str, Any]:
+        if len(body.questions) > settings.max_batch:
+            raise PayloadTooLargeError(
+                f"the batch has {len(body.questions)} questions, more than the limit of "
+                f"{settings.max_batch}; split it"
+            )
+        if not body.questions:
+            return {"results": []}
+        for position, question in enumerate(body.questions):
+            check_question(question, f"question {position}")
+        retriever = served_index.current.retriever
+        results = await state.run(ask_counted, retriever, body.questions, body.k, body.category)
+        return {"results": [[hit.to_dict() for hit in hits] for hits in results]}
+
+    def answer_counted(retriever: FAQRetriever, question: str, k: int) -> dict[str, Any]:
+        metrics.questions.inc()
+        if retriever.is_cached(question, k, None):
+            metrics.cache_hits.inc()
+        return retriever.answer(question, k=k).to_dict()
+
+    @router.post(
+        "/v1/answer",
+        response_model=AnswerOut,
+        dependencies=read,
+        responses=errors,
+        tags=["questions"],
+        summary="The answer if confident, else where to reach human support",
+    )
+    async def answer(body: AnswerIn) -> dict[str, Any]:
+        check_question(body.question)
+        return await state.run(
+            answer_counted, served_index.current.retriever, body.question, body.k
+        )
+
+    return router
+
+
+__all__ = [
+    "AnswerIn",
+    "AnswerOut",
+    "AskBatchIn",
+    "AskBatchOut",
+    "AskIn",
+    "AskOut",
+    "HitOut",
+    "make_router",
+]

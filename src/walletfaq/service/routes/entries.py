@@ -1,0 +1,240 @@
+"""The corpus endpoints and the admin edits, with their models: ``GET /v1/entries/{id}``,
+``POST /v1/entries``, ``PUT`` and ``DELETE /v1/entries/{id}``, ``POST /v1/reload`` and
+``GET /v1/categories`` (in this order in the schema).
+
+Edits and reloads need the admin token (:func:`walletfaq.service.auth.admin_access`). An edit
+runs in the app's pool through :meth:`ServedIndex.edit <walletfaq.service.holder.ServedIndex.edit>`
+and, with a directory, is saved there before the answer; a reload runs in a thread of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from walletfaq.service.extra import check_server_dependencies
+
+check_server_dependencies()
+
+from fastapi import APIRouter  # noqa: E402
+from pydantic import BaseModel, Field  # noqa: E402
+
+from walletfaq.errors import IndexFormatError, WalletFAQError  # noqa: E402
+from walletfaq.retrieval.retriever import FAQRetriever  # noqa: E402
+from walletfaq.service.auth import admin_access, read_access  # noqa: E402
+from walletfaq.service.errors import ConflictError, EntryNotFoundError  # noqa: E402
+from walletfaq.service.holder import PersistError, Served  # noqa: E402
+from walletfaq.service.routes.common import RequestModel, check_text, error_responses  # noqa: E402
+from walletfaq.service.state import ServiceState  # noqa: E402
+
+
+class EntryOut(BaseModel):
+    """An FAQ entry in the corpus file format."""
+
+    id: str
+    category: str
+    question: str
+    answer: str
+    alt_questions: list[str]
+
+
+class EntryIn(RequestModel):
+    """An FAQ entry to add or replace, in the corpus file format."""
+
+    id: str | None = Field(None, description="required by POST; PUT takes it from the path")
+    category: str
+    question: str
+    answer: str
+    alt_questions: list[str] = Field(default_factory=list)
+
+
+class EditOut(BaseModel):
+    """What an accepted edit did."""
+
+    id: str
+    action: str = Field(description="added, replaced or removed")
+    version: int = Field(description="the index version after the edit")
+    persisted: bool = Field(description="written to the index directory before this answer")
+
+
+class CategoriesOut(BaseModel):
+    """The corpus categories."""
+
+    categories: list[str]
+
+
+class ReloadOut(BaseModel):
+    """Answer of ``POST /v1/reload`` (:class:`ReloadResult`)."""
+
+    changed: bool = Field(description="whether a new index is now served")
+    version: int = Field(description="the index version served now")
+    previous_version: int = Field(description="the index version served before")
+    entries: int = Field(description="FAQ entries served now")
+    vectors: int = Field(description="vectors in the index served now")
+    index_checksum: str | None = Field(
+        description="the served directory content's manifest checksum (16 hex digits)"
+    )
+
+
+def make_router(state: ServiceState) -> APIRouter:
+    """The corpus and edit routes of the app whose parts are ``state``."""
+    served_index = state.index
+    router = APIRouter()
+    read = [read_access(state.settings)]
+    admin = [admin_access(state.settings)]
+    edit_errors = error_responses(
+        {
+            400: "an invalid entry",
+            401: "missing or wrong admin token",
+            403: "edits are disabled (no admin token configured)",
+            500: "the edit could not be persisted; it was not applied",
+            503: "busy: retry after the Retry-After seconds",
+        }
+    )
+
+    @router.get(
+        "/v1/entries/{entry_id}",
+        response_model=EntryOut,
+        dependencies=read,
+        responses=error_responses({404: "no entry has this id"}),
+        tags=["corpus"],
+        summary="One FAQ entry, in the corpus file format",
+    )
+    async def entry(entry_id: str) -> dict[str, object]:
+        try:
+            return served_index.current.retriever.entry(entry_id).to_dict()
+        except KeyError:
+            raise EntryNotFoundError(f"no entry has id {entry_id!r}") from None
+
+    def persisted(edit: Callable[[], object]) -> None:
+        try:
+            edit()
+        except IndexFormatError as exc:  # the save before the swap failed: nothing changed
+            raise PersistError(f"the edit was not applied: {exc}") from None
+
+    def edited(entry_id: str, action: str, served: Served) -> dict[str, Any]:
+        return {
+            "id": entry_id,
+            "action": action,
+            "version": served.version,
+            "persisted": served_index.directory is not None,
+        }
+
+    def add_entry(record: dict[str, Any]) -> dict[str, Any]:
+        def change(retriever: FAQRetriever, directory: Path | None) -> str:
+            if record["id"] in retriever.corpus:
+                raise ConflictError(
+                    f"id {record['id']!r} exists; PUT /v1/entries/{{id}} replaces it"
+                )
+            persisted(lambda: retriever.add([record], persist_to=directory))
+            return "added"
+
+        action, served = served_index.edit(change)
+        return edited(record["id"], action, served)
+
+    def put_entry(record: dict[str, Any]) -> dict[str, Any]:
+        def change(retriever: FAQRetriever, directory: Path | None) -> str:
+            replaced = record["id"] in retriever.corpus
+            persisted(lambda: retriever.update(record, persist_to=directory))
+            return "replaced" if replaced else "added"
+
+        action, served = served_index.edit(change)
+        return edited(record["id"], action, served)
+
+    def remove_entry(entry_id: str) -> dict[str, Any]:
+        def change(retriever: FAQRetriever, directory: Path | None) -> str:
+            if entry_id not in retriever.corpus:
+                raise EntryNotFoundError(f"no entry has id {entry_id!r}")
+            persisted(lambda: retriever.remove([entry_id], persist_to=directory))
+            return "removed"
+
+        action, served = served_index.edit(change)
+        return edited(entry_id, action, served)
+
+    @router.post(
+        "/v1/entries",
+        response_model=EditOut,
+        status_code=201,
+        dependencies=admin,
+        responses={**edit_errors, **error_responses({409: "the id exists"})},
+        tags=["edits"],
+        summary="Add an entry (embeds only its texts; persisted before the answer)",
+    )
+    async def post_entry(body: EntryIn) -> dict[str, Any]:
+        if body.id is None:
+            raise WalletFAQError("the entry needs an 'id'")
+        return await state.run_edit(add_entry, body.model_dump())
+
+    @router.put(
+        "/v1/entries/{entry_id}",
+        response_model=EditOut,
+        dependencies=admin,
+        responses=edit_errors,
+        tags=["edits"],
+        summary="Add or replace the entry with this id",
+    )
+    async def put_entry_route(entry_id: str, body: EntryIn) -> dict[str, Any]:
+        try:
+            check_text(entry_id, "the entry id in the path")
+        except ValueError as exc:
+            raise WalletFAQError(str(exc)) from None
+        if body.id is not None and body.id != entry_id:
+            raise WalletFAQError(f"the body's id {body.id!r} differs from the path's {entry_id!r}")
+        return await state.run_edit(put_entry, {**body.model_dump(), "id": entry_id})
+
+    @router.delete(
+        "/v1/entries/{entry_id}",
+        response_model=EditOut,
+        dependencies=admin,
+        responses={**edit_errors, **error_responses({404: "no such entry"})},
+        tags=["edits"],
+        summary="Remove the entry with this id",
+    )
+    async def delete_entry(entry_id: str) -> dict[str, Any]:
+        return await state.run_edit(remove_entry, entry_id)
+
+    @router.post(
+        "/v1/reload",
+        response_model=ReloadOut,
+        dependencies=admin,
+        responses={
+            **{code: edit_errors[code] for code in (401, 403)},
+            **error_responses(
+                {
+                    409: "the service was not started from an index directory",
+                    500: "the directory could not be loaded; the previous index is still served",
+                }
+            ),
+        },
+        tags=["edits"],
+        summary="Serve the index directory again if it changed on disk",
+    )
+    async def reload() -> dict[str, Any]:
+        """Load the ``--index`` directory and serve it when its manifest checksum differs
+        from the one served (``changed``); requests in flight finish on the old index."""
+        # a thread outside the ask pool: a reload is never shed, and never blocks the loop
+        return (await asyncio.to_thread(served_index.reload)).to_dict()
+
+    @router.get(
+        "/v1/categories",
+        response_model=CategoriesOut,
+        dependencies=read,
+        tags=["corpus"],
+        summary="The categories usable as `category` filters",
+    )
+    async def categories() -> dict[str, Any]:
+        return {"categories": list(served_index.current.retriever.categories)}
+
+    return router
+
+
+__all__ = [
+    "CategoriesOut",
+    "EditOut",
+    "EntryIn",
+    "EntryOut",
+    "ReloadOut",
+    "make_router",
+]

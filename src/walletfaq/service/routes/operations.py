@@ -1,0 +1,152 @@
+"""The operations endpoints, open without a token (they reveal no FAQ content), with their
+models: ``GET /healthz``, ``GET /readyz``, ``GET /metrics`` (Prometheus text format), and
+outside the schema ``GET /`` (the self-contained playground), ``GET /docs`` and its assets
+(Swagger UI served from the ``swagger-ui-py`` package: no CDN).
+"""
+
+from __future__ import annotations
+
+import logging
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from walletfaq.service.extra import check_server_dependencies
+
+check_server_dependencies()
+
+from fastapi import APIRouter, Request  # noqa: E402
+from fastapi.openapi.docs import get_swagger_ui_html  # noqa: E402
+from fastapi.responses import FileResponse, HTMLResponse, Response  # noqa: E402
+from pydantic import BaseModel, Field  # noqa: E402
+
+from walletfaq.service.errors import EntryNotFoundError, NotReadyError  # noqa: E402
+from walletfaq.service.routes.common import error_responses  # noqa: E402
+from walletfaq.service.state import ServiceState  # noqa: E402
+
+logger = logging.getLogger(__name__)
+
+SWAGGER_ASSETS = {
+    "swagger-ui-bundle.js": "text/javascript; charset=utf-8",
+    "swagger-ui.css": "text/css; charset=utf-8",
+    "favicon-32x32.png": "image/png",
+}
+"""The Swagger UI files the docs page loads, served from the swagger-ui-py package."""
+
+
+class StatusOut(BaseModel):
+    """A liveness answer."""
+
+    status: str
+
+
+class ReadyOut(BaseModel):
+    """A readiness answer: what index is served."""
+
+    status: str
+    entries: int
+    vectors: int
+    model: str
+    index_version: int = Field(description="1 at start, +1 per applied edit or reload")
+    corpus_hash: str = Field(description="the served corpus content hash (16 hex digits)")
+    index_checksum: str | None = Field(
+        None,
+        description="the served index directory's manifest checksum (16 hex digits); null "
+        "without a directory",
+    )
+    reload_error: str | None = Field(
+        None,
+        description="why the index directory's current content could not be loaded (the "
+        "index served is the previous one); null when it is served",
+    )
+
+
+def swagger_assets_dir() -> Path | None:
+    """The folder of Swagger UI files shipped by the ``swagger-ui-py`` package, if installed."""
+    try:
+        import swagger_ui
+    except ImportError:
+        return None
+    folder = Path(swagger_ui.__file__).parent / "static"
+    return folder if all((folder / name).is_file() for name in SWAGGER_ASSETS) else None
+
+
+def make_router(state: ServiceState) -> APIRouter:
+    """The operations routes of the app whose parts are ``state``."""
+    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+    served_index, metrics = state.index, state.metrics
+    router = APIRouter()
+
+    @router.get("/healthz", response_model=StatusOut, tags=["operations"])
+    async def healthz() -> dict[str, Any]:
+        """The process is alive and its event loop answers."""
+        return {"status": "ok"}
+
+    @router.get(
+        "/readyz",
+        response_model=ReadyOut,
+        responses=error_responses({503: "no usable index"}),
+        tags=["operations"],
+    )
+    async def readyz() -> dict[str, Any]:
+        """An index is loaded and can be searched."""
+        served = served_index.current
+        retriever = served.retriever
+        vectors = int(retriever.index.ntotal)
+        if vectors == 0 or len(retriever.corpus) == 0:
+            raise NotReadyError("the index is empty")
+        return {
+            "status": "ready",
+            "entries": len(retriever.corpus),
+            "vectors": vectors,
+            "model": retriever.encoder.name,
+            "index_version": served.version,
+            "corpus_hash": retriever.corpus.content_hash()[:16],
+            "index_checksum": served.checksum[:16] if served.checksum is not None else None,
+            "reload_error": served_index.last_error if served_index.failing else None,
+        }
+
+    @router.get("/metrics", tags=["operations"], response_class=Response)
+    async def metrics_endpoint() -> Response:
+        """Prometheus text format: requests, latency, errors, cache hits, index."""
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    playground = resources.files("walletfaq.service").joinpath("static/playground.html")
+    playground_html = playground.read_text(encoding="utf-8")
+
+    @router.get("/", include_in_schema=False)
+    async def index() -> HTMLResponse:
+        return HTMLResponse(playground_html)
+
+    assets = swagger_assets_dir()
+    if assets is None:
+        logger.warning("swagger-ui-py is not installed: /docs is disabled (see /openapi.json)")
+    else:
+
+        @router.get("/docs", include_in_schema=False)
+        async def docs(request: Request) -> HTMLResponse:
+            root = request.scope.get("root_path", "").rstrip("/")
+            return get_swagger_ui_html(
+                openapi_url=f"{root}/openapi.json",
+                title="walletfaq API",
+                swagger_js_url=f"{root}/docs/assets/swagger-ui-bundle.js",
+                swagger_css_url=f"{root}/docs/assets/swagger-ui.css",
+                swagger_favicon_url=f"{root}/docs/assets/favicon-32x32.png",
+                swagger_ui_parameters={"validatorUrl": None, "tryItOutEnabled": True},
+            )
+
+        @router.get("/docs/assets/{name}", include_in_schema=False)
+        async def docs_asset(name: str) -> FileResponse:
+            if name not in SWAGGER_ASSETS:
+                raise EntryNotFoundError(f"no docs asset {name!r}")
+            return FileResponse(
+                assets / name,
+                media_type=SWAGGER_ASSETS[name],
+                headers={"Cache-Control": "public, max-age=86400"},
+            )
+
+    return router
+
+
+__all__ = ["SWAGGER_ASSETS", "ReadyOut", "StatusOut", "make_router", "swagger_assets_dir"]

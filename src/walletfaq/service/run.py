@@ -1,0 +1,239 @@
+"""Running the service with uvicorn: :func:`serve` (one process, a retriever in memory),
+:func:`serve_index` (a saved index directory, one or several worker processes) and
+:func:`app_from_environment` (the factory of those worker processes).
+
+Several worker processes (``walletfaq serve --workers N``, :func:`serve_index`) each load the
+directory; an edit takes a lock file beside it (``.<name>.walletfaq-serve.lock``), first loads
+what another worker saved there, then saves its own, so edits from all workers apply one after
+the other and none is lost; the other workers pick each edit up on their next poll
+(:class:`walletfaq.service.holder.ServedIndex`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import json
+import logging
+import os
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import walletfaq.index.store as store
+from walletfaq.errors import QueryError, WalletFAQError
+from walletfaq.retrieval.retriever import FAQRetriever
+from walletfaq.service.app import create_app
+from walletfaq.service.settings import READ_TOKEN_ENV, ServerSettings
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+logger = logging.getLogger(__name__)
+
+WORKER_CONFIG_ENV = "WALLETFAQ_SERVE_CONFIG"
+"""Environment variable through which :func:`serve_index` hands its configuration (JSON) to
+the worker processes uvicorn starts (:func:`app_from_environment`)."""
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def serve(
+    retriever: FAQRetriever,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    settings: ServerSettings | None = None,
+    access_log: bool = False,
+    log_level: str = "info",
+) -> None:
+    """Answer one warm-up question, then serve ``retriever`` with uvicorn (one process) until
+    interrupted.
+
+    Args:
+        retriever: the retriever served.
+        host: the address to listen on (default loopback only; a non-loopback address without
+            a read token logs a warning).
+        port: the TCP port.
+        settings: see :func:`create_app`.
+        access_log: log one line per request (uvicorn's access log).
+        log_level: uvicorn's log level.
+    """
+    import uvicorn
+
+    settings = settings if settings is not None else ServerSettings.from_env()
+    _warn_if_exposed(host, settings)
+    _warm_up(retriever)
+    app = create_app(retriever, settings)
+    logger.info(
+        "serving %r on http://%s:%d (%s threads, %s queued at most; docs at /docs)",
+        retriever,
+        host,
+        port,
+        settings.workers,
+        settings.queue_limit,
+    )
+    uvicorn.run(app, host=host, port=port, access_log=access_log, log_level=log_level)
+
+
+def serve_index(
+    directory: str | Path,
+    *,
+    model: str | None = None,
+    workers: int = 1,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    settings: ServerSettings | None = None,
+    access_log: bool = False,
+    log_level: str = "info",
+) -> None:
+    """Serve a saved index directory with ``workers`` uvicorn worker processes until
+    interrupted (``walletfaq serve --index DIR --workers N``).
+
+    Every process loads ``directory`` itself (one encoder per process), answers on the same
+    port, persists the edits it accepts to ``directory`` and picks up those of the others
+    (and any replacement of the directory) within ``settings.reload_interval_s`` seconds; see
+    :class:`ServedIndex`. With one worker this is :func:`serve` of the loaded index.
+
+    Args:
+        directory: the saved index (``settings.persist_dir`` is set to it).
+        model: the model questions are encoded with; ``None`` = the one the index names.
+        workers: worker processes (``>= 1``).
+        host, port, access_log, log_level: as for :func:`serve`.
+        settings: as for :func:`create_app`; with several workers, ``settings.workers``
+            threads run in *each* process, and the settings (tokens included) reach the
+            worker processes through the environment variable ``WALLETFAQ_SERVE_CONFIG``.
+
+    Raises:
+        IndexFormatError: ``directory`` is not a readable saved index (checked before any
+            worker starts).
+        WalletFAQError: ``workers`` is not a positive int.
+    """
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise WalletFAQError(f"workers must be a positive int (processes), got {workers!r}")
+    root = Path(directory).expanduser().absolute()
+    store.read_manifest(root)  # a bad directory fails here, in one line, not in N workers
+    settings = replace(
+        settings if settings is not None else ServerSettings.from_env(), persist_dir=root
+    )
+    if workers == 1:
+        retriever = FAQRetriever.load(root, model=model)
+        serve(
+            retriever,
+            host=host,
+            port=port,
+            settings=settings,
+            access_log=access_log,
+            log_level=log_level,
+        )
+        return
+    import uvicorn
+
+    _warn_if_exposed(host, settings)
+    config = {
+        "index": str(root),
+        "model": model,
+        "log_level": log_level,
+        "settings": {
+            **asdict(settings),
+            "persist_dir": str(root),
+        },
+    }
+    previous = os.environ.get(WORKER_CONFIG_ENV)
+    os.environ[WORKER_CONFIG_ENV] = json.dumps(config)  # inherited by the worker processes
+    logger.info(
+        "serving %s on http://%s:%d with %d worker processes (%d threads each)",
+        root,
+        host,
+        port,
+        workers,
+        settings.workers,
+    )
+    try:
+        uvicorn.run(
+            f"{__name__}:app_from_environment",
+            factory=True,
+            workers=workers,
+            host=host,
+            port=port,
+            access_log=access_log,
+            log_level=log_level,
+        )
+    finally:
+        if previous is None:
+            os.environ.pop(WORKER_CONFIG_ENV, None)
+        else:
+            os.environ[WORKER_CONFIG_ENV] = previous
+
+
+def app_from_environment() -> FastAPI:
+    """The app of one worker process started by :func:`serve_index` (a uvicorn factory): it
+    reads its configuration from ``$WALLETFAQ_SERVE_CONFIG``, loads the index, answers one
+    warm-up question and returns :func:`create_app` of it.
+
+    Raises:
+        WalletFAQError: the variable is missing or malformed (this factory is only for the
+            processes :func:`serve_index` starts).
+    """
+    raw = os.environ.get(WORKER_CONFIG_ENV)
+    config: Any = None
+    settings_fields = None
+    with contextlib.suppress(ValueError, KeyError, TypeError):
+        config = json.loads(raw) if raw else None
+        settings_fields = dict(config["settings"])
+    if not isinstance(config, dict) or settings_fields is None or "index" not in config:
+        raise WalletFAQError(
+            f"${WORKER_CONFIG_ENV} is missing or malformed; app_from_environment is the "
+            "factory of the worker processes that walletfaq.service.serve_index starts"
+        )
+    _log_to_stderr(str(config.get("log_level", "info")))
+    settings_fields["persist_dir"] = Path(settings_fields["persist_dir"])
+    settings = ServerSettings(**settings_fields)
+    retriever = FAQRetriever.load(config["index"], model=config.get("model"))
+    _warm_up(retriever)
+    logger.info("worker process %d serves %r", os.getpid(), retriever)
+    return create_app(retriever, settings)
+
+
+def _warn_if_exposed(host: str, settings: ServerSettings) -> None:
+    if not _is_loopback(host) and settings.read_token is None:
+        logger.warning(
+            "listening on %s without a read token: anyone who reaches it can read the FAQ "
+            "(set %s to require one)",
+            host,
+            READ_TOKEN_ENV,
+        )
+
+
+def _warm_up(retriever: FAQRetriever) -> None:
+    """Answer one question, so that the first request does not load the query encoder."""
+    started = time.perf_counter()
+    try:
+        retriever.ask("你好", k=1)
+    except QueryError:  # pragma: no cover - a custom normalizer may reject it
+        pass
+    logger.info("model warm in %.2f s", time.perf_counter() - started)
+
+
+def _log_to_stderr(level: str) -> None:
+    """In a worker process (which does not run the command line's setup), send walletfaq's
+    log lines to stderr as the command line does."""
+    package_logger = logging.getLogger("walletfaq")
+    if package_logger.handlers:
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter(f"walletfaq[{os.getpid()}]: %(message)s"))
+    package_logger.addHandler(handler)
+    package_logger.setLevel(logging.WARNING if level.lower() != "info" else logging.INFO)
+    package_logger.propagate = False
+
+
+__all__ = ["WORKER_CONFIG_ENV", "app_from_environment", "serve", "serve_index"]
