@@ -33,11 +33,11 @@ _LAZY = {
     "evaluate": "walletfaq.quality.evaluation.evaluate",
     "compare": "walletfaq.quality.evaluation.evaluate",
     "load_queries": "walletfaq.data.queries",
-    "EvalReport": "walletfaq.quality.evaluation.evaluate",
-    "QueryResult": "walletfaq.quality.evaluation.evaluate",
-    "OperatingPoint": "walletfaq.quality.evaluation.evaluate",
-    "paired_test": "walletfaq.quality.evaluation.evaluate",
-    "diff_reports": "walletfaq.quality.evaluation.evaluate",
+    "EvalReport": "walletfaq.quality.evaluation.report",
+    "QueryResult": "walletfaq.quality.evaluation.report",
+    "OperatingPoint": "walletfaq.quality.evaluation.abstention",
+    "paired_test": "walletfaq.quality.evaluation.stats",
+    "diff_reports": "walletfaq.quality.evaluation.stats",
     "bundled_queries_path": "walletfaq.data.queries",
     "load_bundled_queries": "walletfaq.data.queries",
     "calibrate": "walletfaq.quality.calibration",
@@ -87,18 +87,11 @@ if TYPE_CHECKING:
     from walletfaq.encoders.presets import DEFAULT_MODEL, PRESETS, PresetEncoder
     from walletfaq.encoders.protocol import Encoder
     from walletfaq.encoders.sentence_transformer import SentenceTransformerEncoder
-    from walletfaq.quality.evaluation.evaluate import (
-        EvalReport,
-        OperatingPoint,
-        QueryResult,
-        bundled_queries_path,
-        compare,
-        diff_reports,
-        evaluate,
-        load_bundled_queries,
-        load_queries,
-        paired_test,
-    )
+    from walletfaq.data.queries import bundled_queries_path, load_bundled_queries, load_queries
+    from walletfaq.quality.evaluation.abstention import OperatingPoint
+    from walletfaq.quality.evaluation.evaluate import compare, evaluate
+    from walletfaq.quality.evaluation.report import EvalReport, QueryResult
+    from walletfaq.quality.evaluation.stats import diff_reports, paired_test
     from walletfaq.retrieval.hybrid import HybridRetriever
     from walletfaq.index.vector_index import IndexSpec
     from walletfaq.retrieval.retriever import FAQRetriever
