@@ -61,8 +61,8 @@ _LAZY = {
     "PRESETS": "walletfaq.encoders.presets",
     "DEFAULT_MODEL": "walletfaq.encoders.presets",
     "doctor": "walletfaq.quality.doctor.checks",
-    "DoctorReport": "walletfaq.quality.doctor.checks",
-    "Finding": "walletfaq.quality.doctor.checks",
+    "DoctorReport": "walletfaq.quality.doctor.report",
+    "Finding": "walletfaq.quality.doctor.report",
 }
 
 __all__ = [
@@ -81,7 +81,8 @@ if TYPE_CHECKING:
     from walletfaq.quality.calibration import Calibration, CalibrationWarning, calibrate
     from walletfaq.data.contacts import Contact, ContactDirectory, load_contacts
     from walletfaq.data.corpus import Corpus, FAQEntry, bundled_corpus_path, load_corpus
-    from walletfaq.quality.doctor.checks import DoctorReport, Finding, doctor
+    from walletfaq.quality.doctor.checks import doctor
+    from walletfaq.quality.doctor.report import DoctorReport, Finding
     from walletfaq.encoders.adapted import AdaptedEncoder
     from walletfaq.encoders.finetuned import FinetunedEncoder
     from walletfaq.encoders.presets import DEFAULT_MODEL, PRESETS, PresetEncoder
