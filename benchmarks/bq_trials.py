@@ -37,7 +37,7 @@ import numpy as np
 
 from walletfaq import FAQRetriever
 from walletfaq.data.corpus import load_corpus
-from walletfaq.quality.evaluation.evaluate import load_queries, sign_flip_p_value
+from walletfaq.quality.evaluation import load_queries, sign_flip_p_value
 
 ROOT = Path(__file__).resolve().parents[1]
 BQ = ROOT.parent / "shared" / "data" / "bq"

@@ -25,7 +25,7 @@ from typing import Any
 from hybrid import BQ, ROOT, _memoised  # benchmarks/hybrid.py: the memoising encoder wrapper
 
 from walletfaq import FAQRetriever, HybridRetriever, evaluate, paired_test
-from walletfaq.quality.evaluation.evaluate import bundled_queries_path
+from walletfaq.quality.evaluation import bundled_queries_path
 from walletfaq.quality.tuning.tune import tune
 
 WEIGHTS = {

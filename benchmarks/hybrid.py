@@ -28,7 +28,7 @@ from typing import Any
 
 from walletfaq import FAQRetriever, evaluate, paired_test
 from walletfaq.bench.common import ARTICLE_TOPICS
-from walletfaq.quality.evaluation.evaluate import bundled_queries_path, load_queries
+from walletfaq.quality.evaluation import bundled_queries_path, load_queries
 from walletfaq.retrieval.hybrid import HybridRetriever
 
 ROOT = Path(__file__).resolve().parents[1]

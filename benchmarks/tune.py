@@ -45,7 +45,7 @@ from typing import Any
 
 from walletfaq import FAQRetriever, evaluate
 from walletfaq.bench.common import ARTICLE_TOPICS
-from walletfaq.quality.evaluation.evaluate import bundled_queries_path, load_queries
+from walletfaq.quality.evaluation import bundled_queries_path, load_queries
 from walletfaq.quality.tuning.tune import tune
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -123,7 +123,7 @@ def _p50_ms(retriever: FAQRetriever, questions: list[str]) -> float:
 RSS_PROBE = """
 import sys
 from walletfaq import FAQRetriever
-from walletfaq.quality.evaluation.evaluate import bundled_queries_path, load_queries
+from walletfaq.quality.evaluation import bundled_queries_path, load_queries
 r = FAQRetriever.load(sys.argv[1]) if sys.argv[1] != "-" else FAQRetriever.from_corpus()
 qs = [q.query for q in load_queries(bundled_queries_path())][:20]
 for q in qs:

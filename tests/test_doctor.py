@@ -11,7 +11,7 @@ import pytest
 
 from walletfaq import Corpus, FAQRetriever, WalletFAQError
 from walletfaq.data.contacts import directory_from_data
-from walletfaq.quality.doctor.checks import (
+from walletfaq.quality.doctor import (
     HIGH_SEVERITY,
     MEDIUM_SEVERITY,
     DoctorReport,

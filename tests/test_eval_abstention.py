@@ -8,7 +8,7 @@ import math
 import pytest
 
 from walletfaq import FAQRetriever, evaluate
-from walletfaq.quality.evaluation.evaluate import wilson_interval
+from walletfaq.quality.evaluation import wilson_interval
 
 from .test_evaluate import QUERIES
 

@@ -13,7 +13,7 @@ from walletfaq.quality.calibration import (
     MIN_OUT_OF_DOMAIN_QUERIES,
     CalibrationWarning,
 )
-from walletfaq.quality.evaluation.evaluate import wilson_interval
+from walletfaq.quality.evaluation import wilson_interval
 
 from .conftest import TINY_ENTRIES
 from .test_evaluate import QUERIES

@@ -50,10 +50,7 @@ def test_compare_without_queries_uses_the_bundled_set(retriever, bundled: Path) 
 
 
 def test_the_bundled_set_is_found_from_any_working_directory(tmp_path: Path) -> None:
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(Path(walletfaq.quality.evaluation.evaluate.__file__).parents[1]),
-    }
+    env = {**os.environ, "PYTHONPATH": str(Path(walletfaq.__file__).parents[1])}
     found = subprocess.run(
         [sys.executable, "-c", "import walletfaq; print(walletfaq.bundled_queries_path())"],
         cwd=tmp_path,

@@ -10,7 +10,7 @@ import pytest
 from scipy import stats
 
 from walletfaq import FAQRetriever, WalletFAQError, compare, diff_reports, evaluate, paired_test
-from walletfaq.quality.evaluation.evaluate import EvalReport, QueryResult
+from walletfaq.quality.evaluation import EvalReport, QueryResult
 
 from .conftest import HashEncoder
 from .test_evaluate import QUERIES

@@ -8,7 +8,7 @@ import ir_measures
 import pytest
 
 from walletfaq import FAQRetriever, WalletFAQError, evaluate
-from walletfaq.quality.evaluation.evaluate import EvalReport
+from walletfaq.quality.evaluation import EvalReport
 
 from .test_evaluate import QUERIES
 

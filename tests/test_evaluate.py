@@ -11,7 +11,7 @@ import pytest
 from walletfaq import CorpusError, FAQRetriever, WalletFAQError, calibrate, compare, evaluate
 from walletfaq.data.contacts import load_bundled_contacts
 from walletfaq.quality.calibration import CalibrationWarning, operating_point
-from walletfaq.quality.evaluation.evaluate import METRIC_KEYS
+from walletfaq.quality.evaluation import METRIC_KEYS
 
 QUERIES = [
     {"query": "钱充了没到", "gold": ["topup"], "style": "colloquial"},

@@ -33,11 +33,11 @@ _LAZY = {
     "evaluate": "walletfaq.quality.evaluation.evaluate",
     "compare": "walletfaq.quality.evaluation.evaluate",
     "load_queries": "walletfaq.data.queries",
-    "EvalReport": "walletfaq.quality.evaluation.evaluate",
-    "QueryResult": "walletfaq.quality.evaluation.evaluate",
-    "OperatingPoint": "walletfaq.quality.evaluation.evaluate",
-    "paired_test": "walletfaq.quality.evaluation.evaluate",
-    "diff_reports": "walletfaq.quality.evaluation.evaluate",
+    "EvalReport": "walletfaq.quality.evaluation.report",
+    "QueryResult": "walletfaq.quality.evaluation.report",
+    "OperatingPoint": "walletfaq.quality.evaluation.abstention",
+    "paired_test": "walletfaq.quality.evaluation.stats",
+    "diff_reports": "walletfaq.quality.evaluation.stats",
     "bundled_queries_path": "walletfaq.data.queries",
     "load_bundled_queries": "walletfaq.data.queries",
     "calibrate": "walletfaq.quality.calibration",
@@ -61,8 +61,8 @@ _LAZY = {
     "PRESETS": "walletfaq.encoders.presets",
     "DEFAULT_MODEL": "walletfaq.encoders.presets",
     "doctor": "walletfaq.quality.doctor.checks",
-    "DoctorReport": "walletfaq.quality.doctor.checks",
-    "Finding": "walletfaq.quality.doctor.checks",
+    "DoctorReport": "walletfaq.quality.doctor.report",
+    "Finding": "walletfaq.quality.doctor.report",
 }
 
 __all__ = [
@@ -80,6 +80,7 @@ __all__ = [
 if TYPE_CHECKING:
     from walletfaq.data.contacts import Contact, ContactDirectory, load_contacts
     from walletfaq.data.corpus import Corpus, FAQEntry, bundled_corpus_path, load_corpus
+    from walletfaq.data.queries import bundled_queries_path, load_bundled_queries, load_queries
     from walletfaq.encoders.adapted import AdaptedEncoder
     from walletfaq.encoders.finetuned import FinetunedEncoder
     from walletfaq.encoders.presets import DEFAULT_MODEL, PRESETS, PresetEncoder
@@ -88,19 +89,12 @@ if TYPE_CHECKING:
     from walletfaq.index.search import Answer, Hit
     from walletfaq.index.vector_index import IndexSpec
     from walletfaq.quality.calibration import Calibration, CalibrationWarning, calibrate
-    from walletfaq.quality.doctor.checks import DoctorReport, Finding, doctor
-    from walletfaq.quality.evaluation.evaluate import (
-        EvalReport,
-        OperatingPoint,
-        QueryResult,
-        bundled_queries_path,
-        compare,
-        diff_reports,
-        evaluate,
-        load_bundled_queries,
-        load_queries,
-        paired_test,
-    )
+    from walletfaq.quality.doctor.checks import doctor
+    from walletfaq.quality.doctor.report import DoctorReport, Finding
+    from walletfaq.quality.evaluation.abstention import OperatingPoint
+    from walletfaq.quality.evaluation.evaluate import compare, evaluate
+    from walletfaq.quality.evaluation.report import EvalReport, QueryResult
+    from walletfaq.quality.evaluation.stats import diff_reports, paired_test
     from walletfaq.quality.tuning.tune import TuneResult, tune
     from walletfaq.retrieval.hybrid import HybridRetriever
     from walletfaq.retrieval.retriever import FAQRetriever

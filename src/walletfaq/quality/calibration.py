@@ -3,7 +3,7 @@
 :func:`calibrate` evaluates a retriever on labelled queries (in-domain and out-of-domain,
 ``gold: []``) and picks the lowest threshold whose precision reaches the target (and, if asked,
 that refuses enough out-of-domain questions). Each point of the trade-off curve is an
-:class:`~walletfaq.quality.evaluation.evaluate.OperatingPoint`:
+:class:`~walletfaq.quality.evaluation.OperatingPoint`:
 
 - ``precision``: among answered questions (top score >= threshold), the share whose first
   result is a gold entry; out-of-domain questions that get answered count as wrong. It comes
@@ -26,15 +26,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from walletfaq.data.queries import LabelledQuery
 from walletfaq.errors import WalletFAQError
-from walletfaq.quality.evaluation.evaluate import (
-    EvalReport,
-    LabelledQuery,
-    OperatingPoint,
-    evaluate,
-    operating_point,
-    wilson_interval,
-)
+from walletfaq.quality.evaluation.abstention import OperatingPoint, operating_point
+from walletfaq.quality.evaluation.evaluate import evaluate
+from walletfaq.quality.evaluation.report import EvalReport
+from walletfaq.quality.evaluation.stats import wilson_interval
 
 if TYPE_CHECKING:
     from walletfaq.retrieval.retriever import FAQRetriever

@@ -37,43 +37,31 @@ import logging
 import re
 import unicodedata
 from collections import Counter, defaultdict
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from walletfaq.data.corpus import Corpus
 from walletfaq.data.normalize import clean_text
 from walletfaq.errors import WalletFAQError
+from walletfaq.quality.doctor.neighbours import (
+    _BLOCK_CELLS,
+    _blocked_entries,
+    _centroids,
+    _generated_hotlines,
+    _Nearest,
+    _nearest,
+    _Rows,
+    _rows,
+)
+from walletfaq.quality.doctor.report import DoctorReport, Finding, _severity
 
 if TYPE_CHECKING:
-    import pandas as pd
-
     from walletfaq.encoders.protocol import Encoder
     from walletfaq.retrieval.retriever import FAQRetriever
 
 logger = logging.getLogger(__name__)
-
-FindingKind = Literal[
-    "shared-question",
-    "misplaced-question",
-    "near-duplicate",
-    "category-confusion",
-    "too-few-questions",
-    "redundant-questions",
-    "repeated-question",
-]
-
-SeverityLabel = Literal["high", "medium", "low"]
-
-HIGH_SEVERITY = 0.7
-"""Findings with ``severity`` at least this are labelled ``"high"``: fix them first."""
-
-MEDIUM_SEVERITY = 0.4
-"""Findings with ``severity`` at least this (and below :data:`HIGH_SEVERITY`) are ``"medium"``;
-the rest are ``"low"``."""
 
 MIN_ALT_QUESTIONS = 3
 """Entries with fewer alt questions are reported: one or two phrasings cover few of the ways
@@ -116,140 +104,6 @@ CATEGORY_CONFUSION_RATE = 0.05
 MAX_LISTED_TEXTS = 6
 """Aggregate findings (near-duplicates, category confusion) list at most this many texts."""
 
-_BLOCK_CELLS = 4_000_000
-"""Similarity rows are computed in blocks of about this many cells (16 MB of float32)."""
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One problem found in a corpus.
-
-    Attributes:
-        kind: what is wrong (see the module documentation).
-        severity: 0-1, higher is worse; comparable across kinds.
-        label: ``"high"``, ``"medium"`` or ``"low"`` (:data:`HIGH_SEVERITY`,
-            :data:`MEDIUM_SEVERITY`).
-        entry_ids: the entries involved, the one to edit first.
-        texts: the texts involved (for ``misplaced-question``: the text, then the other entry's
-            text it is closest to).
-        similarity: the cosine that makes it a problem (``None`` where none applies): for a
-            misplaced text, its cosine to the other entry; for near-duplicates the centroid
-            cosine; for redundant questions their mean pairwise cosine.
-        advice: what to do, in one or two sentences.
-        category: the category concerned, or ``"source → target"`` for category confusion.
-    """
-
-    kind: FindingKind
-    severity: float
-    label: SeverityLabel
-    entry_ids: tuple[str, ...]
-    texts: tuple[str, ...]
-    similarity: float | None
-    advice: str
-    category: str = ""
-
-    def to_dict(self) -> dict[str, object]:
-        """JSON-ready form."""
-        return {
-            "kind": self.kind,
-            "severity": round(self.severity, 4),
-            "label": self.label,
-            "entry_ids": list(self.entry_ids),
-            "texts": list(self.texts),
-            "similarity": None if self.similarity is None else round(self.similarity, 4),
-            "category": self.category,
-            "advice": self.advice,
-        }
-
-
-@dataclass(frozen=True)
-class DoctorReport:
-    """Findings of :func:`doctor`, worst first.
-
-    Attributes:
-        findings: sorted by decreasing severity (then kind, then entry ids).
-        model: name of the encoder whose vectors were examined.
-        source: where the corpus came from.
-        n_entries: entries examined.
-        n_texts: question and alt-question texts examined.
-        paraphrase_distance: the unit gaps are measured in (see the module documentation).
-    """
-
-    findings: tuple[Finding, ...]
-    model: str
-    source: str
-    n_entries: int
-    n_texts: int
-    paraphrase_distance: float
-    counts: dict[str, int] = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "counts", dict(Counter(f.label for f in self.findings)))
-
-    def __len__(self) -> int:
-        return len(self.findings)
-
-    def __iter__(self) -> Iterator[Finding]:
-        return iter(self.findings)
-
-    def of_kind(self, kind: FindingKind) -> tuple[Finding, ...]:
-        """The findings of one kind, worst first."""
-        return tuple(f for f in self.findings if f.kind == kind)
-
-    def at_least(self, label: SeverityLabel) -> tuple[Finding, ...]:
-        """The findings labelled ``label`` or worse, worst first."""
-        floor = {"high": HIGH_SEVERITY, "medium": MEDIUM_SEVERITY, "low": 0.0}[label]
-        return tuple(f for f in self.findings if f.severity >= floor)
-
-    def summary(self, limit: int = 15) -> str:
-        """A readable summary: counts per kind and label, then the ``limit`` worst findings."""
-        lines = [
-            f"doctor: {self.n_entries} entries, {self.n_texts} texts, model {self.model} "
-            f"(paraphrase distance {self.paraphrase_distance:.4f}); {len(self.findings)} "
-            f"findings: {self.counts.get('high', 0)} high, {self.counts.get('medium', 0)} "
-            f"medium, {self.counts.get('low', 0)} low"
-        ]
-        per_kind: dict[str, Counter[str]] = defaultdict(Counter)
-        for finding in self.findings:
-            per_kind[finding.kind][finding.label] += 1
-        for kind, labels in sorted(per_kind.items(), key=lambda item: -sum(item[1].values())):
-            detail = ", ".join(f"{labels[x]} {x}" for x in ("high", "medium", "low") if labels[x])
-            lines.append(f"  {kind}: {sum(labels.values())} ({detail})")
-        shown = self.findings[:limit]
-        if shown:
-            lines.append(f"worst {len(shown)}:")
-        for finding in shown:
-            similarity = "" if finding.similarity is None else f" cos {finding.similarity:.3f}"
-            lines.append(
-                f"[{finding.label} {finding.severity:.2f}] {finding.kind}: "
-                f"{', '.join(finding.entry_ids)}{similarity}"
-            )
-            lines.append(f"    {finding.advice}")
-        return "\n".join(lines)
-
-    def to_dict(self) -> dict[str, object]:
-        """JSON-ready form: the report's figures and every finding, worst first."""
-        return {
-            "model": self.model,
-            "source": self.source,
-            "n_entries": self.n_entries,
-            "n_texts": self.n_texts,
-            "paraphrase_distance": round(self.paraphrase_distance, 6),
-            "counts": {label: self.counts.get(label, 0) for label in ("high", "medium", "low")},
-            "findings": [finding.to_dict() for finding in self.findings],
-        }
-
-    def to_frame(self) -> pd.DataFrame:
-        """One row per finding, worst first (needs pandas: the ``eval`` extra)."""
-        try:
-            import pandas as pd
-        except ImportError:
-            raise WalletFAQError(
-                "DoctorReport.to_frame needs pandas; install it with pip install 'walletfaq[eval]'"
-            ) from None
-        columns = list(Finding.__dataclass_fields__)
-        return pd.DataFrame([f.to_dict() for f in self.findings], columns=columns)
-
 
 def doctor(
     source: FAQRetriever | Corpus | str | Path | None = None,
@@ -259,8 +113,8 @@ def doctor(
     """Examine a corpus for what hurts retrieval: conflicting, misplaced and redundant texts.
 
     Args:
-        source: a built :class:`~walletfaq.retrieval.retriever.FAQRetriever` (its index is examined as
-            is), a :class:`Corpus` or a JSONL corpus path (a retriever is built with
+        source: a built :class:`~walletfaq.retrieval.retriever.FAQRetriever` (its index is
+            examined as is), a :class:`Corpus` or a JSONL corpus path (a retriever is built with
             :meth:`FAQRetriever.from_corpus`, reusing the cached index), or ``None`` for the
             bundled corpus with its hotline entries.
         model: the model to embed a corpus with (ignored for a retriever); ``None`` = the
@@ -293,27 +147,6 @@ def doctor(
 
 
 # ----------------------------------------------------------------------------- analysis
-
-
-@dataclass(frozen=True)
-class _Rows:
-    """The question rows of the index: vectors, texts, owners, and the gate per row."""
-
-    vectors: np.ndarray  # (n_index_rows, dim), every index row
-    texts: list[str]  # per index row
-    owner: np.ndarray  # (n_index_rows,) entry position
-    starts: np.ndarray  # (n_entries,) first index row of each entry
-    probes: np.ndarray  # index rows that are question texts (not question+answer rows)
-
-
-@dataclass(frozen=True)
-class _Nearest:
-    """Leave-one-out neighbours of each probe row."""
-
-    own: np.ndarray  # best cosine to another row of the same entry (-inf: none)
-    other: np.ndarray  # best cosine to a row of another (allowed) entry
-    other_entry: np.ndarray  # that entry's position (-1: none)
-    other_row: np.ndarray  # that row
 
 
 def _examine(retriever: FAQRetriever) -> DoctorReport:
@@ -351,85 +184,6 @@ def _examine(retriever: FAQRetriever) -> DoctorReport:
         len(corpus),
     )
     return report
-
-
-def _rows(retriever: FAQRetriever) -> _Rows:
-    from walletfaq.data.corpus import index_texts
-
-    texts, owners = index_texts(retriever.corpus.entries, retriever.index_answers)
-    index = retriever.index
-    vectors = np.asarray(index.reconstruct_n(0, index.ntotal), dtype=np.float32)
-    owner = np.asarray(owners, dtype=np.int64)
-    starts = np.searchsorted(owner, np.arange(len(retriever.corpus)))
-    is_question = np.ones(len(texts), dtype=bool)
-    if retriever.index_answers:  # each entry's last row is its question + answer text
-        is_question[np.r_[starts[1:], len(texts)] - 1] = False
-    return _Rows(vectors, texts, owner, starts, np.flatnonzero(is_question))
-
-
-def _generated_hotlines(retriever: FAQRetriever) -> dict[int, str]:
-    """Entry position -> contact id, for hotline entries generated from the contacts."""
-    if retriever.contacts is None:
-        return {}
-    position = {entry_id: i for i, entry_id in enumerate(retriever.corpus.ids)}
-    return {
-        position[contact.entry_id]: contact.id
-        for contact in retriever.contacts
-        if contact.entry_id in position
-    }
-
-
-def _blocked_entries(
-    retriever: FAQRetriever, rows: _Rows, generated: dict[int, str]
-) -> dict[int, list[int]]:
-    """Probe row -> hotline entries search would not allow for it (as asked verbatim)."""
-    if not generated or retriever.contacts is None:
-        return {}
-    blocked = {}
-    for row in rows.probes.tolist():
-        named = retriever.contacts.mentioned(retriever.normalizer(clean_text(rows.texts[row])))
-        closed = [pos for pos, contact_id in generated.items() if contact_id not in named]
-        if closed:
-            blocked[row] = closed
-    return blocked
-
-
-def _nearest(rows: _Rows, blocked: dict[int, list[int]], n_entries: int) -> _Nearest:
-    """For each probe row, its best cosine within its own entry (itself excluded) and the best
-    row of any other entry that search would allow, in blocks of rows."""
-    n = len(rows.probes)
-    own = np.full(n, -np.inf, dtype=np.float32)
-    other = np.full(n, -np.inf, dtype=np.float32)
-    other_entry = np.full(n, -1, dtype=np.int64)
-    other_row = np.full(n, -1, dtype=np.int64)
-    ends = np.r_[rows.starts[1:], len(rows.owner)]
-    block = max(1, _BLOCK_CELLS // max(1, len(rows.owner)))
-    for first in range(0, n, block):
-        probe_rows = rows.probes[first : first + block]
-        sims = rows.vectors[probe_rows] @ rows.vectors.T
-        sims[np.arange(len(probe_rows)), probe_rows] = -np.inf  # leave the text itself out
-        per_entry = np.maximum.reduceat(sims, rows.starts, axis=1)
-        for i, row in enumerate(probe_rows.tolist()):
-            entry = int(rows.owner[row])
-            own[first + i] = per_entry[i, entry]
-            per_entry[i, entry] = -np.inf
-            for closed in blocked.get(row, ()):
-                per_entry[i, closed] = -np.inf
-            best = int(np.argmax(per_entry[i])) if n_entries > 1 else -1
-            if best >= 0 and np.isfinite(per_entry[i, best]):
-                other[first + i] = per_entry[i, best]
-                other_entry[first + i] = best
-                start, end = int(rows.starts[best]), int(ends[best])
-                other_row[first + i] = start + int(np.argmax(sims[i, start:end]))
-    return _Nearest(own, other, other_entry, other_row)
-
-
-def _severity(value: float) -> tuple[float, SeverityLabel]:
-    value = float(min(1.0, max(0.0, value)))
-    label: SeverityLabel = (
-        "high" if value >= HIGH_SEVERITY else "medium" if value >= MEDIUM_SEVERITY else "low"
-    )
-    return value, label
 
 
 _PUNCTUATION = re.compile(r"[\W_]+", re.UNICODE)
@@ -554,14 +308,6 @@ def _misplaced(
             )
         )
     return findings
-
-
-def _centroids(rows: _Rows, n_entries: int) -> np.ndarray:
-    sums = np.zeros((n_entries, rows.vectors.shape[1]), dtype=np.float64)
-    np.add.at(sums, rows.owner[rows.probes], rows.vectors[rows.probes])
-    norms = np.linalg.norm(sums, axis=1, keepdims=True)
-    norms[norms == 0] = 1.0
-    return (sums / norms).astype(np.float32)
 
 
 def _near_duplicates(
