@@ -31,7 +31,7 @@ CHILD = textwrap.dedent(
     sys.path.insert(0, sys.argv[1])
     import faiss
     import walletfaq.data.atomic as atomic
-    import walletfaq.index.store as store
+    import walletfaq.index.directory as index_directory
     from tests.conftest import TINY_ENTRIES, HashEncoder
     from walletfaq import Corpus, FAQRetriever
 
@@ -52,7 +52,7 @@ CHILD = textwrap.dedent(
 
     for owner, name in [
         (os, "mkdir"), (os, "chmod"), (os, "fsync"), (os, "rename"), (os, "rmdir"),
-        (atomic, "_exchange"), (shutil, "rmtree"), (faiss, "write_index"), (store, "write_json"),
+        (atomic, "_exchange"), (shutil, "rmtree"), (faiss, "write_index"), (index_directory, "write_json"),
     ]:
         counted(owner, name)
     new = Corpus.from_entries(TINY_ENTRIES[:3])

@@ -10,7 +10,7 @@ from typing import Literal
 
 import numpy as np
 
-import walletfaq.index.store as store
+import walletfaq.index.directory as index_directory
 from walletfaq.data.corpus import Corpus
 from walletfaq.data.normalize import clean_text
 from walletfaq.encoders.protocol import Encoder, as_unit_rows
@@ -52,7 +52,7 @@ def cache_key(
     row settings and the saved format (a change to any of them is another index)."""
     key = json.dumps(
         {
-            "format": store.FORMAT_VERSION,
+            "format": index_directory.FORMAT_VERSION,
             "model": encoder.fingerprint,
             "corpus": corpus.content_hash(),
             "index": spec.to_dict(),

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-import walletfaq.index.store as store
+import walletfaq.index.directory as index_directory
 import walletfaq.index.vector_index as vector_index
 from walletfaq.data.contacts import ContactDirectory, contact_entries, load_bundled_contacts
 from walletfaq.data.corpus import (
@@ -246,7 +246,7 @@ class FAQRetriever:
 
         state = self._state if state is None else state
         tuned = tuned_parts(self.encoder)
-        manifest = store.Manifest(
+        manifest = index_directory.Manifest(
             model=self.encoder.name,
             model_fingerprint=self.encoder.fingerprint,
             dim=int(state.index.d),
@@ -260,7 +260,7 @@ class FAQRetriever:
             settings={"threshold": self.threshold, "fallback": self.fallback},
             tuning=tuned.record,
         )
-        return store.save(
+        return index_directory.save(
             directory,
             manifest=manifest,
             corpus=state.corpus,
@@ -292,7 +292,7 @@ class FAQRetriever:
         """
         from walletfaq.encoders.restore import restore
 
-        stored = store.load(directory)
+        stored = index_directory.load(directory)
         manifest = stored.manifest
         encoder = restore(
             resolve_encoder(model if model is not None else manifest.model),

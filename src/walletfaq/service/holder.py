@@ -34,7 +34,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-import walletfaq.index.store as store
+import walletfaq.index.directory as index_directory
 from walletfaq.errors import IndexFormatError, WalletFAQError
 from walletfaq.retrieval.retriever import FAQRetriever
 
@@ -91,7 +91,7 @@ def _manifest_identity(directory: Path) -> tuple[str | None, tuple[int, int, int
     """The manifest checksum and the manifest file's (device, inode, mtime): a new save of
     even identical content is a new file."""
     try:
-        stat = (directory / store.MANIFEST_FILE).stat()
+        stat = (directory / index_directory.MANIFEST_FILE).stat()
         identity = (stat.st_dev, stat.st_ino, stat.st_mtime_ns)
     except OSError:
         identity = None
@@ -109,7 +109,7 @@ def manifest_checksum(directory: Path) -> str | None:
     from walletfaq.data.strictjson import JSONProblem, loads
 
     try:
-        data = loads((directory / store.MANIFEST_FILE).read_text(encoding="utf-8"))
+        data = loads((directory / index_directory.MANIFEST_FILE).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, JSONProblem):
         return None
     checksum = data.get("checksum") if isinstance(data, dict) else None
@@ -396,7 +396,7 @@ def _load_like(directory: Path, previous: FAQRetriever) -> FAQRetriever:
     """Load ``directory`` with ``previous``'s encoder when the index was built with the same
     model (no second model in memory), else with the model its manifest names; the question
     normalizer (code, not saved) is carried over."""
-    manifest = store.read_manifest(directory)
+    manifest = index_directory.read_manifest(directory)
     same_model = manifest.model_fingerprint == previous.encoder.fingerprint
     retriever = FAQRetriever.load(directory, model=previous.encoder if same_model else None)
     retriever.normalizer = previous.normalizer
@@ -407,7 +407,7 @@ def _checksum_of(directory: Path, retriever: FAQRetriever) -> str | None:
     """The directory's manifest checksum if it holds ``retriever``'s corpus (as just saved by
     an edit), else ``None`` (another writer replaced it meanwhile: the next poll loads it)."""
     try:
-        manifest = store.read_manifest(directory)
+        manifest = index_directory.read_manifest(directory)
     except IndexFormatError:
         return None
     if manifest.corpus_hash != retriever.corpus.content_hash():

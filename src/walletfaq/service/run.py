@@ -21,7 +21,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import walletfaq.index.store as store
+import walletfaq.index.directory as index_directory
 from walletfaq.errors import QueryError, WalletFAQError
 from walletfaq.retrieval.retriever import FAQRetriever
 from walletfaq.service.app import create_app
@@ -120,7 +120,7 @@ def serve_index(
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise WalletFAQError(f"workers must be a positive int (processes), got {workers!r}")
     root = Path(directory).expanduser().absolute()
-    store.read_manifest(root)  # a bad directory fails here, in one line, not in N workers
+    index_directory.read_manifest(root)  # a bad directory fails here, in one line, not in N workers
     settings = replace(
         settings if settings is not None else ServerSettings.from_env(), persist_dir=root
     )

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-import walletfaq.index.store as store
+import walletfaq.index.directory as index_directory
 from walletfaq import (
     Corpus,
     FAQRetriever,
@@ -19,7 +19,7 @@ from walletfaq import (
 from walletfaq.data.contacts import contact_entries, load_bundled_contacts
 from walletfaq.data.integrity import sha256_file
 from walletfaq.encoders.presets import cache_dir
-from walletfaq.index.store import CONTACTS_FILE, INDEX_FILE, MANIFEST_FILE, METADATA_FILE
+from walletfaq.index.directory import CONTACTS_FILE, INDEX_FILE, MANIFEST_FILE, METADATA_FILE
 
 from .conftest import TINY_ENTRIES, HashEncoder
 
@@ -143,7 +143,7 @@ def test_a_manifest_with_wrong_types_is_refused_even_with_a_matching_checksum(
 ) -> None:
     manifest = json.loads((saved / MANIFEST_FILE).read_text())
     manifest["entry_count"] = "five"
-    manifest["checksum"] = store._checksum(manifest)
+    manifest["checksum"] = index_directory._checksum(manifest)
     (saved / MANIFEST_FILE).write_text(json.dumps(manifest))
     with pytest.raises(IndexFormatError, match="'entry_count' should be an integer"):
         FAQRetriever.load(saved, model=encoder)
@@ -156,7 +156,7 @@ def test_an_index_of_another_kind_than_the_manifest_says_is_refused(
     shutil.copy(hnsw / INDEX_FILE, saved / INDEX_FILE)
     manifest = json.loads((saved / MANIFEST_FILE).read_text())
     manifest["files"][INDEX_FILE] = sha256_file(saved / INDEX_FILE)
-    manifest["checksum"] = store._checksum(manifest)
+    manifest["checksum"] = index_directory._checksum(manifest)
     (saved / MANIFEST_FILE).write_text(json.dumps(manifest))
     with pytest.raises(IndexFormatError, match="holds a IndexHNSWFlat"):
         FAQRetriever.load(saved, model=encoder)
@@ -167,7 +167,7 @@ def test_duplicate_keys_and_deep_nesting_in_metadata_are_refused(saved: Path, en
         (saved / METADATA_FILE).write_text(text)
         manifest = json.loads((saved / MANIFEST_FILE).read_text())
         manifest["files"][METADATA_FILE] = sha256_file(saved / METADATA_FILE)
-        manifest["checksum"] = store._checksum(manifest)
+        manifest["checksum"] = index_directory._checksum(manifest)
         (saved / MANIFEST_FILE).write_text(json.dumps(manifest))
         with pytest.raises(IndexFormatError, match="duplicate key|nested too deeply"):
             FAQRetriever.load(saved, model=encoder)
