@@ -2,7 +2,7 @@
 
 The app factory, its routers per area, settings, schemas, middleware, metrics, the encoding
 pool and the served-index holder (hot reload, edits across worker processes). Imports the
-layers below it; only the command line imports it.
+layers below it; inside the package only the command line imports it.
 
 >>> from walletfaq.service import ServerSettings, create_app
 >>> app = create_app(retriever, ServerSettings(workers=2))  # doctest: +SKIP
