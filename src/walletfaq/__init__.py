@@ -43,8 +43,8 @@ _LAZY = {
     "calibrate": "walletfaq.quality.calibration",
     "Calibration": "walletfaq.quality.calibration",
     "CalibrationWarning": "walletfaq.quality.calibration",
-    "tune": "walletfaq.quality.tuning.tune",
-    "TuneResult": "walletfaq.quality.tuning.tune",
+    "tune": "walletfaq.quality.tuning",
+    "TuneResult": "walletfaq.quality.tuning",
     "AdaptedEncoder": "walletfaq.encoders.adapted",
     "FinetunedEncoder": "walletfaq.encoders.finetuned",
     "FAQEntry": "walletfaq.data.corpus",
@@ -103,7 +103,7 @@ if TYPE_CHECKING:
     from walletfaq.index.vector_index import IndexSpec
     from walletfaq.retrieval.retriever import FAQRetriever
     from walletfaq.index.search import Answer, Hit
-    from walletfaq.quality.tuning.tune import TuneResult, tune
+    from walletfaq.quality.tuning import TuneResult, tune
 
 
 def __getattr__(name: str) -> Any:

@@ -1,8 +1,9 @@
 """Full fine-tuning: train the retriever's sentence-transformers model on labelled questions.
 
 ``walletfaq.tune(retriever, data, method="finetune")`` lands here. The data are read and split
-exactly as for the adapter (:mod:`walletfaq.quality.tuning.tune`: same formats, same seeded held-out split by
-paraphrase cluster or query, never trained on); then sentence-transformers' own trainer
+exactly as for the adapter (:mod:`walletfaq.quality.tuning.data`: same formats;
+:mod:`walletfaq.quality.tuning.adapter`: same seeded held-out split by paraphrase cluster or
+query, never trained on); then sentence-transformers' own trainer
 (``SentenceTransformerTrainer``) trains a copy of the model with
 ``MultipleNegativesRankingLoss`` (in-batch negatives, symmetric by default, plus the label-0
 partner of an anchor as a hard negative where the data gives one):
@@ -45,17 +46,10 @@ from walletfaq.encoders.finetuned import (
 )
 from walletfaq.encoders.protocol import Encoder
 from walletfaq.errors import WalletFAQError
-from walletfaq.quality.tuning.tune import (
-    AdapterSettings,
-    TuneResult,
-    TuningData,
-    _json_ready,
-    _prepare,
-    first_non_bool,
-    is_int,
-    is_number,
-    retrieval_metrics,
-)
+from walletfaq.quality.tuning.adapter import _prepare, retrieval_metrics
+from walletfaq.quality.tuning.data import TuningData, _encode_texts
+from walletfaq.quality.tuning.result import TuneResult, _json_ready
+from walletfaq.quality.tuning.settings import AdapterSettings, first_non_bool, is_int, is_number
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -198,7 +192,7 @@ class TrainingRows:
         holdout_candidates: the texts they are ranked against (held-out pair sentences), or
             empty when the candidates are the corpus rows (evaluation-format data).
         holdout_item, holdout_gold, holdout_exclude: as for
-            :func:`~walletfaq.quality.tuning.tune.retrieval_metrics`.
+            :func:`~walletfaq.quality.tuning.adapter.retrieval_metrics`.
     """
 
     anchors: tuple[str, ...]
@@ -542,8 +536,6 @@ def finetune(
     rng = np.random.default_rng(seed)
     vectors = None
     if settings.mined_negatives:
-        from walletfaq.quality.tuning.tune import _encode_texts
-
         vectors = np.vstack(
             [
                 _encode_texts(base, texts, progress),
