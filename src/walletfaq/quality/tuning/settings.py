@@ -1,9 +1,10 @@
-"""Settings of the tuning methods, and their checks.
+"""Settings of the two tuning methods, and their checks.
 
-:class:`AdapterSettings` (``method="adapter"``) is a frozen dataclass whose ``checked()``
-validates every field with :func:`is_int`, :func:`is_number` and :func:`first_non_bool` (shared
-with fine-tuning's settings); :func:`_method_settings` builds a method's settings from the
-keyword arguments of :func:`~walletfaq.quality.tuning.tune.tune`, refusing unknown names.
+:class:`AdapterSettings` (``method="adapter"``) and :class:`FinetuneSettings`
+(``method="finetune"``) are frozen dataclasses whose ``checked()`` validates every field with
+:func:`is_int`, :func:`is_number` and :func:`first_non_bool`; :func:`_method_settings` builds one
+from the keyword arguments of :func:`~walletfaq.quality.tuning.tune.tune`, refusing unknown
+names.
 """
 
 from __future__ import annotations
@@ -11,10 +12,14 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from walletfaq.encoders.adapted import APPLY_TO, ApplyTo
 from walletfaq.errors import WalletFAQError
+
+if TYPE_CHECKING:
+    from walletfaq.encoders.finetuned import TensorDType
+
 
 # --------------------------------------------------------------------------- adapter
 
@@ -91,6 +96,96 @@ class AdapterSettings:
         )
         if not_bool is not None:
             raise bad(not_bool, "True or False")
+        return self
+
+
+# --------------------------------------------------------------------------- finetune
+
+
+@dataclass(frozen=True)
+class FinetuneSettings:
+    """How the model is fine-tuned. Defaults are the recipe measured in benchmarks/README.md
+    ("Domain tuning").
+
+    Attributes:
+        epochs: passes over the training rows.
+        batch_size: rows per batch (each row's positive is a negative for the others), ≥ 2.
+        lr: AdamW peak learning rate (linear warm-up then linear decay).
+        warmup: share of the steps spent warming up, in ``[0, 1)``.
+        weight_decay: AdamW weight decay.
+        scale: inverse temperature of the loss (20 = τ 0.05).
+        symmetric: also rank anchors for each positive (``doc_to_query``); same cost.
+        hard_negatives: add the label-0 partner of an anchor (pair files) as its hard negative.
+        mined_negatives: give every data row without one a mined hard negative: the most similar
+            training text of another paraphrase cluster under the base model (costs encoding
+            the data once more, and a third text per row in training).
+        use_corpus_alts: train on question ↔ alt-question pairs of the corpus entries.
+        freeze_embeddings: keep the ``nn.Embedding`` tables fixed (shared with the base, not
+            saved). ``False`` trains and saves the whole model (≈ 4× the size, slower).
+        max_seq_length: truncate training texts to this many tokens (``None``: the model's own
+            limit; encoding always uses the model's limit). FAQ questions are short; 64 covers
+            them.
+        max_steps: stop after this many optimiser steps (``None``: all epochs); for smoke tests.
+        dtype: how the trained tensors are stored: ``"float16"`` (half the size; the model is
+            rounded to it after training) or ``"float32"``.
+    """
+
+    epochs: int = 1
+    batch_size: int = 64
+    lr: float = 5e-5
+    warmup: float = 0.1
+    weight_decay: float = 0.01
+    scale: float = 20.0
+    symmetric: bool = True
+    hard_negatives: bool = True
+    mined_negatives: bool = False
+    use_corpus_alts: bool = True
+    freeze_embeddings: bool = True
+    max_seq_length: int | None = 64
+    max_steps: int | None = None
+    dtype: TensorDType = "float16"
+
+    def checked(self) -> FinetuneSettings:
+        """Return ``self`` after validating every field (raises :class:`WalletFAQError`)."""
+
+        def bad(name: str, expected: str) -> WalletFAQError:
+            return WalletFAQError(
+                f"tune(method='finetune') setting {name}={getattr(self, name)!r} is invalid; "
+                f"expected {expected}"
+            )
+
+        if not is_int(self.epochs) or self.epochs < 1:
+            raise bad("epochs", "a positive int (1-3 is usual for fine-tuning)")
+        if not is_int(self.batch_size) or self.batch_size < 2:
+            raise bad("batch_size", "an int ≥ 2 (in-batch negatives need company; 32-128 usual)")
+        if not is_number(self.lr) or not 0 < self.lr < 1:
+            raise bad("lr", "a number in (0, 1), e.g. 5e-5")
+        if not is_number(self.warmup) or not 0 <= self.warmup < 1:
+            raise bad("warmup", "a share of the steps in [0, 1)")
+        if not is_number(self.weight_decay) or self.weight_decay < 0:
+            raise bad("weight_decay", "a number ≥ 0")
+        if not is_number(self.scale) or self.scale <= 0:
+            raise bad("scale", "a positive number (20 = temperature 0.05)")
+        not_bool = first_non_bool(
+            self,
+            (
+                "symmetric",
+                "hard_negatives",
+                "mined_negatives",
+                "use_corpus_alts",
+                "freeze_embeddings",
+            ),
+        )
+        if not_bool is not None:
+            raise bad(not_bool, "True or False")
+        if self.max_seq_length is not None and (
+            not is_int(self.max_seq_length) or self.max_seq_length < 8
+        ):
+            raise bad("max_seq_length", "None or an int ≥ 8")
+        if self.max_steps is not None and (not is_int(self.max_steps) or self.max_steps < 1):
+            raise bad("max_steps", "None or a positive int")
+        if self.dtype not in ("float16", "float32"):
+            raise bad("dtype", "'float16' or 'float32'")
         return self
 
 

@@ -40,7 +40,7 @@ from walletfaq.quality.tuning.adapter import (
 )
 from walletfaq.quality.tuning.data import _encode_texts, load_tuning_data
 from walletfaq.quality.tuning.result import TuneResult, _json_ready
-from walletfaq.quality.tuning.settings import AdapterSettings, _method_settings
+from walletfaq.quality.tuning.settings import AdapterSettings, FinetuneSettings, _method_settings
 
 if TYPE_CHECKING:
     from walletfaq.retrieval.hybrid import HybridRetriever
@@ -96,8 +96,7 @@ def tune(
         seed: seeds the split, the initialisation and the batch order.
         progress: show progress bars.
         **settings: any field of :class:`AdapterSettings` (``rank``, ``apply_to``, ``lr``...)
-            or, for ``"finetune"``, of
-            :class:`walletfaq.quality.tuning.finetune.FinetuneSettings` (``batch_size``, ``lr``,
+            or, for ``"finetune"``, of :class:`FinetuneSettings` (``batch_size``, ``lr``,
             ``hard_negatives``, ``max_steps``...).
 
     Returns:
@@ -343,11 +342,7 @@ def _finetune(
     """``method="finetune"``: validate the settings and the training extras before reading
     anything, then hand over to :func:`walletfaq.quality.tuning.finetune.finetune`."""
     from walletfaq.encoders.finetuned import base_model
-    from walletfaq.quality.tuning.finetune import (
-        FinetuneSettings,
-        check_training_available,
-        finetune,
-    )
+    from walletfaq.quality.tuning.finetune import check_training_available, finetune
 
     options = _method_settings(FinetuneSettings, "finetune", epochs, settings)
     check_training_available()
