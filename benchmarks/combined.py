@@ -26,7 +26,7 @@ from hybrid import BQ, ROOT, _memoised  # benchmarks/hybrid.py: the memoising en
 
 from walletfaq import FAQRetriever, HybridRetriever, evaluate, paired_test
 from walletfaq.quality.evaluation import bundled_queries_path
-from walletfaq.quality.tuning.tune import tune
+from walletfaq.quality.tuning import tune
 
 WEIGHTS = {
     "adapter": {"use-m3": 0.0, "bm25": 0.0},

@@ -46,7 +46,7 @@ from typing import Any
 from walletfaq import FAQRetriever, evaluate
 from walletfaq.bench.common import ARTICLE_TOPICS
 from walletfaq.quality.evaluation import bundled_queries_path, load_queries
-from walletfaq.quality.tuning.tune import tune
+from walletfaq.quality.tuning import tune
 
 ROOT = Path(__file__).resolve().parents[1]
 BQ = ROOT.parent / "shared" / "data" / "bq"

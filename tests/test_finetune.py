@@ -16,8 +16,15 @@ from walletfaq.data.corpus import index_texts
 from walletfaq.encoders.adapted import AdaptedEncoder
 from walletfaq.encoders.finetuned import FinetunedEncoder
 from walletfaq.errors import IndexFormatError, WalletFAQError
-from walletfaq.quality.tuning.finetune import FinetuneSettings, prompts_for, training_rows
-from walletfaq.quality.tuning.tune import AdapterSettings, _prepare, load_tuning_data, tune
+from walletfaq.quality.tuning import (
+    AdapterSettings,
+    FinetuneSettings,
+    load_tuning_data,
+    training_rows,
+    tune,
+)
+from walletfaq.quality.tuning.adapter import _prepare
+from walletfaq.quality.tuning.finetune import prompts_for
 
 from .conftest import TINY_ENTRIES, HashEncoder
 

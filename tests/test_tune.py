@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-import walletfaq.quality.tuning.tune as tune_module
+import walletfaq.quality.tuning.data as data_module
 from walletfaq import Corpus, FAQRetriever
 from walletfaq.encoders.adapted import AdaptedEncoder
 from walletfaq.encoders.protocol import Encoder
 from walletfaq.errors import CorpusError, ModelError, WalletFAQError
-from walletfaq.quality.tuning.tune import load_tuning_data, retrieval_metrics, tune
+from walletfaq.quality.tuning import load_tuning_data, retrieval_metrics, tune
 
 from .conftest import HashEncoder
+
+# tune() looks _train_adapter up in its module; `import walletfaq.quality.tuning.tune as ...`
+# would give the function tune, which the package exports under the module's name
+tune_module = importlib.import_module("walletfaq.quality.tuning.tune")
 
 
 def planted_pairs(n: int = 120, seed: int = 0) -> list[tuple[str, str]]:
@@ -191,7 +196,7 @@ def test_the_split_keeps_paraphrase_clusters_whole(retriever: FAQRetriever) -> N
         ("丁一", "丁二"),
     ]
     data = load_tuning_data(chain)
-    component = tune_module._components(len(data.texts), data.positives)
+    component = data_module._components(len(data.texts), data.positives)
     assert component[data.texts.index("甲一")] == component[data.texts.index("甲三")]
 
 

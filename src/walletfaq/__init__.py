@@ -43,8 +43,8 @@ _LAZY = {
     "calibrate": "walletfaq.quality.calibration",
     "Calibration": "walletfaq.quality.calibration",
     "CalibrationWarning": "walletfaq.quality.calibration",
-    "tune": "walletfaq.quality.tuning.tune",
-    "TuneResult": "walletfaq.quality.tuning.tune",
+    "tune": "walletfaq.quality.tuning",
+    "TuneResult": "walletfaq.quality.tuning",
     "AdaptedEncoder": "walletfaq.encoders.adapted",
     "FinetunedEncoder": "walletfaq.encoders.finetuned",
     "FAQEntry": "walletfaq.data.corpus",
@@ -95,7 +95,7 @@ if TYPE_CHECKING:
     from walletfaq.quality.evaluation.evaluate import compare, evaluate
     from walletfaq.quality.evaluation.report import EvalReport, QueryResult
     from walletfaq.quality.evaluation.stats import diff_reports, paired_test
-    from walletfaq.quality.tuning.tune import TuneResult, tune
+    from walletfaq.quality.tuning import TuneResult, tune
     from walletfaq.retrieval.hybrid import HybridRetriever
     from walletfaq.retrieval.retriever import FAQRetriever
 

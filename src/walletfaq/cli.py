@@ -258,7 +258,7 @@ def _ask(args: argparse.Namespace) -> int:
 
 
 def _tune(args: argparse.Namespace) -> int:
-    from walletfaq.quality.tuning.tune import tune
+    from walletfaq.quality.tuning import tune
 
     result = tune(
         _retriever(args), args.data, method=args.method, holdout=args.holdout, seed=args.seed

@@ -1,1 +1,47 @@
-"""Training: ``tune`` (data readers, adapter training, full fine-tuning)."""
+"""Training: :func:`tune` adapts a retriever to labelled questions of its own domain.
+
+``walletfaq.quality.tuning`` is the documented path (``walletfaq.tune`` and
+``walletfaq.TuneResult`` are the same objects). One module per idea:
+
+- :mod:`~walletfaq.quality.tuning.tune`: :func:`tune`, the entry point (argument checks, the
+  adapter path, the hybrid path, the hand-over to fine-tuning);
+- :mod:`~walletfaq.quality.tuning.data`: :class:`TuningData` and :func:`load_tuning_data`
+  (evaluation JSONL, pair TSV/CSV or ``(question, paraphrase)`` tuples), the split by
+  paraphrase cluster, embedding the data with the base encoder;
+- :mod:`~walletfaq.quality.tuning.settings`: :class:`AdapterSettings`,
+  :class:`FinetuneSettings` and their checks;
+- :mod:`~walletfaq.quality.tuning.adapter`: the adapter's held-out split and training examples,
+  its training loop (in-batch InfoNCE on frozen base vectors, early stopping) and
+  :func:`retrieval_metrics`;
+- :mod:`~walletfaq.quality.tuning.rows` and :mod:`~walletfaq.quality.tuning.finetune`: full
+  fine-tuning with sentence-transformers' trainer (the same split as training rows of texts,
+  then the training itself);
+- :mod:`~walletfaq.quality.tuning.result`: :class:`TuneResult`.
+
+Importing the package loads neither torch nor the training extras (``datasets``,
+``accelerate``): training imports them when it runs, and :mod:`~walletfaq.quality.tuning.finetune`
+is imported only when ``method="finetune"`` runs.
+"""
+
+from walletfaq.quality.tuning.adapter import retrieval_metrics
+from walletfaq.quality.tuning.data import TuningData, load_tuning_data
+from walletfaq.quality.tuning.result import TuneResult
+from walletfaq.quality.tuning.rows import TrainingRows, training_rows
+from walletfaq.quality.tuning.settings import AdapterSettings, FinetuneSettings
+
+# the function ``tune`` shadows its module ``walletfaq.quality.tuning.tune`` as an attribute of
+# this package: reach the module through importlib.import_module or sys.modules
+from walletfaq.quality.tuning.tune import TuneMethod, tune
+
+__all__ = [
+    "AdapterSettings",
+    "FinetuneSettings",
+    "TrainingRows",
+    "TuneMethod",
+    "TuneResult",
+    "TuningData",
+    "load_tuning_data",
+    "retrieval_metrics",
+    "training_rows",
+    "tune",
+]

@@ -1,8 +1,9 @@
 """Full fine-tuning: train the retriever's sentence-transformers model on labelled questions.
 
 ``walletfaq.tune(retriever, data, method="finetune")`` lands here. The data are read and split
-exactly as for the adapter (:mod:`walletfaq.quality.tuning.tune`: same formats, same seeded held-out split by
-paraphrase cluster or query, never trained on); then sentence-transformers' own trainer
+exactly as for the adapter (:mod:`walletfaq.quality.tuning.data`: same formats;
+:mod:`walletfaq.quality.tuning.rows`: same seeded held-out split by paraphrase cluster or query,
+never trained on); then sentence-transformers' own trainer
 (``SentenceTransformerTrainer``) trains a copy of the model with
 ``MultipleNegativesRankingLoss`` (in-batch negatives, symmetric by default, plus the label-0
 partner of an anchor as a hard negative where the data gives one):
@@ -32,7 +33,7 @@ import math
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -45,17 +46,11 @@ from walletfaq.encoders.finetuned import (
 )
 from walletfaq.encoders.protocol import Encoder
 from walletfaq.errors import WalletFAQError
-from walletfaq.quality.tuning.tune import (
-    AdapterSettings,
-    TuneResult,
-    TuningData,
-    _json_ready,
-    _prepare,
-    first_non_bool,
-    is_int,
-    is_number,
-    retrieval_metrics,
-)
+from walletfaq.quality.tuning.adapter import retrieval_metrics
+from walletfaq.quality.tuning.data import TuningData, _encode_texts
+from walletfaq.quality.tuning.result import TuneResult, _json_ready
+from walletfaq.quality.tuning.rows import TrainingRows, training_rows
+from walletfaq.quality.tuning.settings import FinetuneSettings
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -63,6 +58,7 @@ if TYPE_CHECKING:
     from walletfaq.retrieval.retriever import FAQRetriever
 
 logger = logging.getLogger(__name__)
+
 
 TRAIN_FORWARD_RATIO = 2.0
 """Seconds of a training step per second of a plain forward pass over the same texts, for the
@@ -73,95 +69,6 @@ TRAIN_FORWARD_RATIO_WHOLE_MODEL = 5.0
 """The same ratio with ``freeze_embeddings=False``: every step also updates the 96M-value
 embedding tables (AdamW state included). Measured on BQ, 2 idle cores: 334 s of training for an
 estimate of 135 s at 2.0."""
-
-# --------------------------------------------------------------------------- settings
-
-
-@dataclass(frozen=True)
-class FinetuneSettings:
-    """How the model is fine-tuned. Defaults are the recipe measured in benchmarks/README.md
-    ("Domain tuning").
-
-    Attributes:
-        epochs: passes over the training rows.
-        batch_size: rows per batch (each row's positive is a negative for the others), ≥ 2.
-        lr: AdamW peak learning rate (linear warm-up then linear decay).
-        warmup: share of the steps spent warming up, in ``[0, 1)``.
-        weight_decay: AdamW weight decay.
-        scale: inverse temperature of the loss (20 = τ 0.05).
-        symmetric: also rank anchors for each positive (``doc_to_query``); same cost.
-        hard_negatives: add the label-0 partner of an anchor (pair files) as its hard negative.
-        mined_negatives: give every data row without one a mined hard negative: the most similar
-            training text of another paraphrase cluster under the base model (costs encoding
-            the data once more, and a third text per row in training).
-        use_corpus_alts: train on question ↔ alt-question pairs of the corpus entries.
-        freeze_embeddings: keep the ``nn.Embedding`` tables fixed (shared with the base, not
-            saved). ``False`` trains and saves the whole model (≈ 4× the size, slower).
-        max_seq_length: truncate training texts to this many tokens (``None``: the model's own
-            limit; encoding always uses the model's limit). FAQ questions are short; 64 covers
-            them.
-        max_steps: stop after this many optimiser steps (``None``: all epochs); for smoke tests.
-        dtype: how the trained tensors are stored: ``"float16"`` (half the size; the model is
-            rounded to it after training) or ``"float32"``.
-    """
-
-    epochs: int = 1
-    batch_size: int = 64
-    lr: float = 5e-5
-    warmup: float = 0.1
-    weight_decay: float = 0.01
-    scale: float = 20.0
-    symmetric: bool = True
-    hard_negatives: bool = True
-    mined_negatives: bool = False
-    use_corpus_alts: bool = True
-    freeze_embeddings: bool = True
-    max_seq_length: int | None = 64
-    max_steps: int | None = None
-    dtype: TensorDType = "float16"
-
-    def checked(self) -> FinetuneSettings:
-        """Return ``self`` after validating every field (raises :class:`WalletFAQError`)."""
-
-        def bad(name: str, expected: str) -> WalletFAQError:
-            return WalletFAQError(
-                f"tune(method='finetune') setting {name}={getattr(self, name)!r} is invalid; "
-                f"expected {expected}"
-            )
-
-        if not is_int(self.epochs) or self.epochs < 1:
-            raise bad("epochs", "a positive int (1-3 is usual for fine-tuning)")
-        if not is_int(self.batch_size) or self.batch_size < 2:
-            raise bad("batch_size", "an int ≥ 2 (in-batch negatives need company; 32-128 usual)")
-        if not is_number(self.lr) or not 0 < self.lr < 1:
-            raise bad("lr", "a number in (0, 1), e.g. 5e-5")
-        if not is_number(self.warmup) or not 0 <= self.warmup < 1:
-            raise bad("warmup", "a share of the steps in [0, 1)")
-        if not is_number(self.weight_decay) or self.weight_decay < 0:
-            raise bad("weight_decay", "a number ≥ 0")
-        if not is_number(self.scale) or self.scale <= 0:
-            raise bad("scale", "a positive number (20 = temperature 0.05)")
-        not_bool = first_non_bool(
-            self,
-            (
-                "symmetric",
-                "hard_negatives",
-                "mined_negatives",
-                "use_corpus_alts",
-                "freeze_embeddings",
-            ),
-        )
-        if not_bool is not None:
-            raise bad(not_bool, "True or False")
-        if self.max_seq_length is not None and (
-            not is_int(self.max_seq_length) or self.max_seq_length < 8
-        ):
-            raise bad("max_seq_length", "None or an int ≥ 8")
-        if self.max_steps is not None and (not is_int(self.max_steps) or self.max_steps < 1):
-            raise bad("max_steps", "None or a positive int")
-        if self.dtype not in ("float16", "float32"):
-            raise bad("dtype", "'float16' or 'float32'")
-        return self
 
 
 # --------------------------------------------------------------------------- trained tensors
@@ -181,110 +88,6 @@ def trained_tensors(model: SentenceTransformer, dtype: TensorDType) -> dict[str,
             parameter.copy_(stored.to(parameter.dtype))
             out[name] = stored.numpy().copy()
     return out
-
-
-# --------------------------------------------------------------------------- training rows
-
-
-@dataclass(frozen=True)
-class TrainingRows:
-    """The split, as texts.
-
-    Attributes:
-        anchors, positives: one training row each (user-question side, FAQ-row side).
-        negatives: the row's hard negative, or ``None``.
-        data_rows: how many rows come from the labelled data (the rest: corpus alt pairs).
-        holdout_queries: held-out query texts, measured before/after.
-        holdout_candidates: the texts they are ranked against (held-out pair sentences), or
-            empty when the candidates are the corpus rows (evaluation-format data).
-        holdout_item, holdout_gold, holdout_exclude: as for
-            :func:`~walletfaq.quality.tuning.tune.retrieval_metrics`.
-    """
-
-    anchors: tuple[str, ...]
-    positives: tuple[str, ...]
-    negatives: tuple[str | None, ...]
-    data_rows: int
-    holdout_queries: tuple[str, ...]
-    holdout_candidates: tuple[str, ...]
-    holdout_item: np.ndarray
-    holdout_gold: list[set[int]]
-    holdout_exclude: list[int] | None
-
-
-def training_rows(
-    data: TuningData,
-    texts: Sequence[str],
-    row_texts: Sequence[str],
-    row_entry: np.ndarray,
-    entry_ids: Sequence[str],
-    settings: FinetuneSettings,
-    holdout: float,
-    rng: np.random.Generator,
-    vectors: np.ndarray | None = None,
-) -> TrainingRows:
-    """Split ``data`` (held-out share ``holdout``, seeded by ``rng`` exactly as the adapter's
-    split, so an adapter trained later with the same seed holds out the same clusters) and
-    list the training rows as texts.
-
-    Args:
-        data: the labelled data.
-        texts: ``data.texts`` after cleaning and normalising (what the model will see).
-        row_texts: the corpus' index texts; ``row_entry`` their entry positions.
-        entry_ids: the corpus entry ids (gold labels of evaluation data).
-        vectors: base vectors of ``texts`` then ``row_texts`` (needed only for
-            ``mined_negatives``).
-    """
-    split = AdapterSettings(
-        hard_negatives=settings.hard_negatives,
-        mined_negatives=settings.mined_negatives,
-        symmetric=True,
-        use_corpus_alts=False,
-        validation=0.0,
-    )
-    n_texts = len(texts)
-    if vectors is None:
-        if settings.mined_negatives:
-            raise WalletFAQError(
-                "mined_negatives needs the base vectors of the texts and rows (vectors=...)"
-            )
-        vectors = np.zeros((n_texts + len(row_texts), 1), dtype=np.float32)
-    problem = _prepare(
-        data, vectors[:n_texts], vectors[n_texts:], row_entry, entry_ids, split, holdout, rng
-    )
-    everything = [*texts, *row_texts]
-    anchors = [everything[i] for i in problem.anchor]
-    positives = [everything[i] for i in problem.positive]
-    negatives: list[str | None] = [everything[i] if i >= 0 else None for i in problem.negative]
-    data_rows = len(anchors)
-    held_queries = tuple(everything[i] for i in problem.holdout_queries)
-    if problem.candidates_are_corpus:
-        candidates: tuple[str, ...] = ()
-    else:
-        candidates = tuple(everything[i] for i in problem.holdout_rows)
-    held = set(held_queries) | set(candidates)
-    if settings.use_corpus_alts:
-        for entry in np.unique(row_entry):
-            rows = np.flatnonzero(row_entry == entry)
-            question = row_texts[int(rows[0])]
-            for row in rows[1:]:  # question ↔ each alt: the shared anchor keeps them apart
-                if question in held or row_texts[int(row)] in held:
-                    continue  # a corpus text that is also a held-out sentence stays unseen
-                anchors.append(question)
-                positives.append(row_texts[int(row)])
-                negatives.append(None)
-    keep = [i for i, (a, p) in enumerate(zip(anchors, positives, strict=True)) if a != p]
-    return TrainingRows(
-        anchors=tuple(anchors[i] for i in keep),
-        positives=tuple(positives[i] for i in keep),
-        negatives=tuple(negatives[i] for i in keep),
-        data_rows=sum(1 for i in keep if i < data_rows),
-        holdout_queries=held_queries,
-        holdout_candidates=candidates,
-        holdout_item=problem.holdout_item,
-        holdout_gold=problem.holdout_gold,
-        holdout_exclude=problem.holdout_exclude,
-    )
 
 
 # --------------------------------------------------------------------------- training
@@ -543,8 +346,6 @@ def finetune(
     rng = np.random.default_rng(seed)
     vectors = None
     if settings.mined_negatives:
-        from walletfaq.quality.tuning.tune import _encode_texts
-
         vectors = np.vstack(
             [
                 _encode_texts(base, texts, progress),

@@ -1,0 +1,436 @@
+"""Adapter training: learn the map of an :class:`~walletfaq.encoders.adapted.AdaptedEncoder`
+on frozen base vectors.
+
+A seeded share (``holdout``) of the labelled data is held out, never trained on nor used for
+early stopping, and measured before and after tuning:
+
+- evaluation data: the held-out queries are ranked against the corpus entries (each entry
+  scored by its best row, as :meth:`FAQRetriever.ask` does); MRR@10 and recall@1.
+- pair data: paraphrase clusters (connected components of the positive pairs) are split, so
+  no held-out sentence or paraphrase of one is trained on. For every held-out positive pair,
+  its ``sentence1`` is ranked against every other sentence of the held-out clusters (label-0
+  partners included, as distractors); gold = the members of its own cluster. MRR@10, R@1.
+
+:func:`_prepare` builds that split and the training examples (:class:`_Problem`; fine-tuning
+reuses it, :mod:`walletfaq.quality.tuning.rows`), :func:`retrieval_metrics` measures.
+
+Training (:func:`_train_adapter`) is in-batch InfoNCE (each anchor against every positive of the
+batch plus its hard negative, paraphrases of the same cluster masked out), optionally
+symmetric, with an L2 pull of the map towards the identity and early stopping on a validation
+slice carved from the training part. It works on precomputed base vectors, so it takes seconds;
+the corpus is not re-encoded (the new index rows are the old ones transformed).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from walletfaq.encoders.adapted import ApplyTo
+from walletfaq.errors import WalletFAQError
+from walletfaq.quality.tuning.data import TuningData, _components, _split_groups
+from walletfaq.quality.tuning.settings import AdapterSettings
+
+# --------------------------------------------------------------------------- metrics
+
+
+def retrieval_metrics(
+    queries: np.ndarray,
+    rows: np.ndarray,
+    row_item: np.ndarray,
+    gold: Sequence[set[int]],
+    exclude: Sequence[int] | None = None,
+    k: int = 10,
+) -> dict[str, float]:
+    """MRR@k and recall@1 of ranking items (each scored by its best row) for each query.
+
+    Args:
+        queries: ``(n, d)`` unit query vectors.
+        rows: ``(m, d)`` unit candidate rows.
+        row_item: ``(m,)`` item of each row.
+        gold: the gold items of each query.
+        exclude: an item to leave out of each query's ranking (the query itself), or ``-1``.
+        k: MRR cutoff.
+
+    Returns:
+        ``{"mrr@10": ..., "recall@1": ..., "queries": n}`` (``mrr@{k}``).
+    """
+    n_items = int(row_item.max()) + 1 if len(row_item) else 0
+    reciprocal, first = [], []
+    for start in range(0, len(queries), 512):
+        scores = queries[start : start + 512] @ rows.T
+        per_item = _max_per_item(scores, row_item, n_items)
+        for offset in range(scores.shape[0]):
+            i = start + offset
+            item_scores = per_item[offset]
+            if exclude is not None and exclude[i] >= 0:
+                item_scores[exclude[i]] = -np.inf
+            golds = np.fromiter(gold[i], dtype=np.int64)
+            best_gold = item_scores[golds].max()
+            rank = 1 + int((item_scores > best_gold).sum())
+            reciprocal.append(1.0 / rank if rank <= k else 0.0)
+            first.append(1.0 if rank == 1 else 0.0)
+    return {
+        f"mrr@{k}": float(np.mean(reciprocal)) if reciprocal else math.nan,
+        "recall@1": float(np.mean(first)) if first else math.nan,
+        "queries": float(len(reciprocal)),
+    }
+
+
+def _max_per_item(scores: np.ndarray, row_item: np.ndarray, n_items: int) -> np.ndarray:
+    order = np.argsort(row_item, kind="stable")
+    sorted_items = row_item[order]
+    starts = np.flatnonzero(np.r_[True, sorted_items[1:] != sorted_items[:-1]])
+    reduced = np.maximum.reduceat(scores[:, order], starts, axis=1)
+    out = np.full((scores.shape[0], n_items), -np.inf, dtype=np.float32)
+    out[:, sorted_items[starts]] = reduced
+    return out
+
+
+# --------------------------------------------------------------------------- problem
+
+
+@dataclass
+class _Problem:
+    """Everything training and measuring need, as arrays over one matrix of base vectors.
+
+    ``vectors`` holds the encoded data texts, then the corpus rows. Each example is an
+    (anchor, positive, negative or -1) triple of row positions in ``vectors`` with a group:
+    two examples of one group are paraphrases, never each other's negatives.
+    """
+
+    vectors: np.ndarray
+    anchor: np.ndarray
+    positive: np.ndarray
+    negative: np.ndarray
+    group: np.ndarray
+    validation: np.ndarray  # bool per example
+    holdout_queries: np.ndarray  # positions in vectors
+    holdout_rows: np.ndarray  # positions in vectors: the candidates
+    holdout_item: np.ndarray  # item of each candidate row
+    holdout_gold: list[set[int]]
+    holdout_exclude: list[int] | None
+    candidates_are_corpus: bool
+    data_examples: int
+
+
+def _prepare(
+    data: TuningData,
+    text_vectors: np.ndarray,
+    corpus_rows: np.ndarray,
+    row_entry: np.ndarray,
+    entry_ids: Sequence[str],
+    settings: AdapterSettings,
+    holdout: float,
+    rng: np.random.Generator,
+) -> _Problem:
+    n_texts = len(data.texts)
+    vectors = np.vstack([text_vectors, corpus_rows]).astype(np.float32)
+    entry_group_base = n_texts  # groups of corpus entries live after the text components
+    anchors: list[int] = []
+    positives: list[int] = []
+    negatives: list[int] = []
+    groups: list[int] = []
+    held: set[int] = set()  # text positions that are held out
+
+    if data.kind == "pairs":
+        component = _components(n_texts, data.positives)
+        pair_component = np.asarray([component[a] for a, _ in data.positives])
+        held_components = set(_split_groups(pair_component, holdout, rng).tolist())
+        held = {t for t in range(n_texts) if component[t] in held_components}
+        negative_of: dict[int, list[int]] = {}
+        if settings.hard_negatives:
+            for a, b in data.negatives:
+                if a in held or b in held:
+                    continue  # never train on a held-out sentence
+                negative_of.setdefault(a, []).append(b)
+                negative_of.setdefault(b, []).append(a)
+        for a, b in data.positives:
+            if a in held:
+                continue
+            for x, y in ((a, b), (b, a)) if not settings.symmetric else ((a, b),):
+                anchors.append(x)
+                positives.append(y)
+                options = negative_of.get(x, [])
+                negatives.append(options[int(rng.integers(len(options)))] if options else -1)
+                groups.append(int(component[x]))
+        queries = sorted({a for a, _ in data.positives if a in held})
+        candidates = sorted(held)
+        item = {text: i for i, text in enumerate(candidates)}
+        holdout_gold = [
+            {item[t] for t in candidates if component[t] == component[q] and t != q}
+            for q in queries
+        ]
+        holdout_rows = np.asarray(candidates, dtype=np.int64)
+        holdout_item = np.arange(len(candidates), dtype=np.int64)
+        holdout_exclude: list[int] | None = [item[q] for q in queries]
+        candidates_are_corpus = False
+    else:
+        position = {entry_id: i for i, entry_id in enumerate(entry_ids)}
+        text_of = np.asarray([q for q, _ in data.positives])
+        held_texts = set(_split_groups(text_of, holdout, rng).tolist())
+        held = held_texts
+        first_row: dict[int, list[int]] = {}
+        for row, entry in enumerate(row_entry):
+            first_row.setdefault(int(entry), []).append(row)
+        queries = []
+        holdout_gold = []
+        for (query, _), gold in zip(data.positives, data.gold, strict=True):
+            entries = [position[g] for g in gold]
+            if query in held:
+                queries.append(query)
+                holdout_gold.append(set(entries))
+                continue
+            for entry in entries:
+                for row in first_row[entry]:
+                    anchors.append(query)
+                    positives.append(n_texts + row)
+                    negatives.append(-1)
+                    groups.append(entry_group_base + entry)
+        holdout_rows = n_texts + np.arange(len(corpus_rows), dtype=np.int64)
+        holdout_item = np.asarray(row_entry, dtype=np.int64)
+        holdout_exclude = None
+        candidates_are_corpus = True
+    data_examples = len(anchors)
+
+    if settings.use_corpus_alts:
+        for entry in np.unique(row_entry):
+            rows = np.flatnonzero(row_entry == entry)
+            for i, first in enumerate(rows):
+                for second in rows[i + 1 :]:
+                    anchors.append(n_texts + int(first))
+                    positives.append(n_texts + int(second))
+                    negatives.append(-1)
+                    groups.append(entry_group_base + int(entry))
+
+    anchor = np.asarray(anchors, dtype=np.int64)
+    group = np.asarray(groups, dtype=np.int64)
+    negative = np.asarray(negatives, dtype=np.int64)
+    if settings.mined_negatives and len(anchor):
+        negative = _mine_negatives(vectors, anchor, np.asarray(positives), group, negative)
+    validation = np.zeros(len(anchor), dtype=bool)
+    if settings.validation > 0 and len(np.unique(group)) > 2:
+        picked = set(_split_groups(group, settings.validation, rng).tolist())
+        validation = np.asarray([g in picked for g in group], dtype=bool)
+    if not len(anchor) or validation.all():
+        raise WalletFAQError(
+            "no training pair is left after holding out the evaluation split; give more "
+            "labelled data or a smaller holdout"
+        )
+    return _Problem(
+        vectors=vectors,
+        anchor=anchor,
+        positive=np.asarray(positives, dtype=np.int64),
+        negative=negative,
+        group=group,
+        validation=validation,
+        holdout_queries=np.asarray(queries, dtype=np.int64),
+        holdout_rows=holdout_rows,
+        holdout_item=holdout_item,
+        holdout_gold=holdout_gold,
+        holdout_exclude=holdout_exclude,
+        candidates_are_corpus=candidates_are_corpus,
+        data_examples=data_examples,
+    )
+
+
+def _mine_negatives(
+    vectors: np.ndarray,
+    anchor: np.ndarray,
+    positive: np.ndarray,
+    group: np.ndarray,
+    negative: np.ndarray,
+) -> np.ndarray:
+    """For anchors without a labelled negative: the most similar positive of another group
+    (base vectors), from the training examples themselves."""
+    out = negative.copy()
+    pool = np.unique(positive)
+    pool_group = np.full(len(pool), -1, dtype=np.int64)
+    lookup = {int(p): i for i, p in enumerate(pool)}
+    for p, g in zip(positive, group, strict=True):
+        pool_group[lookup[int(p)]] = g
+    pool_vectors = vectors[pool]
+    for start in range(0, len(anchor), 1024):
+        scores = vectors[anchor[start : start + 1024]] @ pool_vectors.T
+        same = pool_group[None, :] == group[start : start + 1024, None]
+        scores[same] = -np.inf
+        best = pool[np.argmax(scores, axis=1)]
+        chunk = out[start : start + 1024]
+        chunk[chunk < 0] = best[chunk < 0]
+    return out
+
+
+# --------------------------------------------------------------------------- training
+
+
+def _holdout_metrics(
+    problem: _Problem, weight: np.ndarray | None, bias: np.ndarray | None, apply_to: ApplyTo
+) -> dict[str, float]:
+    if not len(problem.holdout_queries):
+        return {}
+    queries = problem.vectors[problem.holdout_queries]
+    rows = problem.vectors[problem.holdout_rows]
+    if weight is not None:
+        queries = _apply(queries, weight, bias)
+        if apply_to == "both":
+            rows = _apply(rows, weight, bias)
+    return retrieval_metrics(
+        queries, rows, problem.holdout_item, problem.holdout_gold, problem.holdout_exclude
+    )
+
+
+def _apply(vectors: np.ndarray, weight: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
+    mapped = vectors @ weight.T
+    if bias is not None:
+        mapped = mapped + bias
+    norms = np.linalg.norm(mapped, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    return (mapped / norms).astype(np.float32)
+
+
+def _validation_metric(
+    problem: _Problem, weight: np.ndarray, bias: np.ndarray | None, apply_to: ApplyTo
+) -> float:
+    """MRR@10 of the validation anchors ranking the validation positives (gold = own group)."""
+    chosen = np.flatnonzero(problem.validation)
+    if not len(chosen):
+        return math.nan
+    pool, first = np.unique(problem.positive[chosen], return_index=True)
+    pool_group = problem.group[chosen][first]
+    anchors, anchor_first = np.unique(problem.anchor[chosen], return_index=True)
+    anchor_group = problem.group[chosen][anchor_first]
+    queries = _apply(problem.vectors[anchors], weight, bias)
+    rows = problem.vectors[pool]
+    if apply_to == "both":
+        rows = _apply(rows, weight, bias)
+    item = np.arange(len(pool), dtype=np.int64)
+    gold = [set(np.flatnonzero(pool_group == g).tolist()) for g in anchor_group]
+    exclude = [int(np.searchsorted(pool, a)) if a in set(pool.tolist()) else -1 for a in anchors]
+    keep = [i for i, g in enumerate(gold) if g - {exclude[i]}]
+    if not keep:
+        return math.nan
+    return retrieval_metrics(
+        queries[keep], rows, item, [gold[i] for i in keep], [exclude[i] for i in keep]
+    )["mrr@10"]
+
+
+def _train_adapter(
+    problem: _Problem, settings: AdapterSettings, seed: int, progress: bool
+) -> tuple[np.ndarray, np.ndarray | None, dict[str, Any]]:
+    """Train the map; returns ``(weight, bias, log)``. Only training examples (not the
+    validation slice, never the holdout) contribute gradients."""
+    import torch
+    from tqdm.auto import tqdm
+
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed + 1)
+    dim = problem.vectors.shape[1]
+    vectors = torch.from_numpy(problem.vectors)
+    train = np.flatnonzero(~problem.validation)
+    eye = torch.eye(dim)
+    if settings.rank is None:
+        full = torch.nn.Parameter(torch.eye(dim))
+        params = [full]
+    else:
+        left = torch.nn.Parameter(torch.zeros(dim, settings.rank))
+        right = torch.nn.Parameter(torch.randn(settings.rank, dim) / math.sqrt(dim))
+        params = [left, right]
+    bias = torch.nn.Parameter(torch.zeros(dim)) if settings.bias else None
+    if bias is not None:
+        params.append(bias)
+
+    def weight() -> torch.Tensor:
+        return full if settings.rank is None else eye + left @ right
+
+    def mapped(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        y = x @ w.T
+        if bias is not None:
+            y = y + bias
+        return torch.nn.functional.normalize(y, dim=1)
+
+    optimizer = torch.optim.AdamW(params, lr=settings.lr, weight_decay=0.0)
+    batches_per_epoch = max(1, math.ceil(len(train) / settings.batch_size))
+
+    def step(batch: np.ndarray) -> float:
+        w = weight()
+        a = mapped(vectors[problem.anchor[batch]], w)
+        p_raw = vectors[problem.positive[batch]]
+        p = mapped(p_raw, w) if settings.apply_to == "both" else p_raw
+        groups = torch.from_numpy(problem.group[batch])
+        same = groups[:, None] == groups[None, :]
+        same.fill_diagonal_(False)
+        logits = (a @ p.T) / settings.temperature
+        logits = logits.masked_fill(same, float("-inf"))
+        neg_index = problem.negative[batch]
+        has_neg = neg_index >= 0
+        columns = [logits]
+        if has_neg.any():
+            n_raw = vectors[neg_index[has_neg]]
+            n = mapped(n_raw, w) if settings.apply_to == "both" else n_raw
+            neg_logits = (a @ n.T) / settings.temperature
+            columns.append(neg_logits)
+        target = torch.arange(len(batch))
+        loss = torch.nn.functional.cross_entropy(torch.cat(columns, dim=1), target)
+        if settings.symmetric:
+            loss = 0.5 * (loss + torch.nn.functional.cross_entropy(logits.T, target))
+        if settings.identity_decay > 0:
+            loss = loss + settings.identity_decay * ((w - eye) ** 2).sum()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        return float(loss.detach())
+
+    def snapshot() -> tuple[np.ndarray, np.ndarray | None]:
+        with torch.no_grad():
+            w = weight().detach().numpy().astype(np.float32).copy()
+            b = bias.detach().numpy().astype(np.float32).copy() if bias is not None else None
+        return w, b
+
+    best_w, best_b = snapshot()
+    best_score = _validation_metric(problem, best_w, best_b, settings.apply_to)
+    start_score = best_score
+    best_epoch = 0
+    history: list[dict[str, float]] = []
+    bar = tqdm(range(1, settings.epochs + 1), desc="tuning", unit="epoch", disable=not progress)
+    stale = 0
+    epochs_run = 0
+    for epoch in bar:
+        order = rng.permutation(train)
+        losses = [
+            step(order[i * settings.batch_size : (i + 1) * settings.batch_size])
+            for i in range(batches_per_epoch)
+            if len(order[i * settings.batch_size : (i + 1) * settings.batch_size]) > 1
+        ]
+        epochs_run = epoch
+        w, b = snapshot()
+        score = _validation_metric(problem, w, b, settings.apply_to)
+        history.append({"epoch": epoch, "loss": float(np.mean(losses)), "val_mrr@10": score})
+        bar.set_postfix(loss=f"{np.mean(losses):.3f}", val=f"{score:.3f}")
+        if math.isnan(score) or settings.patience == 0:
+            best_w, best_b, best_epoch = w, b, epoch
+            continue
+        if score > best_score:
+            best_w, best_b, best_score, best_epoch, stale = w, b, score, epoch, 0
+        else:
+            stale += 1
+            if stale >= settings.patience:
+                break
+    bar.close()
+    log = {
+        "epochs_run": epochs_run,
+        "best_epoch": best_epoch,
+        "validation_mrr@10_start": start_score,
+        "validation_mrr@10_best": best_score,
+        "history": history,
+    }
+    return best_w, best_b, log
+
+
+def _estimate_seconds(pairs: int, dim: int, settings: AdapterSettings) -> float:
+    """Rough upper bound of the training time: measured ≈ 25 µs per pair and epoch at
+    dim 384 on one busy core (scales with dim²)."""
+    return settings.epochs * pairs * 25e-6 * (dim / 384) ** 2 + 1.0

@@ -1,0 +1,341 @@
+"""Tuning data: the labelled examples :func:`~walletfaq.quality.tuning.tune.tune` learns from.
+
+Three kinds of labelled data are read into one shape (:class:`TuningData`):
+
+- an evaluation file (JSONL ``{"query": str, "gold": [entry ids]}``, the format of
+  :func:`walletfaq.data.queries.load_queries`): which entry answered which user question;
+- a pair file (TSV or CSV with the header ``sentence1, sentence2, label``; ``label`` 1 = same
+  meaning, 0 = a hard negative: close in wording, different in meaning);
+- a list of ``(question, paraphrase)`` tuples.
+
+The corpus itself is training data too: every question and alt question of one entry are
+paraphrases of each other (``use_corpus_alts``).
+
+The held-out split keeps paraphrase clusters whole: the clusters are the connected components
+of the positive pairs (:func:`_components`), and whole groups are picked (:func:`_split_groups`),
+so no held-out sentence or paraphrase of one is trained on. :func:`_encode_texts` embeds the
+data's texts with the base encoder, once, for training on precomputed vectors.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from walletfaq.data.corpus import read_text_file
+from walletfaq.data.normalize import lone_surrogate
+from walletfaq.errors import CorpusError
+
+logger = logging.getLogger(__name__)
+
+
+PAIR_COLUMNS = ("sentence1", "sentence2", "label")
+"""Header a pair file must have (extra columns are ignored)."""
+
+ENCODE_CHUNK = 256
+"""Texts encoded per call while embedding the training data (one progress-bar step)."""
+
+
+# --------------------------------------------------------------------------- data
+
+
+@dataclass(frozen=True)
+class TuningData:
+    """Labelled data in one shape, whatever the input format.
+
+    Attributes:
+        kind: ``"queries"`` (evaluation format) or ``"pairs"`` (pair file or tuples).
+        texts: every distinct text, in first-seen order.
+        positives: ``(anchor, positive)`` text positions (pairs), or ``(query, -1)`` for
+            evaluation data, whose positives are corpus entries (``gold``).
+        negatives: ``(anchor, negative)`` text positions from label-0 pairs.
+        gold: for evaluation data, the gold entry ids of each ``positives`` row.
+        source: where the data came from (a path or ``"<tuples>"``).
+    """
+
+    kind: Literal["queries", "pairs"]
+    texts: tuple[str, ...]
+    positives: tuple[tuple[int, int], ...]
+    negatives: tuple[tuple[int, int], ...] = ()
+    gold: tuple[tuple[str, ...], ...] = ()
+    source: str = "<tuples>"
+
+    def summary(self) -> dict[str, object]:
+        """JSON-ready counts."""
+        return {
+            "source": self.source,
+            "kind": self.kind,
+            "texts": len(self.texts),
+            "positives": len(self.positives),
+            "negatives": len(self.negatives),
+        }
+
+
+def load_tuning_data(
+    data: str | Path | Sequence[tuple[str, str]], corpus_ids: Sequence[str] | None = None
+) -> TuningData:
+    """Read tuning data: an evaluation JSONL file, a pair TSV/CSV file, or ``(q, p)`` tuples.
+
+    Args:
+        data: a ``.jsonl``/``.json`` path (evaluation format), a ``.tsv``/``.csv``/``.txt``
+            path (pair format; the delimiter is the header's), or a list of tuples.
+        corpus_ids: the ids gold labels must belong to (checked when given).
+
+    Raises:
+        CorpusError: unreadable file, missing header column, empty sentence, a label other
+            than 0/1, a gold id not in the corpus, a tuple that is not two non-empty strings,
+            or no positive example at all (file, line and field named).
+    """
+    if isinstance(data, (str, Path)):
+        path = Path(data)
+        if path.suffix.lower() in (".jsonl", ".json"):
+            return _load_queries_data(path, corpus_ids)
+        if path.suffix.lower() in (".tsv", ".csv", ".txt"):
+            return _load_pair_file(path)
+        raise CorpusError(
+            "unknown tuning data format; use a .jsonl evaluation file ({query, gold}) or a "
+            ".tsv/.csv pair file with the header sentence1, sentence2, label",
+            path=path,
+        )
+    if isinstance(data, (bytes, Mapping)) or not isinstance(data, Sequence):
+        raise CorpusError(
+            f"tuning data must be a path or a list of (question, paraphrase) tuples, got "
+            f"{type(data).__name__}"
+        )
+    builder = _Builder("<tuples>")
+    for number, item in enumerate(data, start=1):
+        if (
+            not isinstance(item, (tuple, list))
+            or len(item) != 2
+            or not all(isinstance(t, str) and t.strip() for t in item)
+        ):
+            raise CorpusError(
+                f"item {number} must be a (question, paraphrase) tuple of two non-empty "
+                f"strings, got {item!r:.80}",
+                line=number,
+                field="pair",
+            )
+        for text in item:
+            bad = lone_surrogate(text)
+            if bad is not None:
+                raise CorpusError(
+                    f"item {number} is not valid Unicode text (lone surrogate at character "
+                    f"{bad} of {text[:30]!r}); decode the data as UTF-8 first",
+                    line=number,
+                    field="pair",
+                )
+        builder.pair(item[0], item[1], 1)
+    return builder.build("pairs")
+
+
+class _Builder:
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.position: dict[str, int] = {}
+        self.positives: list[tuple[int, int]] = []
+        self.negatives: list[tuple[int, int]] = []
+        self.gold: list[tuple[str, ...]] = []
+
+    def text(self, value: str) -> int:
+        value = value.strip()
+        return self.position.setdefault(value, len(self.position))
+
+    def pair(self, first: str, second: str, label: int) -> None:
+        a, b = self.text(first), self.text(second)
+        if a == b:
+            return  # a sentence paired with itself teaches nothing
+        (self.positives if label == 1 else self.negatives).append((a, b))
+
+    def build(self, kind: Literal["queries", "pairs"]) -> TuningData:
+        if not self.positives:
+            raise CorpusError(
+                "no positive example (label-1 pair or query with a gold entry); tuning needs some",
+                path=None if self.source == "<tuples>" else self.source,
+            )
+        return TuningData(
+            kind,
+            tuple(self.position),
+            tuple(self.positives),
+            tuple(self.negatives),
+            tuple(self.gold),
+            self.source,
+        )
+
+
+def _load_pair_file(path: Path) -> TuningData:
+    text = read_text_file(path, "pair file")
+    lines = text.splitlines()
+    if not lines:
+        raise CorpusError(
+            "empty pair file; expected a header sentence1, sentence2, label", path=path
+        )
+    delimiter = "\t" if "\t" in lines[0] else ","
+    # a file object, as csv expects (newline=""): a quoted field keeps its line breaks
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    unclosed = (
+        "; a field starting with a double quote runs on until the next double quote: close "
+        'the quote, or double the quotes inside a quoted field ("" for ")'
+    )
+    header = [h.strip() for h in next(reader)]
+    missing = [c for c in PAIR_COLUMNS if c not in header]
+    if missing:
+        raise CorpusError(
+            f"header {header} lacks column(s) {missing}; the first line must name "
+            f"{', '.join(PAIR_COLUMNS)}",
+            path=path,
+            line=1,
+            field=missing[0],
+        )
+    repeated = [c for c in PAIR_COLUMNS if header.count(c) > 1]
+    if repeated:
+        raise CorpusError(
+            f"header {header} names column {repeated[0]!r} more than once; name each of "
+            f"{', '.join(PAIR_COLUMNS)} once",
+            path=path,
+            line=1,
+            field=repeated[0],
+        )
+    column = {name: header.index(name) for name in PAIR_COLUMNS}
+    builder = _Builder(str(path))
+    number = reader.line_num + 1  # first line of the next record (a quoted field may span lines)
+    while True:
+        try:
+            row = next(reader, None)
+        except csv.Error as exc:
+            raise CorpusError(
+                f"unreadable record ({exc}){unclosed}", path=path, line=number
+            ) from None
+        if row is None:
+            break
+        spans_lines = reader.line_num > number
+        line, number = number, reader.line_num + 1
+        if not any(cell.strip() for cell in row):
+            continue
+        if len(row) < len(header):
+            runs_on = f" (the record runs on to line {reader.line_num}{unclosed})"
+            raise CorpusError(
+                f"{len(row)} columns where the header has {len(header)}"
+                + (runs_on if spans_lines else ""),
+                path=path,
+                line=line,
+                field=PAIR_COLUMNS[min(len(row), 2)],
+            )
+        for name in ("sentence1", "sentence2"):
+            if not row[column[name]].strip():
+                raise CorpusError("empty sentence", path=path, line=line, field=name)
+        label = row[column["label"]].strip()
+        if label not in ("0", "1"):
+            raise CorpusError(
+                f"label must be 0 or 1, got {label!r}", path=path, line=line, field="label"
+            )
+        builder.pair(row[column["sentence1"]], row[column["sentence2"]], int(label))
+    return builder.build("pairs")
+
+
+def _load_queries_data(path: Path, corpus_ids: Sequence[str] | None) -> TuningData:
+    from walletfaq.data.queries import numbered_queries
+
+    known = set(corpus_ids) if corpus_ids is not None else None
+    builder = _Builder(str(path))
+    skipped = 0
+    for number, (line, query) in enumerate(numbered_queries(path), start=1):
+        if not query.gold:
+            skipped += 1
+            continue
+        if known is not None:
+            unknown = [g for g in query.gold if g not in known]
+            if unknown:
+                raise CorpusError(
+                    f"query {number} ({query.query[:30]!r}) names gold id(s) {unknown} that are "
+                    "not in the retriever's corpus; fix the label or tune the matching corpus",
+                    path=path,
+                    line=line,
+                    field="gold",
+                )
+        builder.positives.append((builder.text(query.query), -1))
+        builder.gold.append(query.gold)
+    if skipped:
+        logger.info(
+            "%s: %d out-of-domain queries (gold: []) carry no positive; not used", path, skipped
+        )
+    return builder.build("queries")
+
+
+# --------------------------------------------------------------------------- splitting
+
+
+def _components(count: int, edges: Sequence[tuple[int, int]]) -> np.ndarray:
+    """Connected-component label of each of ``count`` nodes (union-find)."""
+    parent = list(range(count))
+
+    def find(node: int) -> int:
+        while parent[node] != node:
+            parent[node] = parent[parent[node]]
+            node = parent[node]
+        return node
+
+    for a, b in edges:
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+    return np.asarray([find(i) for i in range(count)], dtype=np.int64)
+
+
+def _split_groups(groups: np.ndarray, share: float, rng: np.random.Generator) -> np.ndarray:
+    """Boolean mask over distinct group labels in ``groups``: which are picked (about
+    ``share`` of the items, whole groups only)."""
+    labels = np.unique(groups)
+    if share <= 0 or len(labels) < 2:
+        return np.zeros(0, dtype=np.int64)
+    order = rng.permutation(labels)
+    sizes = {int(g): int(n) for g, n in zip(*np.unique(groups, return_counts=True), strict=True)}
+    target = share * len(groups)
+    picked: list[int] = []
+    total = 0
+    for label in order:
+        if total >= target or len(picked) == len(labels) - 1:
+            break
+        picked.append(int(label))
+        total += sizes[int(label)]
+    return np.asarray(picked, dtype=np.int64)
+
+
+# --------------------------------------------------------------------------- embedding
+
+
+def _encode_texts(encoder: Any, texts: Sequence[str], progress: bool) -> np.ndarray:
+    """Base query vectors of ``texts`` (batched when the encoder can), with a progress bar and
+    a time estimate logged after the first chunk."""
+    from tqdm.auto import tqdm
+
+    from walletfaq.encoders.protocol import as_unit_rows
+
+    if not texts:
+        return np.zeros((0, encoder.dim), dtype=np.float32)
+    encode = getattr(encoder, "encode_queries_bulk", encoder.encode_queries)
+    chunks = []
+    started = time.perf_counter()
+    with tqdm(
+        total=len(texts), desc="embedding tuning data", unit="text", disable=not progress
+    ) as bar:
+        for start in range(0, len(texts), ENCODE_CHUNK):
+            chunk = texts[start : start + ENCODE_CHUNK]
+            chunks.append(as_unit_rows(encode(list(chunk))))
+            bar.update(len(chunk))
+            if start == 0 and len(texts) > ENCODE_CHUNK:
+                rate = len(chunk) / max(time.perf_counter() - started, 1e-6)
+                logger.info(
+                    "embedding %d tuning texts: about %.0f s more at %.0f texts/s",
+                    len(texts),
+                    (len(texts) - len(chunk)) / rate,
+                    rate,
+                )
+    return np.vstack(chunks)
