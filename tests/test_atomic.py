@@ -52,7 +52,8 @@ CHILD = textwrap.dedent(
 
     for owner, name in [
         (os, "mkdir"), (os, "chmod"), (os, "fsync"), (os, "rename"), (os, "rmdir"),
-        (atomic, "_exchange"), (shutil, "rmtree"), (faiss, "write_index"), (index_directory, "write_json"),
+        (atomic, "_exchange"), (shutil, "rmtree"), (faiss, "write_index"),
+        (index_directory, "write_json"),
     ]:
         counted(owner, name)
     new = Corpus.from_entries(TINY_ENTRIES[:3])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import numpy as np
 import pytest
 
 import walletfaq.quality.tuning.data as data_module
+import walletfaq.quality.tuning.runner as tune_module
 from walletfaq import Corpus, FAQRetriever
 from walletfaq.encoders.adapted import AdaptedEncoder
 from walletfaq.encoders.protocol import Encoder
@@ -17,10 +17,6 @@ from walletfaq.errors import CorpusError, ModelError, WalletFAQError
 from walletfaq.quality.tuning import load_tuning_data, retrieval_metrics, tune
 
 from .conftest import HashEncoder
-
-# tune() looks _train_adapter up in its module; `import walletfaq.quality.tuning.tune as ...`
-# would give the function tune, which the package exports under the module's name
-tune_module = importlib.import_module("walletfaq.quality.tuning.tune")
 
 
 def planted_pairs(n: int = 120, seed: int = 0) -> list[tuple[str, str]]:
@@ -353,7 +349,7 @@ def test_a_tuned_index_refuses_another_base_model(retriever: FAQRetriever, tmp_p
 def test_walletfaq_tune_and_doctor_stay_functions_after_their_modules_load() -> None:
     import walletfaq
     import walletfaq.quality.doctor.checks
-    import walletfaq.quality.tuning.tune  # noqa: F401
+    import walletfaq.quality.tuning.runner  # noqa: F401
 
     assert callable(walletfaq.tune) and walletfaq.tune is tune
     assert callable(walletfaq.doctor)

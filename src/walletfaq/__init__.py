@@ -30,11 +30,11 @@ _LAZY = {
     "HybridRetriever": "walletfaq.retrieval.hybrid",
     "Hit": "walletfaq.index.search",
     "Answer": "walletfaq.index.search",
-    "evaluate": "walletfaq.quality.evaluation.evaluate",
-    "compare": "walletfaq.quality.evaluation.evaluate",
+    "evaluate": "walletfaq.quality.evaluation.runner",
+    "compare": "walletfaq.quality.evaluation.runner",
     "load_queries": "walletfaq.data.queries",
     "EvalReport": "walletfaq.quality.evaluation.report",
-    "QueryResult": "walletfaq.quality.evaluation.report",
+    "QueryResult": "walletfaq.quality.evaluation.results",
     "OperatingPoint": "walletfaq.quality.evaluation.abstention",
     "paired_test": "walletfaq.quality.evaluation.stats",
     "diff_reports": "walletfaq.quality.evaluation.stats",
@@ -92,8 +92,9 @@ if TYPE_CHECKING:
     from walletfaq.quality.doctor.checks import doctor
     from walletfaq.quality.doctor.report import DoctorReport, Finding
     from walletfaq.quality.evaluation.abstention import OperatingPoint
-    from walletfaq.quality.evaluation.evaluate import compare, evaluate
-    from walletfaq.quality.evaluation.report import EvalReport, QueryResult
+    from walletfaq.quality.evaluation.report import EvalReport
+    from walletfaq.quality.evaluation.results import QueryResult
+    from walletfaq.quality.evaluation.runner import compare, evaluate
     from walletfaq.quality.evaluation.stats import diff_reports, paired_test
     from walletfaq.quality.tuning import TuneResult, tune
     from walletfaq.retrieval.hybrid import HybridRetriever

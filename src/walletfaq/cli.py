@@ -194,8 +194,8 @@ def _retriever(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
 def _eval(args: argparse.Namespace) -> int:
     from walletfaq.data.corpus import bundled_data_dir
-    from walletfaq.quality.evaluation.evaluate import evaluate
     from walletfaq.quality.evaluation.metrics import METRIC_KEYS
+    from walletfaq.quality.evaluation.runner import evaluate
 
     retriever = _retriever(args)
     queries = args.queries or bundled_data_dir() / "eval" / "queries.jsonl"

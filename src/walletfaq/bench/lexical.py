@@ -21,7 +21,7 @@ def measure(retriever: Any, eval_path: Path, n_latency: int) -> dict[str, Any]:
     import jieba
 
     from walletfaq.data.corpus import index_texts
-    from walletfaq.quality.evaluation.evaluate import evaluate
+    from walletfaq.quality.evaluation.runner import evaluate
 
     jieba.setLogLevel(logging.WARNING)
     jieba.initialize()

@@ -29,8 +29,8 @@ from typing import TYPE_CHECKING, Any
 from walletfaq.data.queries import LabelledQuery
 from walletfaq.errors import WalletFAQError
 from walletfaq.quality.evaluation.abstention import OperatingPoint, operating_point
-from walletfaq.quality.evaluation.evaluate import evaluate
 from walletfaq.quality.evaluation.report import EvalReport
+from walletfaq.quality.evaluation.runner import evaluate
 from walletfaq.quality.evaluation.stats import wilson_interval
 
 if TYPE_CHECKING:

@@ -63,7 +63,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from walletfaq.service.extra import check_server_dependencies
 
@@ -145,8 +145,9 @@ def _refusal(exc: Exception, status: int, headers: dict[str, str]) -> JSONRespon
     return SafeJSONResponse({"detail": str(exc)}, status_code=status, headers=headers)
 
 
-async def _server_error(_request: Request, exc: ServerError) -> JSONResponse:
-    return _refusal(exc, exc.status, exc.headers)
+async def _server_error(_request: Request, exc: Exception) -> JSONResponse:
+    error = cast(ServerError, exc)  # registered for ServerError only
+    return _refusal(error, error.status, error.headers)
 
 
 async def _serving_error(_request: Request, exc: Exception) -> JSONResponse:
@@ -154,13 +155,14 @@ async def _serving_error(_request: Request, exc: Exception) -> JSONResponse:
     return _refusal(exc, status, {})
 
 
-async def _query_error(_request: Request, exc: WalletFAQError) -> JSONResponse:
+async def _query_error(_request: Request, exc: Exception) -> JSONResponse:
     return SafeJSONResponse({"detail": str(exc)}, status_code=400)
 
 
-async def _invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
+async def _invalid_request(_request: Request, exc: Exception) -> JSONResponse:
     # FastAPI's own handler, but its answer echoes the input: it must encode whatever came
-    return SafeJSONResponse({"detail": jsonable_encoder(exc.errors())}, status_code=422)
+    errors = cast(RequestValidationError, exc).errors()  # registered for it only
+    return SafeJSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
 
 
 # --------------------------------------------------------------------------- the app

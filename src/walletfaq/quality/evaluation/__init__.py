@@ -20,7 +20,7 @@ One module per part, all re-exported here (the documented path):
 - :mod:`~walletfaq.quality.evaluation.stats`: seeded bootstrap intervals
   (:class:`ConfidenceInterval`), the paired randomisation test (:func:`paired_test`),
   per-query differences (:func:`diff_reports`) and the Wilson interval.
-- :mod:`~walletfaq.quality.evaluation.evaluate`: :func:`evaluate` (one retriever) and
+- :mod:`~walletfaq.quality.evaluation.runner`: :func:`evaluate` (one retriever) and
   :func:`compare` (several, with intervals and significance).
 
 Labelled queries are read by :mod:`walletfaq.data.queries` (:func:`load_queries` and the
@@ -36,7 +36,6 @@ from walletfaq.data.queries import (
     load_queries,
 )
 from walletfaq.quality.evaluation.abstention import OperatingPoint, operating_point
-from walletfaq.quality.evaluation.evaluate import compare, evaluate
 from walletfaq.quality.evaluation.metrics import (
     CUTOFFS,
     DEFAULT_METRICS,
@@ -44,7 +43,9 @@ from walletfaq.quality.evaluation.metrics import (
     METRIC_KEYS,
     parse_metrics,
 )
-from walletfaq.quality.evaluation.report import EvalReport, QueryResult
+from walletfaq.quality.evaluation.report import EvalReport
+from walletfaq.quality.evaluation.results import QueryResult
+from walletfaq.quality.evaluation.runner import compare, evaluate
 from walletfaq.quality.evaluation.stats import (
     ConfidenceInterval,
     PairedTest,

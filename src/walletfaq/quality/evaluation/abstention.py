@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from walletfaq.quality.evaluation.stats import wilson_interval
 
 if TYPE_CHECKING:
-    from walletfaq.quality.evaluation.report import QueryResult
+    from walletfaq.quality.evaluation.results import QueryResult
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ import numpy as np
 from walletfaq.errors import WalletFAQError
 
 if TYPE_CHECKING:
-    from walletfaq.quality.evaluation.report import QueryResult
+    from walletfaq.quality.evaluation.results import QueryResult
 
 CUTOFFS = (1, 3, 5, 10)
 """Cutoffs of the default ``recall@k`` metrics (and of the ``hit@k`` columns of ``to_frame``)."""

@@ -1,5 +1,5 @@
-"""Reports: how each query fared (:class:`QueryResult`) and what one retriever scored on one
-query set (:class:`EvalReport`).
+"""Reports: what one retriever scored on one query set (:class:`EvalReport`, made of
+:class:`~walletfaq.quality.evaluation.results.QueryResult` rows).
 
 Every report has two halves, each saying how many queries it covers:
 
@@ -17,7 +17,7 @@ from the ``eval`` extra (``pip install "walletfaq[eval]"``), and TREC files
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,6 +34,7 @@ from walletfaq.quality.evaluation.metrics import (
     _qids,
     _success,
 )
+from walletfaq.quality.evaluation.results import QueryResult
 from walletfaq.quality.evaluation.stats import (
     ConfidenceInterval,
     ReportDiff,
@@ -46,44 +47,6 @@ from walletfaq.quality.evaluation.stats import (
 if TYPE_CHECKING:
     import pandas as pd
     from matplotlib.figure import Figure
-
-
-@dataclass(frozen=True)
-class QueryResult:
-    """How one labelled query fared.
-
-    Attributes:
-        ranked: entry ids in the order the retriever returned them.
-        scores: their scores, same order.
-        rank: 1-based position of the first gold entry in ``ranked`` (``None``: not found, or
-            an out-of-domain query).
-        metrics: this query's value of every metric of the report (empty for an out-of-domain
-            query, which has nothing to rank).
-    """
-
-    query: str
-    gold: tuple[str, ...]
-    style: str
-    category: str
-    ranked: tuple[str, ...]
-    scores: tuple[float, ...]
-    rank: int | None
-    metrics: Mapping[str, float] = field(default_factory=dict, hash=False, repr=False)
-
-    @property
-    def top_id(self) -> str | None:
-        """The first-ranked entry id."""
-        return self.ranked[0] if self.ranked else None
-
-    @property
-    def top_score(self) -> float:
-        """Score of the first-ranked entry."""
-        return self.scores[0] if self.scores else float("-inf")
-
-    @property
-    def in_domain(self) -> bool:
-        """True when some entry answers the query."""
-        return bool(self.gold)
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from walletfaq.quality.evaluation.metrics import _parse_metric
 if TYPE_CHECKING:
     import pandas as pd
 
-    from walletfaq.quality.evaluation.report import EvalReport
+    from walletfaq.quality.evaluation.results import PerQueryResults
 
 
 @dataclass(frozen=True)
@@ -191,7 +191,7 @@ def _percentile_interval(samples: np.ndarray, confidence: float) -> tuple[float,
     return float(low), float(high)
 
 
-def _check_paired(a: EvalReport, b: EvalReport) -> None:
+def _check_paired(a: PerQueryResults, b: PerQueryResults) -> None:
     if [(r.query, r.gold) for r in a.results] != [(r.query, r.gold) for r in b.results]:
         raise WalletFAQError(
             "the two reports were computed on different queries (or in a different order); "
@@ -200,8 +200,8 @@ def _check_paired(a: EvalReport, b: EvalReport) -> None:
 
 
 def paired_test(
-    a: EvalReport,
-    b: EvalReport,
+    a: PerQueryResults,
+    b: PerQueryResults,
     metric: str = "recall@1",
     n_resamples: int = 10000,
     confidence: float = 0.95,
@@ -266,7 +266,9 @@ def sign_flip_p_value(differences: np.ndarray, n_resamples: int = 10000, seed: i
     return (1 + extreme) / (1 + n_resamples)
 
 
-def diff_reports(a: EvalReport, b: EvalReport, names: tuple[str, str] = ("A", "B")) -> ReportDiff:
+def diff_reports(
+    a: PerQueryResults, b: PerQueryResults, names: tuple[str, str] = ("A", "B")
+) -> ReportDiff:
     """Which in-domain queries B (the candidate) ranks better or worse than A (the baseline),
     with both ranks and both first results.
 

@@ -3,7 +3,7 @@
 ``walletfaq.quality.tuning`` is the documented path (``walletfaq.tune`` and
 ``walletfaq.TuneResult`` are the same objects). One module per idea:
 
-- :mod:`~walletfaq.quality.tuning.tune`: :func:`tune`, the entry point (argument checks, the
+- :mod:`~walletfaq.quality.tuning.runner`: :func:`tune`, the entry point (argument checks, the
   adapter path, the hybrid path, the hand-over to fine-tuning);
 - :mod:`~walletfaq.quality.tuning.data`: :class:`TuningData` and :func:`load_tuning_data`
   (evaluation JSONL, pair TSV/CSV or ``(question, paraphrase)`` tuples), the split by
@@ -27,11 +27,8 @@ from walletfaq.quality.tuning.adapter import retrieval_metrics
 from walletfaq.quality.tuning.data import TuningData, load_tuning_data
 from walletfaq.quality.tuning.result import TuneResult
 from walletfaq.quality.tuning.rows import TrainingRows, training_rows
+from walletfaq.quality.tuning.runner import TuneMethod, tune
 from walletfaq.quality.tuning.settings import AdapterSettings, FinetuneSettings
-
-# the function ``tune`` shadows its module ``walletfaq.quality.tuning.tune`` as an attribute of
-# this package: reach the module through importlib.import_module or sys.modules
-from walletfaq.quality.tuning.tune import TuneMethod, tune
 
 __all__ = [
     "AdapterSettings",

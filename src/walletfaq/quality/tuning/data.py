@@ -1,4 +1,4 @@
-"""Tuning data: the labelled examples :func:`~walletfaq.quality.tuning.tune.tune` learns from.
+"""Tuning data: the labelled examples :func:`~walletfaq.quality.tuning.runner.tune` learns from.
 
 Three kinds of labelled data are read into one shape (:class:`TuningData`):
 

@@ -1,4 +1,4 @@
-"""What :func:`~walletfaq.quality.tuning.tune.tune` returns (:class:`TuneResult`), and
+"""What :func:`~walletfaq.quality.tuning.runner.tune` returns (:class:`TuneResult`), and
 :func:`_json_ready`, which makes the training record stored with a tuned encoder JSON-ready.
 """
 
@@ -17,14 +17,14 @@ if TYPE_CHECKING:
 
 @dataclass
 class TuneResult:
-    """What :func:`~walletfaq.quality.tuning.tune.tune` returns.
+    """What :func:`~walletfaq.quality.tuning.runner.tune` returns.
 
     Attributes:
         retriever: a new retriever over the same corpus whose encoder is the
             :class:`~walletfaq.encoders.adapted.AdaptedEncoder` or
             :class:`~walletfaq.encoders.finetuned.FinetunedEncoder` (the original is untouched);
             for a :class:`~walletfaq.HybridRetriever`, a new hybrid whose encoders are tuned
-            (and whose weights are fitted, see :func:`~walletfaq.quality.tuning.tune.tune`).
+            (and whose weights are fitted, see :func:`~walletfaq.quality.tuning.runner.tune`).
         before: metrics of the original retriever on the held-out split
             (``{"mrr@10", "recall@1", "queries"}``; empty when ``holdout == 0``).
         after: the same metrics for the tuned retriever.

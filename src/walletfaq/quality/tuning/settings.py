@@ -3,7 +3,7 @@
 :class:`AdapterSettings` (``method="adapter"``) and :class:`FinetuneSettings`
 (``method="finetune"``) are frozen dataclasses whose ``checked()`` validates every field with
 :func:`is_int`, :func:`is_number` and :func:`first_non_bool`; :func:`_method_settings` builds one
-from the keyword arguments of :func:`~walletfaq.quality.tuning.tune.tune`, refusing unknown
+from the keyword arguments of :func:`~walletfaq.quality.tuning.runner.tune`, refusing unknown
 names.
 """
 

@@ -248,7 +248,7 @@ def _tune_hybrid(
     """``tune`` of a :class:`~walletfaq.HybridRetriever`: tune its encoders (adapter: every
     one; finetune: the primary), then fit the weights on the training queries of
     evaluation-format data (see :func:`tune`)."""
-    from walletfaq.quality.evaluation.evaluate import evaluate
+    from walletfaq.quality.evaluation.runner import evaluate
     from walletfaq.retrieval.retriever import clean_question
 
     def tune_member(member: FAQRetriever) -> TuneResult:

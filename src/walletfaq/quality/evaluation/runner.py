@@ -26,7 +26,8 @@ from walletfaq.quality.evaluation.metrics import (
     _score_queries,
     parse_metrics,
 )
-from walletfaq.quality.evaluation.report import EvalReport, QueryResult
+from walletfaq.quality.evaluation.report import EvalReport
+from walletfaq.quality.evaluation.results import QueryResult
 from walletfaq.quality.evaluation.stats import _check_paired, paired_test
 
 if TYPE_CHECKING:
