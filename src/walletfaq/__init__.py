@@ -15,6 +15,7 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 from walletfaq._version import __version__
+from walletfaq.encoders.threads import apply_thread_defaults
 from walletfaq.errors import (
     CorpusError,
     IndexFormatError,
@@ -24,6 +25,8 @@ from walletfaq.errors import (
     QueryError,
     WalletFAQError,
 )
+
+apply_thread_defaults()  # before any OpenMP library loads: see walletfaq.encoders.threads
 
 _LAZY = {
     "FAQRetriever": "walletfaq.retrieval.retriever",

@@ -290,12 +290,16 @@ class FAQRetriever:
             corpus: optionally, the corpus the index must have been built from; a changed
                 corpus raises :class:`IndexMismatchError` instead of answering from stale data.
         """
-        from walletfaq.encoders.restore import restore
+        from walletfaq.encoders.restore import base_fingerprint, matching_engine, restore
 
         stored = index_directory.load(directory)
         manifest = stored.manifest
-        encoder = restore(
+        base = matching_engine(
             resolve_encoder(model if model is not None else manifest.model),
+            base_fingerprint(manifest.tuning) or manifest.model_fingerprint,
+        )
+        encoder = restore(
+            base,
             manifest.tuning,
             adapter=stored.adapter,
             finetune=stored.finetune,
