@@ -27,7 +27,7 @@ from walletfaq.encoders.protocol import Encoder, as_unit_rows
 from walletfaq.errors import CorpusError, IndexMismatchError, ModelError, QueryError, WalletFAQError
 from walletfaq.index.search import Answer, Hit, decide
 from walletfaq.index.vector_index import IndexKind, IndexSpec
-from walletfaq.retrieval.edits import edited_state, validated_entries
+from walletfaq.retrieval.edits import edited_state, validated_entries, validated_ids
 from walletfaq.retrieval.embedding import QuestionEncoding, cache_key, embed_corpus_texts
 from walletfaq.retrieval.questions import (
     check_k,
@@ -409,9 +409,9 @@ class FAQRetriever:
         """Remove the entries with these ids.
 
         Raises:
-            CorpusError: an id is unknown (nothing is removed), or no entry would be left.
+            CorpusError: an id is invalid or unknown (nothing removed), or none would be left.
         """
-        wanted = [ids] if isinstance(ids, str) else list(ids)
+        wanted = validated_ids(ids)
         with self._edit_lock:
             state = self._state
             unknown = sorted(set(wanted) - set(state.corpus.ids))
@@ -496,7 +496,7 @@ class FAQRetriever:
         return self.corpus.categories
 
     def entry(self, entry_id: str) -> FAQEntry:
-        """The corpus entry with this id (``KeyError`` if absent)."""
+        """The entry with this id (``KeyError`` if absent, ``CorpusError`` if not an id)."""
         return self.corpus[entry_id]
 
     def ask(self, question: str, k: int = 5, category: str | None = None) -> list[Hit]:
