@@ -119,3 +119,28 @@ def test_without_the_store_extra_the_error_names_it() -> None:
     )
     assert "pip install 'walletfaq[store]'" in done.stdout, done.stderr
     assert len(done.stdout.strip().splitlines()) == 1
+
+
+def test_processes_opening_a_new_store_at_once_create_its_schema_once(
+    store_location: str,
+) -> None:
+    import threading
+
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(3)
+
+    def opener() -> None:
+        barrier.wait()
+        try:
+            open_store(store_location, create=True).close()
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=opener) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+    with open_store(store_location) as store:
+        assert store.head() == 0
