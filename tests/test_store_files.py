@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from openpyxl import Workbook
 
 from tests.store_support import small_corpus
@@ -146,3 +148,50 @@ def test_a_store_exported_and_imported_into_a_new_store_has_the_same_content(
 def test_corpus_read_from_a_spreadsheet_is_a_validated_corpus(tmp_path: Path) -> None:
     path = _csv(tmp_path, [HEADER, ["q", "a", "x\ny", "c"]])
     assert isinstance(read_entries(path), Corpus)
+
+
+_TEXT = st.text(min_size=1, max_size=12)
+_RECORD = st.fixed_dictionaries(
+    {
+        "id": _TEXT,
+        "category": _TEXT,
+        "question": _TEXT,
+        "answer": _TEXT,
+        "alt_questions": st.lists(_TEXT, max_size=3),
+    }
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    st.lists(_RECORD, min_size=1, max_size=3, unique_by=lambda r: r["id"].strip()),
+    st.sampled_from([".csv", ".xlsx"]),
+)
+def test_any_valid_corpus_reads_back_equal_or_is_refused_saying_why(
+    tmp_path_factory: pytest.TempPathFactory, records: list[dict[str, object]], suffix: str
+) -> None:
+    try:
+        corpus = Corpus.from_entries(records)
+    except CorpusError:
+        return  # not a valid corpus: nothing to export
+    path = tmp_path_factory.mktemp("roundtrip") / f"faq{suffix}"
+    try:
+        write_entries(corpus.entries, path)
+    except CorpusError as exc:
+        breaks = any("\n" in a or "\r" in a for e in corpus for a in e.alt_questions)
+        assert breaks or (suffix == ".xlsx" and "cannot be kept in an .xlsx cell" in str(exc))
+        assert not path.exists()
+        return
+    assert read_entries(path).entries == corpus.entries
+
+
+def test_an_alt_question_with_a_line_break_is_refused_for_spreadsheets(tmp_path: Path) -> None:
+    entry = FAQEntry("a", "c", "q", "a", ("two\nlines",))
+    with pytest.raises(CorpusError, match="entry 'a': an alt question contains a line break"):
+        write_entries([entry], tmp_path / "faq.csv")
+
+
+def test_a_control_character_is_refused_for_xlsx(tmp_path: Path) -> None:
+    entry = FAQEntry("a", "c", "q", "bell\x07", ())
+    with pytest.raises(CorpusError, match="field 'answer': character U\\+0007 cannot be kept"):
+        write_entries([entry], tmp_path / "faq.xlsx")

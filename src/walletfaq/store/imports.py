@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from walletfaq.data.atomic import write_text_atomic
-from walletfaq.data.corpus import Corpus, FAQEntry, load_corpus, read_text_file, write_corpus
+from walletfaq.data.corpus import Corpus, FAQEntry, load_corpus, write_corpus
 from walletfaq.errors import CorpusError
 
 FORMATS = (".jsonl", ".csv", ".xlsx")
@@ -62,6 +63,8 @@ def write_entries(entries: Iterable[FAQEntry], path: str | Path) -> Path:
         return write_corpus(items, path)
     if not items:
         raise CorpusError("nothing to write: a corpus needs at least one entry", path=path)
+    for entry in items:
+        _check_representable(entry, suffix, path)
     table = [list(COLUMNS)] + [_cells(entry) for entry in items]
     try:
         if suffix == ".csv":
@@ -77,7 +80,8 @@ def write_entries(entries: Iterable[FAQEntry], path: str | Path) -> Path:
 
 def split_alt_questions(cell: str) -> list[str]:
     """Alt questions from one cell: one per line, or ``|``-separated on a single line."""
-    pieces = cell.splitlines() if ("\n" in cell or "\r" in cell) else cell.split("|")
+    lines = cell.replace("\r\n", "\n").replace("\r", "\n")
+    pieces = lines.split("\n") if "\n" in lines else cell.split("|")
     return [piece.strip() for piece in pieces if piece.strip()]
 
 
@@ -87,6 +91,32 @@ def join_alt_questions(alts: Sequence[str]) -> str:
     if len(alts) == 1 and "|" in cell:
         cell += "\n"  # a line break says "one per line", so the "|" stays inside the question
     return cell
+
+
+def _check_representable(entry: FAQEntry, suffix: str, path: Path) -> None:
+    """Refuse what a spreadsheet cell would change: a line break inside an alt question (the
+    cell holds one per line) and, in .xlsx, characters a worksheet cannot hold."""
+    for alt in entry.alt_questions:
+        if "\n" in alt or "\r" in alt:
+            raise CorpusError(
+                f"entry {entry.id!r}: an alt question contains a line break, which a spreadsheet "
+                "cell of one alt question per line cannot hold; export to .jsonl instead",
+                path=path,
+            )
+    if suffix != ".xlsx":
+        return
+    for name, value in zip(COLUMNS, _cells(entry), strict=True):
+        bad = _XLSX_UNSAFE.search(value)
+        if bad is not None:
+            raise CorpusError(
+                f"entry {entry.id!r} field {name!r}: character U+{ord(bad.group()):04X} cannot "
+                "be kept in an .xlsx cell; export to .jsonl or .csv instead",
+                path=path,
+            )
+
+
+_XLSX_UNSAFE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\r]")
+"""Control characters a worksheet refuses, and CR (XML turns it into LF)."""
 
 
 def _suffix(path: Path) -> str:
@@ -101,7 +131,18 @@ def _suffix(path: Path) -> str:
 
 
 def _csv_rows(path: Path) -> list[list[object]]:
-    text = read_text_file(path, "CSV file")
+    try:
+        raw = path.read_bytes()  # not read_text: a CR inside a quoted cell must stay a CR
+    except FileNotFoundError:
+        raise CorpusError("CSV file not found; check the path", path=path) from None
+    except OSError as exc:
+        raise CorpusError(f"cannot read the CSV file ({exc.strerror})", path=path) from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise CorpusError(
+            f"not valid UTF-8 (byte {exc.start}); save the CSV file as UTF-8", path=path
+        ) from None
     try:
         return [list(row) for row in csv.reader(io.StringIO(text, newline=""))]
     except csv.Error as exc:
