@@ -232,3 +232,9 @@ def test_reopening_sees_the_same_store(store: Store, store_location: str) -> Non
     with open_store(store_location) as again:
         assert again.head() == 2
         assert again.entries().ids == ("q2", "q3", "q4", "q5")
+
+
+def test_an_entry_id_longer_than_the_store_holds_is_refused(store: Store) -> None:
+    with pytest.raises(StoreError, match="at most 500"):
+        store.apply([Change.add({**NEW_ENTRY, "id": "x" * 501})], author="bob")
+    assert store.head() == 1

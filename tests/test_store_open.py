@@ -144,3 +144,46 @@ def test_processes_opening_a_new_store_at_once_create_its_schema_once(
     assert errors == []
     with open_store(store_location) as store:
         assert store.head() == 0
+
+
+SECOND_REVISION = """
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0002"
+down_revision = "0001"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("walletfaq_revisions") as batch:
+        batch.add_column(sa.Column("note", sa.Text, nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("walletfaq_revisions") as batch:
+        batch.drop_column("note")
+"""
+
+
+def test_an_older_store_is_upgraded_on_open_and_keeps_its_content(
+    store_location: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    import walletfaq.store.migrate as migrate
+
+    with open_store(store_location, create=True) as store:
+        store.init(small_corpus(), author="alice")
+    newer = tmp_path / "migrations"
+    shutil.copytree(migrate.SCRIPT_LOCATION, newer)
+    (newer / "versions" / "r0002_note.py").write_text(SECOND_REVISION, encoding="utf-8")
+    monkeypatch.setattr(migrate, "SCRIPT_LOCATION", newer)  # "a newer walletfaq"
+    with open_store(store_location) as upgraded, upgraded.engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
+        assert context.get_current_revision() == "0002"
+        assert upgraded.entries().entries == small_corpus().entries
+    monkeypatch.undo()  # back to this walletfaq, which knows only 0001
+    with pytest.raises(StoreError, match="newer walletfaq .*'0002'"):
+        open_store(store_location)

@@ -32,6 +32,9 @@ from sqlalchemy import (
     Text,
 )
 
+MAX_ID_CHARS = 500
+"""The longest entry id the store holds."""
+
 metadata = MetaData()
 
 head = Table(
@@ -57,7 +60,7 @@ revisions = Table(
 entry_versions = Table(
     "walletfaq_entry_versions",
     metadata,
-    Column("entry_id", String(500), nullable=False),
+    Column("entry_id", String(MAX_ID_CHARS), nullable=False),
     Column(
         "revision",
         Integer,

@@ -378,6 +378,12 @@ class Store:
     ) -> Revision:
         author = _clean_author(author)
         reason = _clean_reason(reason)
+        for write in writes:
+            if len(write.entry_id) > schema.MAX_ID_CHARS:
+                raise StoreError(
+                    f"entry id {write.entry_id[:40]!r}... is {len(write.entry_id)} characters; "
+                    f"the store holds ids of at most {schema.MAX_ID_CHARS}"
+                )
         if if_match is not None and (isinstance(if_match, bool) or not isinstance(if_match, int)):
             raise StoreError(f"if_match is a revision number, got {if_match!r}")
         with _guarded(write_transaction(self._engine), self.url) as connection:
