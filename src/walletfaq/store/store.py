@@ -14,14 +14,14 @@ listeners receive when (and only if) it commits.
 
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from pathlib import Path
 
-from sqlalchemy import Connection, Engine, and_, func, select, text
+from sqlalchemy import Connection, Engine, func, select, text
 from sqlalchemy.exc import DatabaseError, OperationalError
 
 from walletfaq.data.corpus import Corpus, FAQEntry
@@ -37,6 +37,15 @@ from walletfaq.store.engine import (
     write_transaction,
 )
 from walletfaq.store.migrate import prepare
+from walletfaq.store.queries import (
+    entry_from_row,
+    head_revision,
+    latest_versions,
+    revision_from_row,
+    version_from_row,
+    version_row,
+    versions_at,
+)
 from walletfaq.store.records import (
     Change,
     EntryDiff,
@@ -93,8 +102,6 @@ class Store:
         where = redact(url)
         engine = make_engine(url)
         if is_sqlite(engine) and not create:
-            from pathlib import Path
-
             database = engine.url.database or ""
             if not Path(database).is_file():
                 raise StoreError(
@@ -139,13 +146,13 @@ class Store:
     def head(self) -> int:
         """The latest revision (0 for a store not yet initialised)."""
         with self._reading() as connection:
-            return _head(connection)
+            return head_revision(connection)
 
     def entries(self, revision: int | None = None) -> Corpus:
         """The store's content at ``revision`` (default: the latest), in corpus order."""
         with self._reading() as connection:
             number = self._revision_or_head(connection, revision)
-            versions = _versions_at(connection, number)
+            versions = versions_at(connection, number)
         return Corpus(
             entries=tuple(v.entry for v in versions if v.entry is not None),
             source=f"{self.url}@{number}",
@@ -168,7 +175,7 @@ class Store:
             ).first()
         if row is None or row.deleted:
             raise StoreError(f"no entry {entry_id!r} at revision {number} of {self.url}")
-        return _entry_from_row(row)
+        return entry_from_row(row)
 
     def log(self) -> tuple[Revision, ...]:
         """Every revision, oldest first."""
@@ -187,7 +194,7 @@ class Store:
         )
         with self._reading() as connection:
             rows = connection.execute(query).all()
-        return tuple(_revision_from_row(row) for row in rows)
+        return tuple(revision_from_row(row) for row in rows)
 
     def history(self, entry_id: str | None = None) -> tuple[EntryVersion, ...]:
         """The versions of one entry (or of every entry), oldest first."""
@@ -198,7 +205,7 @@ class Store:
             query = query.where(schema.entry_versions.c.entry_id == entry_id)
         with self._reading() as connection:
             rows = connection.execute(query).all()
-        return tuple(_version_from_row(row) for row in rows)
+        return tuple(version_from_row(row) for row in rows)
 
     def changes_since(self, revision: int, limit: int | None = None) -> tuple[EntryVersion, ...]:
         """The change feed: every entry version written after ``revision``, in revision order
@@ -214,7 +221,7 @@ class Store:
             StoreError: ``revision`` is negative or ahead of the store (a replaced store).
         """
         with self._reading() as connection:
-            head = _head(connection)
+            head = head_revision(connection)
             if revision < 0 or revision > head:
                 raise StoreError(
                     f"revision {revision} is not in {self.url} (its latest is {head}); a replica "
@@ -228,7 +235,7 @@ class Store:
             if limit is not None:
                 query = query.limit(limit + 1)
             rows = connection.execute(query).all()
-        changes = [_version_from_row(row) for row in rows]
+        changes = [version_from_row(row) for row in rows]
         if limit is not None and len(changes) > limit:
             last = changes[limit].revision  # the revision that did not fit whole
             whole = [c for c in changes[:limit] if c.revision != last]
@@ -240,11 +247,11 @@ class Store:
         with self._reading() as connection:
             before = {
                 v.entry_id: v.entry
-                for v in _versions_at(connection, self._revision_or_head(connection, old))
+                for v in versions_at(connection, self._revision_or_head(connection, old))
             }
             after = {
                 v.entry_id: v.entry
-                for v in _versions_at(connection, self._revision_or_head(connection, new))
+                for v in versions_at(connection, self._revision_or_head(connection, new))
             }
         added = tuple(EntryDiff(i, None, e) for i, e in after.items() if i not in before)
         removed = tuple(EntryDiff(i, e, None) for i, e in before.items() if i not in after)
@@ -312,9 +319,9 @@ class Store:
             self._revision_or_head(connection, to)
         for _attempt in range(10):
             with self._reading() as connection:
-                head = _head(connection)
-                target = {v.entry_id: v for v in _versions_at(connection, to)}
-                current = {v.entry_id: v for v in _versions_at(connection, head)}
+                head = head_revision(connection)
+                target = {v.entry_id: v for v in versions_at(connection, to)}
+                current = {v.entry_id: v for v in versions_at(connection, head)}
             writes = [
                 _Write(i, v.entry, v.position)
                 for i, v in target.items()
@@ -344,13 +351,13 @@ class Store:
                 .where(schema.entry_versions.c.revision == number)
                 .order_by(schema.entry_versions.c.position)
             ).all()
-        return [_version_from_row(row) for row in rows]
+        return [version_from_row(row) for row in rows]
 
-    def _reading(self) -> Any:
+    def _reading(self) -> AbstractContextManager[Connection]:
         return _guarded(read_transaction(self._engine), self.url)
 
     def _revision_or_head(self, connection: Connection, revision: int | None) -> int:
-        head = _head(connection)
+        head = head_revision(connection)
         if revision is None:
             return head
         if isinstance(revision, bool) or not isinstance(revision, int):
@@ -406,7 +413,7 @@ class Store:
                 raise StoreError(
                     f"if_match={if_match} is not a revision of {self.url} (1 to {head})"
                 )
-            latest = _latest_versions(connection, [w.entry_id for w in writes])
+            latest = latest_versions(connection, [w.entry_id for w in writes])
             rows: list[dict[str, object]] = []
             number = head + 1
             for write in writes:
@@ -422,7 +429,7 @@ class Store:
                         position = last.position
                     else:
                         position, next_position = next_position, next_position + 1
-                rows.append(_row(write, number, position))
+                rows.append(version_row(write.entry_id, write.entry, number, position))
             if not expect_empty:
                 _check_not_emptied(connection, head, writes, latest)
             created = datetime.now(timezone.utc)
@@ -457,66 +464,14 @@ class _HeadMoved(Exception):
     """Internal: the head moved between computing a rollback and writing it."""
 
 
-class _guarded:
-    """A transaction context whose database errors become one-line StoreErrors."""
-
-    def __init__(self, inner: Any, where: str) -> None:
-        self._inner = inner
-        self._where = where
-
-    def __enter__(self) -> Connection:
-        try:
-            return self._inner.__enter__()  # type: ignore[no-any-return]
-        except (OperationalError, DatabaseError) as exc:
-            raise StoreError(f"cannot reach the store at {self._where}: {_reason(exc)}") from None
-
-    def __exit__(self, *exc_info: Any) -> bool:
-        try:
-            return bool(self._inner.__exit__(*exc_info))
-        except (OperationalError, DatabaseError) as exc:
-            raise StoreError(f"the store at {self._where} failed: {_reason(exc)}") from None
-
-
-def _head(connection: Connection) -> int:
-    return int(connection.execute(select(schema.head.c.revision)).scalar_one())
-
-
-def _versions_at(connection: Connection, number: int) -> list[EntryVersion]:
-    """Each entry's latest version at or before revision ``number``, removals dropped."""
-    v = schema.entry_versions
-    latest = (
-        select(v.c.entry_id, func.max(v.c.revision).label("revision"))
-        .where(v.c.revision <= number)
-        .group_by(v.c.entry_id)
-        .subquery()
-    )
-    query = (
-        select(v)
-        .join(latest, and_(v.c.entry_id == latest.c.entry_id, v.c.revision == latest.c.revision))
-        .where(v.c.deleted.is_(False))
-        .order_by(v.c.position)
-    )
-    return [_version_from_row(row) for row in connection.execute(query)]
-
-
-def _latest_versions(connection: Connection, ids: Iterable[str]) -> dict[str, EntryVersion]:
-    v = schema.entry_versions
-    wanted = list(ids)
-    found: dict[str, EntryVersion] = {}
-    for start in range(0, len(wanted), 500):
-        chunk = wanted[start : start + 500]
-        latest = (
-            select(v.c.entry_id, func.max(v.c.revision).label("revision"))
-            .where(v.c.entry_id.in_(chunk))
-            .group_by(v.c.entry_id)
-            .subquery()
-        )
-        query = select(v).join(
-            latest, and_(v.c.entry_id == latest.c.entry_id, v.c.revision == latest.c.revision)
-        )
-        for row in connection.execute(query):
-            found[row.entry_id] = _version_from_row(row)
-    return found
+@contextmanager
+def _guarded(transaction: AbstractContextManager[Connection], where: str) -> Iterator[Connection]:
+    """``transaction``, with the database's own errors turned into one-line StoreErrors."""
+    try:
+        with transaction as connection:
+            yield connection
+    except (OperationalError, DatabaseError) as exc:
+        raise StoreError(f"the store at {where} failed: {_reason(exc)}") from None
 
 
 def _check_op(op: str, entry_id: str, exists: bool) -> None:
@@ -536,60 +491,12 @@ def _check_not_emptied(
     if not removed:
         return
     added = sum(1 for w in writes if w.entry is not None and not held(w.entry_id))
-    if len(_versions_at(connection, head)) + added - removed < 1:
+    if len(versions_at(connection, head)) + added - removed < 1:
         raise StoreError("this change would remove every entry; a store keeps at least one")
 
 
 def _after(rows: list[dict[str, object]]) -> int:
     return max(int(str(row["position"])) for row in rows) + 1
-
-
-def _row(write: _Write, number: int, position: int) -> dict[str, object]:
-    entry = write.entry
-    return {
-        "entry_id": write.entry_id,
-        "revision": number,
-        "position": position,
-        "deleted": entry is None,
-        "category": entry.category if entry else None,
-        "question": entry.question if entry else None,
-        "answer": entry.answer if entry else None,
-        "alt_questions": json.dumps(list(entry.alt_questions), ensure_ascii=False)
-        if entry
-        else None,
-    }
-
-
-def _entry_from_row(row: Any) -> FAQEntry:
-    return FAQEntry(
-        id=row.entry_id,
-        category=row.category,
-        question=row.question,
-        answer=row.answer,
-        alt_questions=tuple(json.loads(row.alt_questions)),
-    )
-
-
-def _version_from_row(row: Any) -> EntryVersion:
-    entry = None if row.deleted else _entry_from_row(row)
-    return EntryVersion(
-        revision=int(row.revision), entry_id=row.entry_id, entry=entry, position=int(row.position)
-    )
-
-
-def _revision_from_row(row: Any) -> Revision:
-    created = row.created_at
-    if created.tzinfo is None:  # SQLite keeps no zone; the store writes UTC
-        created = created.replace(tzinfo=timezone.utc)
-    return Revision(
-        number=int(row.number),
-        created_at=created,
-        author=row.author,
-        reason=row.reason,
-        kind=row.kind,
-        restores=row.restores,
-        changes=int(row.changes),
-    )
 
 
 def _clean_author(author: object) -> str:
