@@ -1,8 +1,10 @@
 """The store of record: FAQ entries with their full revision history, on SQLite or PostgreSQL.
 
->>> store = Store.open("faq.db", create=True)           # doctest: +SKIP
->>> store.init(load_bundled_corpus(), author="alice")    # revision 1  # doctest: +SKIP
->>> store.apply([Change.remove("topup-not-received")], author="bob", reason="obsolete")
+::
+
+    store = Store.open("faq.db", create=True)                   # or postgresql://...
+    store.init(load_bundled_corpus(), author="alice")           # revision 1
+    store.apply([Change.remove("topup-not-received")], author="bob", reason="obsolete")
 
 Every write is one transaction that takes the writers' lock (PostgreSQL: a row lock on
 ``walletfaq_head``; SQLite: ``BEGIN IMMEDIATE``), reads the head revision, writes revision
