@@ -40,6 +40,11 @@ def test_a_missing_sqlite_file_is_not_created_by_a_plain_open(tmp_path: Path) ->
     assert not (tmp_path / "missing.db").exists()
 
 
+def test_an_sqlite_store_in_a_missing_folder_is_refused_naming_it(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="folder of the SQLite store .* does not exist"):
+        open_store(str(tmp_path / "missing" / "faq.db"), create=True)
+
+
 def test_a_store_written_by_a_newer_schema_is_refused(store_location: str) -> None:
     with open_store(store_location, create=True) as store, store.engine.begin() as conn:
         conn.execute(text(f"UPDATE {VERSION_TABLE} SET version_num = '9999'"))

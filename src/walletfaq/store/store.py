@@ -103,13 +103,16 @@ class Store:
         url = store_url(location)
         where = redact(url)
         engine = make_engine(url)
-        if is_sqlite(engine) and not create:
-            database = engine.url.database or ""
-            if not Path(database).is_file():
-                raise StoreError(
-                    f"no walletfaq store at {database}; create one with "
-                    "`walletfaq store init --store PATH`"
-                )
+        database = Path(engine.url.database or "") if is_sqlite(engine) else None
+        if database is not None and not database.parent.is_dir():
+            raise StoreError(
+                f"the folder of the SQLite store {database} does not exist; create it first"
+            )
+        if database is not None and not create and not database.is_file():
+            raise StoreError(
+                f"no walletfaq store at {database}; create one with "
+                "`walletfaq store init --store PATH`"
+            )
         try:
             prepare(engine, create=create, where=where)
         except (OperationalError, DatabaseError) as exc:
