@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.store_support import postgres_cluster, store_location  # noqa: F401 (fixtures)
 from walletfaq import Corpus, FAQRetriever
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"

@@ -23,6 +23,8 @@ from walletfaq.errors import (
     IndexWriteError,
     ModelError,
     QueryError,
+    StoreConflictError,
+    StoreError,
     WalletFAQError,
 )
 
@@ -66,6 +68,7 @@ _LAZY = {
     "doctor": "walletfaq.quality.doctor.checks",
     "DoctorReport": "walletfaq.quality.doctor.report",
     "Finding": "walletfaq.quality.doctor.report",
+    "open_store": "walletfaq.store",
 }
 
 __all__ = [
@@ -75,6 +78,8 @@ __all__ = [
     "IndexWriteError",
     "ModelError",
     "QueryError",
+    "StoreConflictError",
+    "StoreError",
     "WalletFAQError",
     "__version__",
     *_LAZY,
@@ -102,6 +107,7 @@ if TYPE_CHECKING:
     from walletfaq.quality.tuning import TuneResult, tune
     from walletfaq.retrieval.hybrid import HybridRetriever
     from walletfaq.retrieval.retriever import FAQRetriever
+    from walletfaq.store import open_store
 
 
 def __getattr__(name: str) -> Any:
