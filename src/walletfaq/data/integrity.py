@@ -9,12 +9,12 @@ Hashing runs at about 1 GB/s here (a 4 MB index: ≈ 4 ms).
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from pathlib import Path
 from typing import Any
 
 from walletfaq.data.atomic import write_json
+from walletfaq.data.strictjson import loads
 
 BUILD_INFO_FILE = "walletfaq_build.json"
 """Checksum list written into derived model folders."""
@@ -65,12 +65,12 @@ def verify_build_info(path: str | os.PathLike[str]) -> None:
     if not info.is_file():
         raise ValueError(f"{folder}: missing {BUILD_INFO_FILE}; not a walletfaq-built model folder")
     try:
-        files = json.loads(info.read_text(encoding="utf-8"))["files"]
+        files = loads(info.read_text(encoding="utf-8"))["files"]
         if not isinstance(files, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in files.items()
         ):
             raise TypeError("'files' must map file names to checksums")
-    except (ValueError, KeyError, TypeError, RecursionError) as exc:
+    except (OSError, ValueError, KeyError, TypeError) as exc:  # JSONProblem is a ValueError
         raise ValueError(f"{info}: unreadable checksum list ({exc})") from None
     if not files:
         raise ValueError(f"{info}: lists no files")

@@ -16,8 +16,9 @@ Guarantees:
 
 - Nothing is pickled; JSON is parsed strictly (:mod:`walletfaq.data.strictjson`).
 - A save replaces only an empty directory or one that is provably a walletfaq index (our
-  manifest marker, and no file but the ones listed above); anything else raises
-  :class:`IndexFormatError` and is left untouched.
+  manifest, its checksum verified, and no file but the ones listed above); anything else raises
+  :class:`IndexFormatError` and is left untouched. The hybrid index follows the same rule
+  (:func:`walletfaq.data.atomic.check_replaceable`).
 - A save is atomic and crash-safe (:mod:`walletfaq.data.atomic`): the target is always the complete
   old or the complete new index.
 - ``load`` verifies every file's SHA-256 against the manifest and the manifest against its own
@@ -35,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from walletfaq.data.atomic import check_replaceable as replaceable
 from walletfaq.data.atomic import staged_directory, write_json
 from walletfaq.data.contacts import ContactDirectory, directory_from_data
 from walletfaq.data.corpus import Corpus
@@ -156,7 +158,7 @@ def save(
     import faiss
 
     target = Path(directory).expanduser().resolve()
-    check = None if replace_anything else _check_replaceable
+    check = None if replace_anything else check_replaceable
     try:
         with staged_directory(target, check_target=check) as staging:
             faiss.write_index(index, str(staging / INDEX_FILE))
@@ -375,33 +377,18 @@ def _check_consistent(
         raise IndexFormatError(f"{root}: inconsistent index ({'; '.join(problems)}); rebuild it")
 
 
-def _check_replaceable(target: Path) -> None:
-    """Raise unless ``target`` is absent, an empty directory or a walletfaq index."""
-    if not target.exists():
-        return
-    if not target.is_dir():
-        raise IndexFormatError(
-            f"{target}: exists and is not a directory; choose a new or empty directory"
-        )
-    entries = list(target.iterdir())
-    if not entries:
-        return
-    foreign = sorted(
-        p.name + ("/" if p.is_dir() else "")
-        for p in entries
-        if p.name not in INDEX_FILES or p.is_symlink() or not p.is_file()
+def check_replaceable(target: Path) -> None:
+    """Raise :class:`IndexFormatError` unless a save may replace ``target``: it is absent, an
+    empty directory, or provably a walletfaq index (a manifest of ours whose checksum verifies,
+    and no file but the ones an index holds). The rule of
+    :func:`walletfaq.data.atomic.check_replaceable`, shared with the hybrid index."""
+    replaceable(
+        target,
+        what="walletfaq index",
+        marker=MANIFEST_FILE,
+        owns=lambda entry: entry.name in INDEX_FILES and entry.is_file(),
+        is_ours=lambda root: _is_walletfaq_manifest(root / MANIFEST_FILE),
     )
-    if foreign:
-        listed = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
-        raise IndexFormatError(
-            f"{target}: holds files walletfaq did not write ({listed}); nothing was changed. "
-            "Save into a new or empty directory, or move those files out"
-        )
-    if not _is_walletfaq_manifest(target / MANIFEST_FILE):
-        raise IndexFormatError(
-            f"{target}: exists and is not a walletfaq index (its {MANIFEST_FILE} is not ours); "
-            "nothing was changed. Choose a new or empty directory"
-        )
 
 
 def _is_walletfaq_manifest(path: Path) -> bool:
@@ -412,7 +399,7 @@ def _is_walletfaq_manifest(path: Path) -> bool:
     if not isinstance(raw, dict):
         return False
     if raw.get("format") == FORMAT_MARKER:
-        return True
+        return raw.get("checksum") == _checksum(raw)
     legacy = {"format_version", "model_fingerprint", "corpus_hash", "vector_count", "index"}
     return raw.get("format_version") == 1 and legacy <= set(raw)  # written by walletfaq 0.1
 
