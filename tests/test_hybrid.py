@@ -182,7 +182,9 @@ def test_a_hybrid_save_replaces_only_its_own_kind(primary, tmp_path: Path) -> No
     foreign = tmp_path / "app"
     foreign.mkdir()
     (foreign / "index.html").write_text("<html/>", "utf-8")
-    with pytest.raises(IndexFormatError, match=r"holds files walletfaq did not write \(index.html\)"):
+    with pytest.raises(
+        IndexFormatError, match=r"holds files walletfaq did not write \(index.html\)"
+    ):
         hybrid.save(foreign)
     assert (foreign / "index.html").read_text("utf-8") == "<html/>"
     target = hybrid.save(tmp_path / "h")

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from walletfaq._version import __version__
 from walletfaq.errors import (
     CorpusError,
+    IndexConflictError,
     IndexFormatError,
     IndexMismatchError,
     IndexWriteError,
@@ -67,6 +68,7 @@ _LAZY = {
 
 __all__ = [
     "CorpusError",
+    "IndexConflictError",
     "IndexFormatError",
     "IndexMismatchError",
     "IndexWriteError",

@@ -29,6 +29,33 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+FolderIdentity = tuple[tuple[str, int, int, int, int, int], ...]
+"""What :func:`folder_identity` returns: (name, device, inode, size, mtime, ctime) per entry."""
+
+
+def folder_identity(folder: Path) -> FolderIdentity | None:
+    """A cheap identity of ``folder``'s content, without reading any file: the folder itself
+    and each entry in it, by name, device, inode, size and modification and change times (ns).
+
+    Any write to a file, a file added, removed or renamed, or the folder replaced (a save
+    exchanges directories; a symbolic link switched to another folder) changes it; the change
+    time cannot be set back by a user. ``None`` when the folder cannot be listed. Equal
+    identities mean the bytes were not touched; a different one means "hash to find out"
+    (:func:`mismatched_files`).
+    """
+    try:
+        own = folder.stat()
+        with os.scandir(folder) as listing:
+            stats = [(entry.name, entry.stat(follow_symlinks=False)) for entry in listing]
+    except OSError:
+        return None
+    rows = [
+        (name, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        for name, st in [("", own), *sorted(stats, key=lambda item: item[0])]
+    ]
+    return tuple(rows)
+
+
 def mismatched_files(folder: Path, expected: dict[str, str]) -> list[str]:
     """Describe every file of ``expected`` (relative path → SHA-256) that is missing from
     ``folder`` or whose content differs; an empty list means all match."""

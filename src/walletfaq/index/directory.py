@@ -21,6 +21,9 @@ Guarantees:
   (:func:`walletfaq.data.atomic.check_replaceable`).
 - A save is atomic and crash-safe (:mod:`walletfaq.data.atomic`): the target is always the complete
   old or the complete new index.
+- A save to :class:`IfUnchanged` (what a live edit persists to) writes only if the directory
+  still holds the content the edit started from; otherwise :class:`IndexConflictError`, nothing
+  written (a deploy in the meantime is never overwritten).
 - ``load`` verifies every file's SHA-256 against the manifest and the manifest against its own
   checksum; any difference raises :class:`IndexFormatError` (cost: ≈ 1 ms per MB hashed).
 """
@@ -42,7 +45,13 @@ from walletfaq.data.contacts import ContactDirectory, directory_from_data
 from walletfaq.data.corpus import Corpus
 from walletfaq.data.integrity import mismatched_files, sha256_file
 from walletfaq.data.strictjson import JSONProblem, loads
-from walletfaq.errors import CorpusError, IndexFormatError, IndexWriteError, WalletFAQError
+from walletfaq.errors import (
+    CorpusError,
+    IndexConflictError,
+    IndexFormatError,
+    IndexWriteError,
+    WalletFAQError,
+)
 from walletfaq.index.vector_index import IndexSpec
 
 if TYPE_CHECKING:
@@ -131,8 +140,28 @@ class StoredIndex:
     """The fine-tuned model tensors (``tune(method="finetune")``), when the index has them."""
 
 
+@dataclass(frozen=True)
+class IfUnchanged:
+    """A saved index directory to write to only while it holds the content an edit started
+    from: :func:`save` (and ``FAQRetriever.add/update/remove(persist_to=...)``) raise
+    :class:`IndexConflictError` and write nothing when another save replaced it meanwhile.
+
+    Attributes:
+        path: the index directory.
+        checksum: the manifest checksum it must still have (:func:`manifest_checksum`);
+            ``None`` = it must hold no index yet.
+    """
+
+    path: Path
+    checksum: str | None
+
+
+Destination = str | Path | IfUnchanged
+"""Where :func:`save` writes: a path, or an :class:`IfUnchanged` directory."""
+
+
 def save(
-    directory: str | Path,
+    directory: Destination,
     *,
     manifest: Manifest,
     corpus: Corpus,
@@ -146,19 +175,32 @@ def save(
     """Write an index directory atomically and return its path.
 
     Args:
+        directory: where to write; an :class:`IfUnchanged` is written only while it holds the
+            content named by its checksum (checked under the save lock before anything is
+            written and again right before the atomic switch).
         replace_anything: replace whatever is at ``directory`` (only for locations walletfaq
             owns, such as its cache); by default only an empty directory or a walletfaq index
             is replaced, anything else raises :class:`IndexFormatError` untouched.
 
     Raises:
+        IndexConflictError: ``directory`` is an :class:`IfUnchanged` whose content was replaced
+            by another save; nothing was written.
         IndexFormatError: ``directory`` holds something that is not a walletfaq index.
         IndexWriteError: the operating system refused a write (permissions, a file in the
             way, a full disk); the previous content of ``directory`` is intact.
     """
     import faiss
 
-    target = Path(directory).expanduser().resolve()
-    check = None if replace_anything else check_replaceable
+    expected = directory if isinstance(directory, IfUnchanged) else None
+    location = directory.path if isinstance(directory, IfUnchanged) else directory
+    target = Path(location).expanduser().resolve()
+
+    def check(target: Path) -> None:
+        if not replace_anything:
+            check_replaceable(target)
+        if expected is not None:
+            _check_unchanged(target, expected.checksum)
+
     try:
         with staged_directory(target, check_target=check) as staging:
             faiss.write_index(index, str(staging / INDEX_FILE))
@@ -196,6 +238,40 @@ def save(
     return target
 
 
+def manifest_checksum(directory: str | Path) -> str | None:
+    """The ``checksum`` field of the manifest in the index ``directory``, read without
+    validating the rest; ``None`` when there is no readable manifest.
+
+    Cheap (one small file). A save replaces a whole index directory in one atomic step, so
+    the checksum read names the complete content on disk at that moment: it changes with
+    every save of a different index and never for the same one.
+    """
+    try:
+        data = loads((Path(directory) / MANIFEST_FILE).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, JSONProblem):
+        return None
+    checksum = data.get("checksum") if isinstance(data, dict) else None
+    return checksum if isinstance(checksum, str) else None
+
+
+def verify(directory: str | Path) -> Manifest:
+    """The manifest of ``directory`` once every file it lists matches its SHA-256 (what
+    :func:`load` checks first; cost ≈ 1 ms per MB hashed).
+
+    Raises:
+        IndexFormatError: as :func:`read_manifest`, or a listed file is missing or differs.
+    """
+    root = Path(directory)
+    manifest = read_manifest(root)
+    problems = mismatched_files(root, manifest.files)
+    if problems:
+        raise IndexFormatError(
+            f"{root}: {'; '.join(problems)}; the index was damaged or edited after it was "
+            "saved; rebuild it (`walletfaq build`)"
+        )
+    return manifest
+
+
 def load(directory: str | Path) -> StoredIndex:
     """Read and check an index directory written by :func:`save`.
 
@@ -207,13 +283,7 @@ def load(directory: str | Path) -> StoredIndex:
     import faiss
 
     root = Path(directory)
-    manifest = read_manifest(root)
-    problems = mismatched_files(root, manifest.files)
-    if problems:
-        raise IndexFormatError(
-            f"{root}: {'; '.join(problems)}; the index was damaged or edited after it was "
-            "saved; rebuild it (`walletfaq build`)"
-        )
+    manifest = verify(root)
     metadata = _read_json(root / METADATA_FILE)
     try:
         corpus = Corpus.from_entries(metadata["entries"], source=str(root / METADATA_FILE))
@@ -389,6 +459,20 @@ def check_replaceable(target: Path) -> None:
         owns=lambda entry: entry.name in INDEX_FILES and entry.is_file(),
         is_ours=lambda root: _is_walletfaq_manifest(root / MANIFEST_FILE),
     )
+
+
+def _check_unchanged(target: Path, expected: str | None) -> None:
+    found = manifest_checksum(target)
+    if found != expected:
+
+        def name(checksum: str | None) -> str:
+            return "no index" if checksum is None else f"manifest checksum {checksum[:12]}"
+
+        raise IndexConflictError(
+            f"{target}: replaced by another save since this edit started (it holds "
+            f"{name(found)}, the edit started from {name(expected)}); nothing was written; "
+            "load the new content and apply the edit to it"
+        )
 
 
 def _is_walletfaq_manifest(path: Path) -> bool:

@@ -25,6 +25,7 @@ from walletfaq.data.normalize import QuestionNormalizer
 from walletfaq.encoders.presets import cache_dir, default_threshold, resolve_encoder
 from walletfaq.encoders.protocol import Encoder, as_unit_rows
 from walletfaq.errors import CorpusError, IndexMismatchError, ModelError, QueryError, WalletFAQError
+from walletfaq.index.directory import Destination
 from walletfaq.index.search import Answer, Hit, decide
 from walletfaq.index.vector_index import IndexKind, IndexSpec
 from walletfaq.retrieval.edits import edited_state, validated_entries
@@ -239,7 +240,7 @@ class FAQRetriever:
         return self._save(directory, replace_anything=False)
 
     def _save(
-        self, directory: str | Path, *, replace_anything: bool, state: RetrieverState | None = None
+        self, directory: Destination, *, replace_anything: bool, state: RetrieverState | None = None
     ) -> Path:
         from walletfaq._version import __version__
         from walletfaq.encoders.restore import tuned_parts
@@ -352,7 +353,7 @@ class FAQRetriever:
         self,
         entries: Iterable[FAQEntry | Mapping[str, object]],
         *,
-        persist_to: str | Path | None = None,
+        persist_to: Destination | None = None,
     ) -> None:
         """Append new entries (``FAQEntry`` or dicts in the corpus file format).
 
@@ -362,11 +363,14 @@ class FAQRetriever:
 
         With ``persist_to`` (a saved index directory), the edited index is saved there
         (atomically) before it is swapped in: if the save fails, the edit is not applied.
-        :meth:`update` and :meth:`remove` take it too.
+        :meth:`update` and :meth:`remove` take it too. An
+        :class:`~walletfaq.index.directory.IfUnchanged` directory is written only while it
+        holds the content the edit started from (else :class:`IndexConflictError`).
 
         Raises:
             CorpusError: an entry is invalid, or its id already exists (use :meth:`update`).
             IndexFormatError: ``persist_to`` could not be written (the edit is not applied).
+            IndexConflictError: another save replaced an ``IfUnchanged`` ``persist_to``.
         """
         added = validated_entries(entries)
         with self._edit_lock:
@@ -381,7 +385,7 @@ class FAQRetriever:
             self._apply(state, [*state.corpus.entries, *added], persist_to)
 
     def update(
-        self, entry: FAQEntry | Mapping[str, object], *, persist_to: str | Path | None = None
+        self, entry: FAQEntry | Mapping[str, object], *, persist_to: Destination | None = None
     ) -> bool:
         """Replace the entry with the same id in place, or append it if the id is new.
 
@@ -401,7 +405,7 @@ class FAQRetriever:
             self._apply(state, entries, persist_to)
             return replaced
 
-    def remove(self, ids: str | Iterable[str], *, persist_to: str | Path | None = None) -> None:
+    def remove(self, ids: str | Iterable[str], *, persist_to: Destination | None = None) -> None:
         """Remove the entries with these ids.
 
         Raises:
@@ -432,7 +436,7 @@ class FAQRetriever:
         self,
         state: RetrieverState,
         entries: Sequence[FAQEntry],
-        persist_to: str | Path | None = None,
+        persist_to: Destination | None = None,
     ) -> None:
         """Build the state of ``entries`` (:func:`~walletfaq.retrieval.edits.edited_state`),
         save it to ``persist_to`` if given, and swap it in (one assignment). Called with the
