@@ -33,6 +33,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -52,6 +54,7 @@ from walletfaq.errors import (
     IndexWriteError,
     WalletFAQError,
 )
+from walletfaq.index.search import fallback_problem, in_score_range
 from walletfaq.index.vector_index import IndexSpec
 
 if TYPE_CHECKING:
@@ -73,6 +76,15 @@ INDEX_FILES = frozenset(
     (MANIFEST_FILE, METADATA_FILE, INDEX_FILE, CONTACTS_FILE, ADAPTER_FILE, FINETUNE_FILE)
 )
 """Every file name a saved index may contain."""
+
+_TEXT_FIELDS = {"model": 1_000, "model_fingerprint": 256, "walletfaq_version": 64}
+"""The manifest's free texts and their longest lengths (a model may be a path)."""
+
+_COUNT_FIELDS = {"dim": 65_536, "entry_count": 10_000_000, "vector_count": 100_000_000}
+"""The manifest's counts and their largest values."""
+
+_SETTINGS = frozenset(("threshold", "fallback"))
+_SHA256 = re.compile("[0-9a-f]{64}")
 
 _FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
     "format": str,
@@ -375,27 +387,54 @@ def read_manifest(directory: str | Path) -> Manifest:
 
 
 def _check_manifest_values(path: Path, raw: dict[str, Any]) -> None:
-    problems = []
-    for name in ("dim", "entry_count", "vector_count"):
-        if raw[name] < 1:
-            problems.append(f"{name} must be positive, got {raw[name]}")
+    """Every field's value within its range (types are checked before): each problem names
+    its field."""
+    problems = [
+        f"{name} must be a non-empty single-line text of at most {most:,} characters"
+        for name, most in _TEXT_FIELDS.items()
+        if not raw[name].strip() or len(raw[name]) > most or _has_control(raw[name])
+    ]
+    problems += [
+        f"{name} must be from 1 to {most:,}, got {raw[name]}"
+        for name, most in _COUNT_FIELDS.items()
+        if not 1 <= raw[name] <= most
+    ]
+    if raw["vector_count"] < raw["entry_count"]:
+        problems.append("vector_count must be at least entry_count (a row per question)")
+    if not _SHA256.fullmatch(raw["corpus_hash"]):
+        problems.append("corpus_hash must be a SHA-256 (64 hex digits)")
     files = raw["files"]
     if not {INDEX_FILE, METADATA_FILE} <= set(files) or not set(files) <= INDEX_FILES - {
         MANIFEST_FILE
     }:
         problems.append(f"files must list {INDEX_FILE} and {METADATA_FILE}, got {sorted(files)}")
-    if not all(isinstance(digest, str) for digest in files.values()):
-        problems.append("files must map names to SHA-256 strings")
+    if not all(isinstance(digest, str) and _SHA256.fullmatch(digest) for digest in files.values()):
+        problems.append("files must map names to SHA-256 digests (64 hex digits)")
     try:
         IndexSpec(**raw["index"])
     except (TypeError, WalletFAQError) as exc:
         problems.append(f"index: {exc}")
     if raw["question_encoding"] not in ("query", "document", "both"):
         problems.append(f"question_encoding {raw['question_encoding']!r} is unknown")
-    threshold = raw["settings"].get("threshold")
-    if threshold is not None and not _finite_number(threshold):
-        problems.append(f"settings.threshold must be a number, got {threshold!r}")
-    tuning = raw["tuning"]
+    problems += _settings_problems(raw["settings"])
+    problems += _tuning_problems(raw["tuning"], files)
+    if problems:
+        raise IndexFormatError(f"{path}: malformed manifest ({'; '.join(problems)}); rebuild it")
+
+
+def _settings_problems(settings: dict[str, Any]) -> list[str]:
+    problems = [f"settings has an unknown key {key!r}" for key in sorted(set(settings) - _SETTINGS)]
+    threshold = settings.get("threshold")
+    if threshold is not None and not (_finite_number(threshold) and in_score_range(threshold)):
+        problems.append(f"settings.threshold must be a number from -1 to 1, got {threshold!r:.40}")
+    problem = fallback_problem(settings.get("fallback"))
+    if problem is not None:
+        problems.append(f"settings.{problem}")
+    return problems
+
+
+def _tuning_problems(tuning: dict[str, Any], files: dict[str, Any]) -> list[str]:
+    problems = []
     if bool({ADAPTER_FILE, FINETUNE_FILE} & set(files)) != bool(tuning):
         problems.append(f"tuning and {ADAPTER_FILE} or {FINETUNE_FILE} must come together")
     if ADAPTER_FILE in files and (
@@ -413,11 +452,11 @@ def _check_manifest_values(path: Path, raw: dict[str, Any]) -> None:
             or not isinstance(inner.get("info", {}), dict)
         ):
             problems.append("a finetune record needs method 'finetune', base_fingerprint, info")
-    fallback = raw["settings"].get("fallback")
-    if fallback is not None and not isinstance(fallback, str):
-        problems.append(f"settings.fallback must be a string, got {type(fallback).__name__}")
-    if problems:
-        raise IndexFormatError(f"{path}: malformed manifest ({'; '.join(problems)}); rebuild it")
+    return problems
+
+
+def _has_control(text: str) -> bool:
+    return any(unicodedata.category(char) == "Cc" for char in text)
 
 
 def _check_consistent(

@@ -26,7 +26,7 @@ from walletfaq.encoders.presets import cache_dir, default_threshold, resolve_enc
 from walletfaq.encoders.protocol import Encoder, as_unit_rows
 from walletfaq.errors import CorpusError, IndexMismatchError, ModelError, QueryError, WalletFAQError
 from walletfaq.index.directory import Destination
-from walletfaq.index.search import Answer, Hit, decide
+from walletfaq.index.search import Answer, Hit, decide, fallback_problem
 from walletfaq.index.vector_index import IndexKind, IndexSpec
 from walletfaq.retrieval.edits import edited_state, validated_entries
 from walletfaq.retrieval.embedding import QuestionEncoding, cache_key, embed_corpus_texts
@@ -98,8 +98,9 @@ class FAQRetriever:
         self.normalizer = normalizer if normalizer is not None else QuestionNormalizer()
         self.contacts = contacts
         self.threshold = default_threshold(encoder.name) if threshold is None else threshold
-        if fallback is not None and (not isinstance(fallback, str) or not fallback.strip()):
-            raise WalletFAQError(f"fallback must be a non-empty string or None, got {fallback!r}")
+        problem = fallback_problem(fallback)
+        if problem is not None:
+            raise WalletFAQError(problem)
         self.fallback = fallback
         self._state = RetrieverState.of(corpus, index, index_answers, contacts, version=1)
         self._cache_lock = threading.Lock()
