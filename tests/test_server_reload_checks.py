@@ -4,6 +4,7 @@ never saves over a deploy that replaced the directory while it was embedding."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import threading
@@ -13,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 pytest.importorskip("fastapi", reason="needs the [serve] extra")
 
@@ -55,6 +58,11 @@ def delete(path: Path) -> None:
 @pytest.fixture
 def saved(tmp_path: Path) -> Path:
     return save_with_contacts(tmp_path / "idx")
+
+
+@pytest.fixture(scope="module")
+def pristine_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return save_with_contacts(tmp_path_factory.mktemp("pristine") / "idx")
 
 
 @pytest.fixture
@@ -278,3 +286,48 @@ def test_an_edit_saved_if_unchanged_refuses_a_replaced_directory(saved) -> None:
     assert "repay" not in retriever.corpus and retriever.version == 1  # nothing applied
     retriever.update(NEW, persist_to=IfUnchanged(saved, deployed))  # the condition holds
     assert "repay" in FAQRetriever.load(saved, model=HashEncoder()).corpus
+
+
+# ----------------------------------------------------------------------------- generated damage
+def same_json(path: Path, original: bytes) -> bool:
+    """Whether ``path`` still holds the JSON value of ``original`` (whitespace aside)."""
+    try:
+        return json.loads(path.read_bytes()) == json.loads(original)
+    except (OSError, ValueError):
+        return False
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    name=st.sampled_from(["index.faiss", "metadata.json", "contacts.json", "manifest.json"]),
+    where=st.floats(min_value=0, max_value=1, exclude_max=True),
+    kind=st.sampled_from(["flip", "truncate", "append", "delete"]),
+)
+def test_no_damage_to_any_file_is_ever_taken_for_the_served_index(
+    pristine_index, tmp_path_factory, name, where, kind
+) -> None:
+    directory = Path(shutil.copytree(pristine_index, tmp_path_factory.mktemp("d") / "idx"))
+    index = ServedIndex(FAQRetriever.load(directory, model=HashEncoder()), directory)
+    assert index.poll() is not None and not index.failing  # verified once
+    path = directory / name
+    data = path.read_bytes()
+    cut = int(where * len(data))
+    if kind == "flip":
+        path.write_bytes(data[:cut] + bytes([data[cut] ^ 0x80]) + data[cut + 1 :])
+    elif kind == "truncate":
+        path.write_bytes(data[:cut])
+    elif kind == "append":
+        path.write_bytes(data + b" ")
+    else:
+        path.unlink()
+    served = index.current
+    if name == "manifest.json" and same_json(path, data):  # e.g. its final newline cut
+        assert index.poll() is not None and not index.failing  # verified: the same content
+        return
+    with pytest.raises(ReloadError):
+        index.poll()
+    assert index.failing and index.current is served  # refused; the old index still served
+    shutil.rmtree(directory)
+    shutil.copytree(pristine_index, directory)  # good content back: the failure clears
+    index.poll()
+    assert not index.failing and index.last_error is None
