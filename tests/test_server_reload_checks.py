@@ -8,7 +8,7 @@ import json
 import os
 import shutil
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -28,8 +28,17 @@ from walletfaq.index.directory import IfUnchanged, manifest_checksum  # noqa: E4
 from walletfaq.service import ServerSettings, create_app  # noqa: E402
 from walletfaq.service.holder import ReloadError, ServedIndex  # noqa: E402
 
+from . import test_server_reload  # noqa: E402
 from .conftest import TINY_ENTRIES, HashEncoder  # noqa: E402
-from .test_server_reload import ADMIN, NEW, TOKEN, metric, save_entries, switch, wait_for  # noqa: E402
+from .test_server_reload import (  # noqa: E402
+    ADMIN,
+    NEW,
+    TOKEN,
+    metric,
+    save_entries,
+    switch,
+    wait_for,
+)
 
 DEPLOYED = {**NEW, "id": "deployed", "question": "新版本里的问题"}
 
@@ -60,31 +69,13 @@ def saved(tmp_path: Path) -> Path:
     return save_with_contacts(tmp_path / "idx")
 
 
+make_client = test_server_reload.make_client
+"""Apps serving ``saved`` (the fixture of test_server_reload, over this module's ``saved``)."""
+
+
 @pytest.fixture(scope="module")
 def pristine_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return save_with_contacts(tmp_path_factory.mktemp("pristine") / "idx")
-
-
-@pytest.fixture
-def make_client(saved: Path) -> Iterator[Callable[..., TestClient]]:
-    clients: list[TestClient] = []
-
-    def make(encoder: HashEncoder | None = None, **overrides: object) -> TestClient:
-        options: dict[str, object] = {
-            "workers": 2,
-            "admin_token": TOKEN,
-            "persist_dir": saved,
-            "reload_interval_s": 0,
-        }
-        options.update(overrides)
-        retriever = FAQRetriever.load(saved, model=encoder or HashEncoder())
-        client = TestClient(create_app(retriever, ServerSettings(**options)))  # type: ignore[arg-type]
-        clients.append(client.__enter__())
-        return client
-
-    yield make
-    for client in clients:
-        client.__exit__(None, None, None)
 
 
 def swap_in_damaged_copy(directory: Path, name: str, damage: Callable[[Path], None]) -> None:
