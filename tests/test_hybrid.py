@@ -12,6 +12,7 @@ import pytest
 from walletfaq import Corpus, FAQRetriever, HybridRetriever, evaluate, tune
 from walletfaq.encoders.restore import is_tuned
 from walletfaq.errors import CorpusError, IndexFormatError, QueryError, WalletFAQError
+from walletfaq.index.search import SCORE_ROUNDING
 from walletfaq.retrieval.hybrid import fuse
 from walletfaq.retrieval.lexical import LexicalIndex, Tokenizer, bundled_lexicon_path, read_lexicon
 
@@ -142,7 +143,7 @@ def test_bad_questions_raise_query_errors_like_the_retriever(primary) -> None:
 def test_answer_uses_the_primary_threshold_and_fallback(primary) -> None:
     hybrid = HybridRetriever([primary])
     assert hybrid.answer("怎么退款", threshold=-1.0).confident
-    refused = hybrid.answer("怎么退款", threshold=1.01)
+    refused = hybrid.answer("怎么退款", threshold=1.0 + SCORE_ROUNDING)
     assert not refused.confident and refused.hit is None and refused.candidates
 
 
@@ -182,7 +183,9 @@ def test_a_hybrid_save_replaces_only_its_own_kind(primary, tmp_path: Path) -> No
     foreign = tmp_path / "app"
     foreign.mkdir()
     (foreign / "index.html").write_text("<html/>", "utf-8")
-    with pytest.raises(IndexFormatError, match="not a walletfaq hybrid"):
+    with pytest.raises(
+        IndexFormatError, match=r"holds files walletfaq did not write \(index.html\)"
+    ):
         hybrid.save(foreign)
     assert (foreign / "index.html").read_text("utf-8") == "<html/>"
     target = hybrid.save(tmp_path / "h")

@@ -46,7 +46,7 @@ def test_auto_picks_flat_for_small_and_hnsw_for_large_corpora() -> None:
 def test_bad_index_settings_are_rejected_with_the_value() -> None:
     with pytest.raises(WalletFAQError, match="'ivf'"):
         IndexSpec("ivf")  # type: ignore[arg-type]
-    with pytest.raises(WalletFAQError, match="hnsw_m must be a positive int, got 0"):
+    with pytest.raises(WalletFAQError, match="hnsw_m must be an int from 1 to 256, got 0"):
         IndexSpec("hnsw", hnsw_m=0)
 
 

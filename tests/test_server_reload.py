@@ -75,10 +75,10 @@ def saved(tmp_path: Path) -> Path:
 @pytest.fixture
 def make_client(saved: Path) -> Iterator[Callable[..., TestClient]]:
     """Start apps serving ``saved`` (each a fresh retriever loaded from it, as a worker
-    process would); all are shut down after the test."""
+    process would, with ``encoder`` or a hash encoder); all are shut down after the test."""
     clients: list[TestClient] = []
 
-    def make(**overrides: object) -> TestClient:
+    def make(encoder: HashEncoder | None = None, **overrides: object) -> TestClient:
         options: dict[str, object] = {
             "workers": 2,
             "admin_token": TOKEN,
@@ -86,7 +86,7 @@ def make_client(saved: Path) -> Iterator[Callable[..., TestClient]]:
             "reload_interval_s": 0,
         }
         options.update(overrides)
-        retriever = FAQRetriever.load(saved, model=HashEncoder())
+        retriever = FAQRetriever.load(saved, model=encoder or HashEncoder())
         client = TestClient(create_app(retriever, ServerSettings(**options)))  # type: ignore[arg-type]
         clients.append(client.__enter__())
         return client

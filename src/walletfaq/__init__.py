@@ -18,6 +18,7 @@ from walletfaq._version import __version__
 from walletfaq.encoders.threads import apply_thread_defaults
 from walletfaq.errors import (
     CorpusError,
+    IndexConflictError,
     IndexFormatError,
     IndexMismatchError,
     IndexWriteError,
@@ -73,6 +74,7 @@ _LAZY = {
 
 __all__ = [
     "CorpusError",
+    "IndexConflictError",
     "IndexFormatError",
     "IndexMismatchError",
     "IndexWriteError",

@@ -148,6 +148,13 @@ def _parser() -> argparse.ArgumentParser:
         "--queue", type=int, help="requests that may wait; beyond, 503 (default 4 per worker)"
     )
     serve.add_argument("--timeout", type=float, help="seconds before a 504 (default 10)")
+    serve.add_argument(
+        "--read-timeout",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="a client sending a request slower than this is disconnected (default 10)",
+    )
     serve.add_argument("--access-log", action="store_true", help="log one line per request")
 
     doctor = commands.add_parser(
@@ -301,12 +308,17 @@ def _serve(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from walletfaq.service import ServerSettings, serve, serve_index, threads_per_process
+    from walletfaq.service.protocol import check_read_timeout, listen_check
 
+    listen_check(args.host, args.port)  # before any model loads, like every check below
+    check_read_timeout(args.read_timeout)
     # the tokens come from $WALLETFAQ_READ_TOKEN / $WALLETFAQ_ADMIN_TOKEN; bad settings fail
     # before any model loads. With --index, accepted edits are saved there before answering,
     # and the directory is served again when it is replaced (hot reload, POST /v1/reload).
     if args.workers < 1:
         raise WalletFAQError(f"--workers must be at least 1 (processes), got {args.workers}")
+    if args.threads is not None and args.threads < 1:
+        raise WalletFAQError(f"--threads must be at least 1 (per process), got {args.threads}")
     if args.workers > 1 and not args.index:
         raise WalletFAQError(
             "--workers above 1 needs --index DIR: every worker process loads that saved index "
@@ -331,6 +343,7 @@ def _serve(args: argparse.Namespace) -> int:
             settings=settings,
             access_log=args.access_log,
             log_level=log_level,
+            read_timeout_s=args.read_timeout,
         )
     else:
         serve(
@@ -340,6 +353,7 @@ def _serve(args: argparse.Namespace) -> int:
             settings=settings,
             access_log=args.access_log,
             log_level=log_level,
+            read_timeout_s=args.read_timeout,
         )
     return 0
 

@@ -58,6 +58,11 @@ class IndexWriteError(IndexFormatError):
     a directory is expected, a full disk). The previous content of the target is intact."""
 
 
+class IndexConflictError(WalletFAQError):
+    """An edit was to be saved to an index directory that another save replaced since the edit
+    started from it; nothing was written (the other save is kept)."""
+
+
 class IndexMismatchError(WalletFAQError):
     """A saved index does not match the model or corpus it is being used with."""
 

@@ -3,7 +3,6 @@ tables and the evaluation queries."""
 
 from __future__ import annotations
 
-import json
 import logging
 import resource
 import sys
@@ -107,8 +106,10 @@ def eval_queries_path() -> Path:
 
 
 def load_eval(path: Path) -> list[dict[str, Any]]:
-    """The JSON records of a JSONL file."""
-    return [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
+    """The JSON records of a JSONL file (parsed strictly: :mod:`walletfaq.data.strictjson`)."""
+    from walletfaq.data.strictjson import loads
+
+    return [loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
 
 
 def peak_rss_mb() -> float:

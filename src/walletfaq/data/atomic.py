@@ -13,6 +13,10 @@ How a save proceeds (each step is durable before the next starts):
    instant either the complete old or the complete new directory;
 6. ``fsync`` the parent directory, then delete the old content (now under the staging name).
 
+What a save may replace is one rule for every saved format (:func:`check_replaceable`): nothing,
+an empty directory, or a directory that is provably of that format (its marker file verifies and
+it holds nothing the format does not write).
+
 A crash (power loss, ``kill -9``) at any point leaves the old or the new directory at
 ``target``, plus at most one staging directory that the next save in that parent removes.
 On systems without ``RENAME_EXCHANGE`` (non-Linux, or a filesystem that refuses it) step 5 falls
@@ -34,6 +38,8 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
+from walletfaq.errors import IndexFormatError
+
 logger = logging.getLogger(__name__)
 
 STAGE_MARK = "walletfaq-stage-"
@@ -50,8 +56,12 @@ def staged_directory(
 
     Args:
         target: the directory to create or replace.
-        check_target: called with ``target`` while the parent is locked and before anything is
-            written; it raises to refuse replacing what is there (nothing is touched then).
+        check_target: called with ``target`` while the parent is locked, before anything is
+            written and again right before the switch; it raises to refuse replacing what is
+            there (nothing is touched then). Every save through this function holds the parent
+            lock, so no other such save can change ``target`` between the last check and the
+            switch; a writer that does not take the lock (``cp``, ``mv``, ``rsync``) could in the
+            microseconds between that check and the ``rename``.
 
     When the block raises, the staging directory is removed and ``target`` is left as it was.
     OS errors (permissions, a file where a directory is expected, a full disk) propagate as
@@ -69,11 +79,54 @@ def staged_directory(
             yield staging
             os.chmod(staging, 0o755)  # mkdtemp creates it private
             _fsync_tree(staging)
+            if check_target is not None:  # as close to the switch as it gets
+                check_target(target)
             _switch(staging, target)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
         shutil.rmtree(staging, ignore_errors=True)  # the previous content, if any
+
+
+def check_replaceable(
+    target: Path,
+    *,
+    what: str,
+    marker: str,
+    owns: Callable[[Path], bool],
+    is_ours: Callable[[Path], bool],
+) -> None:
+    """The one rule for what a save may replace: ``target`` absent, an empty directory, or
+    provably a ``what``: its ``marker`` file verifies (``is_ours(target)``) and every entry in it
+    is one that format writes (``owns(entry)``; a symbolic link never is).
+
+    Raises:
+        IndexFormatError: ``target`` is a file, holds an entry the format does not write, or
+            its marker is missing or does not verify; nothing is touched.
+    """
+    if not target.exists() and not target.is_symlink():
+        return
+    if not target.is_dir():
+        raise IndexFormatError(
+            f"{target}: exists and is not a directory; choose a new or empty directory"
+        )
+    entries = list(target.iterdir())
+    if not entries:
+        return
+    foreign = sorted(
+        p.name + ("/" if p.is_dir() else "") for p in entries if p.is_symlink() or not owns(p)
+    )
+    if foreign:
+        listed = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
+        raise IndexFormatError(
+            f"{target}: holds files walletfaq did not write ({listed}); nothing was changed. "
+            f"Save the {what} into a new or empty directory, or move those files out"
+        )
+    if not is_ours(target):
+        raise IndexFormatError(
+            f"{target}: exists and is not a {what} (its {marker} is not ours: missing, edited "
+            "or another tool's); nothing was changed. Choose a new or empty directory"
+        )
 
 
 def remove_debris(target: Path) -> list[Path]:

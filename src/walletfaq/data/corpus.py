@@ -11,6 +11,12 @@ starting with a letter or digit), as written: an id outside it is refused, never
 Blank lines are allowed; everything else that is not a valid entry raises
 :class:`~walletfaq.errors.CorpusError` naming the file, the line and the field. Nothing is
 silently dropped.
+
+Texts have length limits, like the questions users ask (:data:`TEXT_LIMITS`, in characters:
+a question or alt question 2,000, an answer 20,000, a category 200; at most
+:data:`MAX_ALT_QUESTIONS` alt questions per entry), so that one pasted wall of text cannot make
+building, editing or ``doctor`` take minutes and gigabytes. The bundled corpus (longest answer:
+273 characters) and the BQ corpus (66) are far below them.
 """
 
 from __future__ import annotations
@@ -33,6 +39,13 @@ CORPUS_FORMAT_VERSION = 1
 
 BUNDLED_CORPUS_FILE = "faq.zh.jsonl"
 BUNDLED_CONTACTS_FILE = "contacts.json"
+
+TEXT_LIMITS = {"category": 200, "question": 2_000, "answer": 20_000, "alt_questions": 2_000}
+"""The most characters a field's text may have (each alt question for ``alt_questions``); a
+question's limit is the one the retriever cuts users' questions to."""
+
+MAX_ALT_QUESTIONS = 1_000
+"""The most alt questions one entry may have."""
 
 _REQUIRED = ("id", "category", "question", "answer")
 _KNOWN = frozenset((*_REQUIRED, "alt_questions"))
@@ -284,20 +297,26 @@ def _entry_from_record(record: object, *, path: Path | None, line: int, source: 
                 raise fail(problem, name)
             values[name] = value
             continue
-        problem = _text_problem(value)
+        problem = _length_problem(value, TEXT_LIMITS.get(name)) or _text_problem(value)
         if problem:
             raise fail(problem, name)
         values[name] = value.strip()
     alts_raw = record.get("alt_questions", [])
     if not isinstance(alts_raw, list):
         raise fail(f"expected a list of strings, got {type(alts_raw).__name__}", "alt_questions")
+    if len(alts_raw) > MAX_ALT_QUESTIONS:
+        raise fail(
+            f"{len(alts_raw):,} alt questions, more than the {MAX_ALT_QUESTIONS:,} an entry may "
+            "have; keep the distinct ways users ask, or split the entry",
+            "alt_questions",
+        )
     alts: list[str] = []
     for position, alt in enumerate(alts_raw):
         if not isinstance(alt, str):
             raise fail(
                 f"item {position} is {type(alt).__name__}, expected a string", "alt_questions"
             )
-        problem = _text_problem(alt)
+        problem = _length_problem(alt, TEXT_LIMITS["alt_questions"]) or _text_problem(alt)
         if problem:
             raise fail(f"item {position}: {problem}", "alt_questions")
         alts.append(alt.strip())
@@ -307,6 +326,16 @@ def _entry_from_record(record: object, *, path: Path | None, line: int, source: 
         question=values["question"],
         answer=values["answer"],
         alt_questions=tuple(alts),
+    )
+
+
+def _length_problem(value: str, limit: int | None) -> str | None:
+    """Why ``value`` is too long for a field limited to ``limit`` characters (``None``: fine)."""
+    if limit is None or len(value) <= limit:
+        return None
+    return (
+        f"{len(value):,} characters, over the limit of {limit:,} for this field; shorten it "
+        "(an FAQ text is a question or an answer, not a document)"
     )
 
 

@@ -9,12 +9,12 @@ Hashing runs at about 1 GB/s here (a 4 MB index: ≈ 4 ms).
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from pathlib import Path
 from typing import Any
 
 from walletfaq.data.atomic import write_json
+from walletfaq.data.strictjson import loads
 
 BUILD_INFO_FILE = "walletfaq_build.json"
 """Checksum list written into derived model folders."""
@@ -27,6 +27,33 @@ def sha256_file(path: Path) -> str:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+FolderIdentity = tuple[tuple[str, int, int, int, int, int], ...]
+"""What :func:`folder_identity` returns: (name, device, inode, size, mtime, ctime) per entry."""
+
+
+def folder_identity(folder: Path) -> FolderIdentity | None:
+    """A cheap identity of ``folder``'s content, without reading any file: the folder itself
+    and each entry in it, by name, device, inode, size and modification and change times (ns).
+
+    Any write to a file, a file added, removed or renamed, or the folder replaced (a save
+    exchanges directories; a symbolic link switched to another folder) changes it; the change
+    time cannot be set back by a user. ``None`` when the folder cannot be listed. Equal
+    identities mean the bytes were not touched; a different one means "hash to find out"
+    (:func:`mismatched_files`).
+    """
+    try:
+        own = folder.stat()
+        with os.scandir(folder) as listing:
+            stats = [(entry.name, entry.stat(follow_symlinks=False)) for entry in listing]
+    except OSError:
+        return None
+    rows = [
+        (name, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        for name, st in [("", own), *sorted(stats, key=lambda item: item[0])]
+    ]
+    return tuple(rows)
 
 
 def mismatched_files(folder: Path, expected: dict[str, str]) -> list[str]:
@@ -65,12 +92,12 @@ def verify_build_info(path: str | os.PathLike[str]) -> None:
     if not info.is_file():
         raise ValueError(f"{folder}: missing {BUILD_INFO_FILE}; not a walletfaq-built model folder")
     try:
-        files = json.loads(info.read_text(encoding="utf-8"))["files"]
+        files = loads(info.read_text(encoding="utf-8"))["files"]
         if not isinstance(files, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in files.items()
         ):
             raise TypeError("'files' must map file names to checksums")
-    except (ValueError, KeyError, TypeError, RecursionError) as exc:
+    except (OSError, ValueError, KeyError, TypeError) as exc:  # JSONProblem is a ValueError
         raise ValueError(f"{info}: unreadable checksum list ({exc})") from None
     if not files:
         raise ValueError(f"{info}: lists no files")

@@ -44,6 +44,26 @@ def folder_fingerprint(path: Path) -> str:
     return digest.hexdigest()
 
 
+MODEL_FOLDER_FILES = ("modules.json", "config_sentence_transformers.json", "config.json")
+"""A folder holding none of these is not a model (sentence-transformers or transformers)."""
+
+
+def model_folder(path: Path) -> Path:
+    """``path`` if it is a model folder (it holds one of :data:`MODEL_FOLDER_FILES`).
+
+    Raises:
+        ModelError: it holds none of them: it is not scanned or loaded (a manifest or an
+            argument naming ``/usr/share`` fails at once).
+    """
+    if not any((path / name).is_file() for name in MODEL_FOLDER_FILES):
+        raise ModelError(
+            f"{path} is a folder but not a model: it has no {' or '.join(MODEL_FOLDER_FILES)}; "
+            "pass a folder saved by SentenceTransformer.save(), a hub name or a preset "
+            "(e5-small, use-m3)"
+        )
+    return path
+
+
 HUB_PROBE_TIMEOUT = 3.0
 """Seconds to wait for the model hub before saying it is unreachable (instead of the hub
 client's minute of retries)."""
@@ -169,9 +189,20 @@ class SentenceTransformerEncoder:
         return self._fingerprint
 
     def _local_folder(self) -> Path | None:
+        """The model's folder (local, or in the hub cache); ``None`` for a hub name not cached.
+
+        Raises:
+            ModelError: a path (absolute, or starting with ``.``/``~``) that is no folder, or
+                a folder that is no model (checked in microseconds, before any scan or load).
+        """
         path = Path(self.name_or_path).expanduser()
         if path.is_dir():
-            return path
+            return model_folder(path)
+        if path.is_absolute() or self.name_or_path.startswith((".", "~")):
+            raise ModelError(
+                f"model folder {path} does not exist; pass an existing model folder, a hub "
+                "name or a preset (e5-small, use-m3)"
+            )
         try:
             from huggingface_hub import snapshot_download
 

@@ -16,10 +16,14 @@ Guarantees:
 
 - Nothing is pickled; JSON is parsed strictly (:mod:`walletfaq.data.strictjson`).
 - A save replaces only an empty directory or one that is provably a walletfaq index (our
-  manifest marker, and no file but the ones listed above); anything else raises
-  :class:`IndexFormatError` and is left untouched.
+  manifest, its checksum verified, and no file but the ones listed above); anything else raises
+  :class:`IndexFormatError` and is left untouched. The hybrid index follows the same rule
+  (:func:`walletfaq.data.atomic.check_replaceable`).
 - A save is atomic and crash-safe (:mod:`walletfaq.data.atomic`): the target is always the complete
   old or the complete new index.
+- A save to :class:`IfUnchanged` (what a live edit persists to) writes only if the directory
+  still holds the content the edit started from; otherwise :class:`IndexConflictError`, nothing
+  written (a deploy in the meantime is never overwritten).
 - ``load`` verifies every file's SHA-256 against the manifest and the manifest against its own
   checksum; any difference raises :class:`IndexFormatError` (cost: ≈ 1 ms per MB hashed).
 """
@@ -29,18 +33,28 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from walletfaq.data.atomic import check_replaceable as replaceable
 from walletfaq.data.atomic import staged_directory, write_json
 from walletfaq.data.contacts import ContactDirectory, directory_from_data
 from walletfaq.data.corpus import Corpus
 from walletfaq.data.integrity import mismatched_files, sha256_file
 from walletfaq.data.strictjson import JSONProblem, loads
-from walletfaq.errors import CorpusError, IndexFormatError, IndexWriteError, WalletFAQError
+from walletfaq.errors import (
+    CorpusError,
+    IndexConflictError,
+    IndexFormatError,
+    IndexWriteError,
+    WalletFAQError,
+)
+from walletfaq.index.search import fallback_problem, in_score_range
 from walletfaq.index.vector_index import IndexSpec
 
 if TYPE_CHECKING:
@@ -62,6 +76,15 @@ INDEX_FILES = frozenset(
     (MANIFEST_FILE, METADATA_FILE, INDEX_FILE, CONTACTS_FILE, ADAPTER_FILE, FINETUNE_FILE)
 )
 """Every file name a saved index may contain."""
+
+_TEXT_FIELDS = {"model": 1_000, "model_fingerprint": 256, "walletfaq_version": 64}
+"""The manifest's free texts and their longest lengths (a model may be a path)."""
+
+_COUNT_FIELDS = {"dim": 65_536, "entry_count": 10_000_000, "vector_count": 100_000_000}
+"""The manifest's counts and their largest values."""
+
+_SETTINGS = frozenset(("threshold", "fallback"))
+_SHA256 = re.compile("[0-9a-f]{64}")
 
 _FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
     "format": str,
@@ -129,8 +152,28 @@ class StoredIndex:
     """The fine-tuned model tensors (``tune(method="finetune")``), when the index has them."""
 
 
+@dataclass(frozen=True)
+class IfUnchanged:
+    """A saved index directory to write to only while it holds the content an edit started
+    from: :func:`save` (and ``FAQRetriever.add/update/remove(persist_to=...)``) raise
+    :class:`IndexConflictError` and write nothing when another save replaced it meanwhile.
+
+    Attributes:
+        path: the index directory.
+        checksum: the manifest checksum it must still have (:func:`manifest_checksum`);
+            ``None`` = it must hold no index yet.
+    """
+
+    path: Path
+    checksum: str | None
+
+
+Destination = str | Path | IfUnchanged
+"""Where :func:`save` writes: a path, or an :class:`IfUnchanged` directory."""
+
+
 def save(
-    directory: str | Path,
+    directory: Destination,
     *,
     manifest: Manifest,
     corpus: Corpus,
@@ -144,19 +187,32 @@ def save(
     """Write an index directory atomically and return its path.
 
     Args:
+        directory: where to write; an :class:`IfUnchanged` is written only while it holds the
+            content named by its checksum (checked under the save lock before anything is
+            written and again right before the atomic switch).
         replace_anything: replace whatever is at ``directory`` (only for locations walletfaq
             owns, such as its cache); by default only an empty directory or a walletfaq index
             is replaced, anything else raises :class:`IndexFormatError` untouched.
 
     Raises:
+        IndexConflictError: ``directory`` is an :class:`IfUnchanged` whose content was replaced
+            by another save; nothing was written.
         IndexFormatError: ``directory`` holds something that is not a walletfaq index.
         IndexWriteError: the operating system refused a write (permissions, a file in the
             way, a full disk); the previous content of ``directory`` is intact.
     """
     import faiss
 
-    target = Path(directory).expanduser().resolve()
-    check = None if replace_anything else _check_replaceable
+    expected = directory if isinstance(directory, IfUnchanged) else None
+    location = directory.path if isinstance(directory, IfUnchanged) else directory
+    target = Path(location).expanduser().resolve()
+
+    def check(target: Path) -> None:
+        if not replace_anything:
+            check_replaceable(target)
+        if expected is not None:
+            _check_unchanged(target, expected.checksum)
+
     try:
         with staged_directory(target, check_target=check) as staging:
             faiss.write_index(index, str(staging / INDEX_FILE))
@@ -194,6 +250,40 @@ def save(
     return target
 
 
+def manifest_checksum(directory: str | Path) -> str | None:
+    """The ``checksum`` field of the manifest in the index ``directory``, read without
+    validating the rest; ``None`` when there is no readable manifest.
+
+    Cheap (one small file). A save replaces a whole index directory in one atomic step, so
+    the checksum read names the complete content on disk at that moment: it changes with
+    every save of a different index and never for the same one.
+    """
+    try:
+        data = loads((Path(directory) / MANIFEST_FILE).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, JSONProblem):
+        return None
+    checksum = data.get("checksum") if isinstance(data, dict) else None
+    return checksum if isinstance(checksum, str) else None
+
+
+def verify(directory: str | Path) -> Manifest:
+    """The manifest of ``directory`` once every file it lists matches its SHA-256 (what
+    :func:`load` checks first; cost ≈ 1 ms per MB hashed).
+
+    Raises:
+        IndexFormatError: as :func:`read_manifest`, or a listed file is missing or differs.
+    """
+    root = Path(directory)
+    manifest = read_manifest(root)
+    problems = mismatched_files(root, manifest.files)
+    if problems:
+        raise IndexFormatError(
+            f"{root}: {'; '.join(problems)}; the index was damaged or edited after it was "
+            "saved; rebuild it (`walletfaq build`)"
+        )
+    return manifest
+
+
 def load(directory: str | Path) -> StoredIndex:
     """Read and check an index directory written by :func:`save`.
 
@@ -205,13 +295,7 @@ def load(directory: str | Path) -> StoredIndex:
     import faiss
 
     root = Path(directory)
-    manifest = read_manifest(root)
-    problems = mismatched_files(root, manifest.files)
-    if problems:
-        raise IndexFormatError(
-            f"{root}: {'; '.join(problems)}; the index was damaged or edited after it was "
-            "saved; rebuild it (`walletfaq build`)"
-        )
+    manifest = verify(root)
     metadata = _read_json(root / METADATA_FILE)
     try:
         corpus = Corpus.from_entries(metadata["entries"], source=str(root / METADATA_FILE))
@@ -303,27 +387,54 @@ def read_manifest(directory: str | Path) -> Manifest:
 
 
 def _check_manifest_values(path: Path, raw: dict[str, Any]) -> None:
-    problems = []
-    for name in ("dim", "entry_count", "vector_count"):
-        if raw[name] < 1:
-            problems.append(f"{name} must be positive, got {raw[name]}")
+    """Every field's value within its range (types are checked before): each problem names
+    its field."""
+    problems = [
+        f"{name} must be a non-empty single-line text of at most {most:,} characters"
+        for name, most in _TEXT_FIELDS.items()
+        if not raw[name].strip() or len(raw[name]) > most or _has_control(raw[name])
+    ]
+    problems += [
+        f"{name} must be from 1 to {most:,}, got {raw[name]}"
+        for name, most in _COUNT_FIELDS.items()
+        if not 1 <= raw[name] <= most
+    ]
+    if raw["vector_count"] < raw["entry_count"]:
+        problems.append("vector_count must be at least entry_count (a row per question)")
+    if not _SHA256.fullmatch(raw["corpus_hash"]):
+        problems.append("corpus_hash must be a SHA-256 (64 hex digits)")
     files = raw["files"]
     if not {INDEX_FILE, METADATA_FILE} <= set(files) or not set(files) <= INDEX_FILES - {
         MANIFEST_FILE
     }:
         problems.append(f"files must list {INDEX_FILE} and {METADATA_FILE}, got {sorted(files)}")
-    if not all(isinstance(digest, str) for digest in files.values()):
-        problems.append("files must map names to SHA-256 strings")
+    if not all(isinstance(digest, str) and _SHA256.fullmatch(digest) for digest in files.values()):
+        problems.append("files must map names to SHA-256 digests (64 hex digits)")
     try:
         IndexSpec(**raw["index"])
     except (TypeError, WalletFAQError) as exc:
         problems.append(f"index: {exc}")
     if raw["question_encoding"] not in ("query", "document", "both"):
         problems.append(f"question_encoding {raw['question_encoding']!r} is unknown")
-    threshold = raw["settings"].get("threshold")
-    if threshold is not None and not _finite_number(threshold):
-        problems.append(f"settings.threshold must be a number, got {threshold!r}")
-    tuning = raw["tuning"]
+    problems += _settings_problems(raw["settings"])
+    problems += _tuning_problems(raw["tuning"], files)
+    if problems:
+        raise IndexFormatError(f"{path}: malformed manifest ({'; '.join(problems)}); rebuild it")
+
+
+def _settings_problems(settings: dict[str, Any]) -> list[str]:
+    problems = [f"settings has an unknown key {key!r}" for key in sorted(set(settings) - _SETTINGS)]
+    threshold = settings.get("threshold")
+    if threshold is not None and not (_finite_number(threshold) and in_score_range(threshold)):
+        problems.append(f"settings.threshold must be a number from -1 to 1, got {threshold!r:.40}")
+    problem = fallback_problem(settings.get("fallback"))
+    if problem is not None:
+        problems.append(f"settings.{problem}")
+    return problems
+
+
+def _tuning_problems(tuning: dict[str, Any], files: dict[str, Any]) -> list[str]:
+    problems = []
     if bool({ADAPTER_FILE, FINETUNE_FILE} & set(files)) != bool(tuning):
         problems.append(f"tuning and {ADAPTER_FILE} or {FINETUNE_FILE} must come together")
     if ADAPTER_FILE in files and (
@@ -341,11 +452,11 @@ def _check_manifest_values(path: Path, raw: dict[str, Any]) -> None:
             or not isinstance(inner.get("info", {}), dict)
         ):
             problems.append("a finetune record needs method 'finetune', base_fingerprint, info")
-    fallback = raw["settings"].get("fallback")
-    if fallback is not None and not isinstance(fallback, str):
-        problems.append(f"settings.fallback must be a string, got {type(fallback).__name__}")
-    if problems:
-        raise IndexFormatError(f"{path}: malformed manifest ({'; '.join(problems)}); rebuild it")
+    return problems
+
+
+def _has_control(text: str) -> bool:
+    return any(unicodedata.category(char) == "Cc" for char in text)
 
 
 def _check_consistent(
@@ -375,32 +486,31 @@ def _check_consistent(
         raise IndexFormatError(f"{root}: inconsistent index ({'; '.join(problems)}); rebuild it")
 
 
-def _check_replaceable(target: Path) -> None:
-    """Raise unless ``target`` is absent, an empty directory or a walletfaq index."""
-    if not target.exists():
-        return
-    if not target.is_dir():
-        raise IndexFormatError(
-            f"{target}: exists and is not a directory; choose a new or empty directory"
-        )
-    entries = list(target.iterdir())
-    if not entries:
-        return
-    foreign = sorted(
-        p.name + ("/" if p.is_dir() else "")
-        for p in entries
-        if p.name not in INDEX_FILES or p.is_symlink() or not p.is_file()
+def check_replaceable(target: Path) -> None:
+    """Raise :class:`IndexFormatError` unless a save may replace ``target``: it is absent, an
+    empty directory, or provably a walletfaq index (a manifest of ours whose checksum verifies,
+    and no file but the ones an index holds). The rule of
+    :func:`walletfaq.data.atomic.check_replaceable`, shared with the hybrid index."""
+    replaceable(
+        target,
+        what="walletfaq index",
+        marker=MANIFEST_FILE,
+        owns=lambda entry: entry.name in INDEX_FILES and entry.is_file(),
+        is_ours=lambda root: _is_walletfaq_manifest(root / MANIFEST_FILE),
     )
-    if foreign:
-        listed = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
-        raise IndexFormatError(
-            f"{target}: holds files walletfaq did not write ({listed}); nothing was changed. "
-            "Save into a new or empty directory, or move those files out"
-        )
-    if not _is_walletfaq_manifest(target / MANIFEST_FILE):
-        raise IndexFormatError(
-            f"{target}: exists and is not a walletfaq index (its {MANIFEST_FILE} is not ours); "
-            "nothing was changed. Choose a new or empty directory"
+
+
+def _check_unchanged(target: Path, expected: str | None) -> None:
+    found = manifest_checksum(target)
+    if found != expected:
+
+        def name(checksum: str | None) -> str:
+            return "no index" if checksum is None else f"manifest checksum {checksum[:12]}"
+
+        raise IndexConflictError(
+            f"{target}: replaced by another save since this edit started (it holds "
+            f"{name(found)}, the edit started from {name(expected)}); nothing was written; "
+            "load the new content and apply the edit to it"
         )
 
 
@@ -412,7 +522,7 @@ def _is_walletfaq_manifest(path: Path) -> bool:
     if not isinstance(raw, dict):
         return False
     if raw.get("format") == FORMAT_MARKER:
-        return True
+        return raw.get("checksum") == _checksum(raw)
     legacy = {"format_version", "model_fingerprint", "corpus_hash", "vector_count", "index"}
     return raw.get("format_version") == 1 and legacy <= set(raw)  # written by walletfaq 0.1
 

@@ -2,6 +2,10 @@
 
 Every question and alt question of an entry is a vector row. A search fetches more rows than
 answers wanted and keeps each entry's best-scoring row, so an entry never appears twice.
+
+The answer decision (:func:`decide`) takes a threshold, a cosine score (:func:`in_score_range`),
+and an optional fallback message (:func:`fallback_problem`); the retriever and a saved index's
+manifest apply these two rules.
 """
 
 from __future__ import annotations
@@ -12,7 +16,31 @@ from dataclasses import dataclass
 import numpy as np
 
 from walletfaq.data.contacts import ContactDirectory
-from walletfaq.data.corpus import FAQEntry
+from walletfaq.data.corpus import TEXT_LIMITS, FAQEntry
+
+SCORE_ROUNDING = 1e-5
+"""How far float32 rounding may take a cosine of unit vectors beyond [-1, 1]."""
+
+MAX_FALLBACK_CHARS = TEXT_LIMITS["answer"]
+"""The longest fallback message: an answer's limit."""
+
+
+def in_score_range(value: float) -> bool:
+    """Whether ``value`` can be a cosine score (a threshold): within [-1, 1], give or take
+    :data:`SCORE_ROUNDING`."""
+    return -1.0 - SCORE_ROUNDING <= value <= 1.0 + SCORE_ROUNDING
+
+
+def fallback_problem(value: object) -> str | None:
+    """Why ``value`` cannot be a fallback message (``None``: it can): it must be ``None`` or a
+    non-empty string of at most :data:`MAX_FALLBACK_CHARS` characters."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        return f"fallback must be a non-empty string or None, got {value!r:.80}"
+    if len(value) > MAX_FALLBACK_CHARS:
+        return f"fallback has {len(value):,} characters, more than {MAX_FALLBACK_CHARS:,}"
+    return None
 
 
 @dataclass(frozen=True)

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import walletfaq.index.directory as index_directory
+from walletfaq.data.atomic import check_replaceable as replaceable
 from walletfaq.data.strictjson import JSONProblem, loads
 from walletfaq.errors import IndexFormatError
 from walletfaq.retrieval.fusion import LEXICAL_CHANNEL
@@ -16,6 +19,7 @@ from walletfaq.retrieval.fusion import LEXICAL_CHANNEL
 HYBRID_FORMAT = "walletfaq-hybrid"
 HYBRID_FORMAT_VERSION = 1
 HYBRID_MANIFEST = "hybrid.json"
+_MEMBER = re.compile(r"member-[0-9]+")
 
 
 def read_manifest(root: Path) -> dict[str, Any]:
@@ -35,12 +39,13 @@ def read_manifest(root: Path) -> dict[str, Any]:
         ) from None
     except (OSError, UnicodeDecodeError, JSONProblem) as exc:
         raise IndexFormatError(f"{path}: unreadable ({exc}); rebuild the index") from None
+    if not isinstance(raw, dict):
+        raise IndexFormatError(
+            f"{path}: expected a JSON object, got {_json_type(raw)}; not a walletfaq hybrid "
+            "manifest; rebuild the index"
+        )
     fields = {key: value for key, value in raw.items() if key != "checksum"}
-    if (
-        not isinstance(raw, dict)
-        or raw.get("format") != HYBRID_FORMAT
-        or raw.get("checksum") != checksum(fields)
-    ):
+    if raw.get("format") != HYBRID_FORMAT or raw.get("checksum") != checksum(fields):
         raise IndexFormatError(
             f"{path}: not a walletfaq hybrid manifest, or edited since it was written "
             "(checksum mismatch); rebuild the index"
@@ -69,23 +74,44 @@ def read_manifest(root: Path) -> dict[str, Any]:
 
 def check_replaceable(target: Path) -> None:
     """Refuse (:class:`IndexFormatError`) to replace ``target`` unless it is absent, empty or
-    a saved hybrid index."""
-    if not target.exists():
-        return
-    if not target.is_dir():
-        raise IndexFormatError(f"{target} is a file; choose a directory for the hybrid index")
-    if not any(target.iterdir()):
-        return
+    provably a saved hybrid index: a ``hybrid.json`` that verifies, and nothing but member
+    folders that are themselves replaceable walletfaq indexes. The rule of
+    :func:`walletfaq.data.atomic.check_replaceable`, shared with :meth:`FAQRetriever.save`."""
+    replaceable(
+        target,
+        what="walletfaq hybrid index",
+        marker=HYBRID_MANIFEST,
+        owns=_owned,
+        is_ours=_verifies,
+    )
+
+
+def _owned(entry: Path) -> bool:
+    """Whether ``entry`` is something a hybrid save writes: its manifest, or a member folder
+    that holds nothing but a walletfaq index."""
+    if entry.name == HYBRID_MANIFEST:
+        return entry.is_file()
+    if not _MEMBER.fullmatch(entry.name) or not entry.is_dir():
+        return False
     try:
-        raw = json.loads((target / HYBRID_MANIFEST).read_text("utf-8"))
-        ours = isinstance(raw, dict) and raw.get("format") == HYBRID_FORMAT
-    except (OSError, ValueError):
-        ours = False
-    if not ours:
-        raise IndexFormatError(
-            f"{target} holds files that are not a walletfaq hybrid index; nothing was "
-            "touched; choose a new or empty directory"
-        )
+        index_directory.check_replaceable(entry)
+    except IndexFormatError:
+        return False
+    return True
+
+
+def _verifies(root: Path) -> bool:
+    try:
+        read_manifest(root)
+    except IndexFormatError:
+        return False
+    return True
+
+
+def _json_type(value: object) -> str:
+    names = {list: "a list", str: "a string", int: "a number", float: "a number"}
+    names[bool] = "true/false"
+    return "null" if value is None else names.get(type(value), type(value).__name__)
 
 
 def checksum(fields: Mapping[str, object]) -> str:

@@ -10,6 +10,7 @@ import numpy as np
 
 from walletfaq.data.normalize import clean_text, lone_surrogate
 from walletfaq.errors import QueryError
+from walletfaq.index.search import in_score_range
 
 MAX_QUESTION_CHARS = 2000
 """Questions longer than this are cut before encoding (the model truncates to its own limit
@@ -65,7 +66,8 @@ def check_threshold(value: object) -> float:
     """``value`` as a float if it is a finite number (a cosine score).
 
     Raises:
-        QueryError: a bool, a non-number, NaN or an infinity.
+        QueryError: a bool, a non-number, NaN, an infinity, or a number outside [-1, 1]
+            (:func:`~walletfaq.index.search.in_score_range`).
     """
     if (
         isinstance(value, bool)
@@ -73,6 +75,8 @@ def check_threshold(value: object) -> float:
         or not math.isfinite(float(value))
     ):
         raise QueryError(f"threshold must be a finite number (a cosine score), got {value!r}")
+    if not in_score_range(float(value)):
+        raise QueryError(f"threshold must be a cosine score, from -1 to 1, got {value!r}")
     return float(value)
 
 

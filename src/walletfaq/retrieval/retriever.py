@@ -25,7 +25,8 @@ from walletfaq.data.normalize import QuestionNormalizer
 from walletfaq.encoders.presets import cache_dir, default_threshold, resolve_encoder
 from walletfaq.encoders.protocol import Encoder, as_unit_rows
 from walletfaq.errors import CorpusError, IndexMismatchError, ModelError, QueryError, WalletFAQError
-from walletfaq.index.search import Answer, Hit, decide
+from walletfaq.index.directory import Destination
+from walletfaq.index.search import Answer, Hit, decide, fallback_problem
 from walletfaq.index.vector_index import IndexKind, IndexSpec
 from walletfaq.retrieval.edits import edited_state, validated_entries, validated_ids
 from walletfaq.retrieval.embedding import QuestionEncoding, cache_key, embed_corpus_texts
@@ -97,8 +98,9 @@ class FAQRetriever:
         self.normalizer = normalizer if normalizer is not None else QuestionNormalizer()
         self.contacts = contacts
         self.threshold = default_threshold(encoder.name) if threshold is None else threshold
-        if fallback is not None and (not isinstance(fallback, str) or not fallback.strip()):
-            raise WalletFAQError(f"fallback must be a non-empty string or None, got {fallback!r}")
+        problem = fallback_problem(fallback)
+        if problem is not None:
+            raise WalletFAQError(problem)
         self.fallback = fallback
         self._state = RetrieverState.of(corpus, index, index_answers, contacts, version=1)
         self._cache_lock = threading.Lock()
@@ -239,7 +241,7 @@ class FAQRetriever:
         return self._save(directory, replace_anything=False)
 
     def _save(
-        self, directory: str | Path, *, replace_anything: bool, state: RetrieverState | None = None
+        self, directory: Destination, *, replace_anything: bool, state: RetrieverState | None = None
     ) -> Path:
         from walletfaq._version import __version__
         from walletfaq.encoders.restore import tuned_parts
@@ -356,7 +358,7 @@ class FAQRetriever:
         self,
         entries: Iterable[FAQEntry | Mapping[str, object]],
         *,
-        persist_to: str | Path | None = None,
+        persist_to: Destination | None = None,
     ) -> None:
         """Append new entries (``FAQEntry`` or dicts in the corpus file format).
 
@@ -366,11 +368,14 @@ class FAQRetriever:
 
         With ``persist_to`` (a saved index directory), the edited index is saved there
         (atomically) before it is swapped in: if the save fails, the edit is not applied.
-        :meth:`update` and :meth:`remove` take it too.
+        :meth:`update` and :meth:`remove` take it too. An
+        :class:`~walletfaq.index.directory.IfUnchanged` directory is written only while it
+        holds the content the edit started from (else :class:`IndexConflictError`).
 
         Raises:
             CorpusError: an entry is invalid, or its id already exists (use :meth:`update`).
             IndexFormatError: ``persist_to`` could not be written (the edit is not applied).
+            IndexConflictError: another save replaced an ``IfUnchanged`` ``persist_to``.
         """
         added = validated_entries(entries)
         with self._edit_lock:
@@ -385,7 +390,7 @@ class FAQRetriever:
             self._apply(state, [*state.corpus.entries, *added], persist_to)
 
     def update(
-        self, entry: FAQEntry | Mapping[str, object], *, persist_to: str | Path | None = None
+        self, entry: FAQEntry | Mapping[str, object], *, persist_to: Destination | None = None
     ) -> bool:
         """Replace the entry with the same id in place, or append it if the id is new.
 
@@ -405,7 +410,7 @@ class FAQRetriever:
             self._apply(state, entries, persist_to)
             return replaced
 
-    def remove(self, ids: str | Iterable[str], *, persist_to: str | Path | None = None) -> None:
+    def remove(self, ids: str | Iterable[str], *, persist_to: Destination | None = None) -> None:
         """Remove the entries with these ids.
 
         Raises:
@@ -436,7 +441,7 @@ class FAQRetriever:
         self,
         state: RetrieverState,
         entries: Sequence[FAQEntry],
-        persist_to: str | Path | None = None,
+        persist_to: Destination | None = None,
     ) -> None:
         """Build the state of ``entries`` (:func:`~walletfaq.retrieval.edits.edited_state`),
         save it to ``persist_to`` if given, and swap it in (one assignment). Called with the

@@ -8,7 +8,12 @@ No web dependency: :mod:`walletfaq.service.app` turns them into JSON answers.
 from __future__ import annotations
 
 from walletfaq.errors import WalletFAQError
-from walletfaq.service.holder import NothingToReloadError, PersistError, ReloadError
+from walletfaq.service.holder import (
+    EditConflictError,
+    NothingToReloadError,
+    PersistError,
+    ReloadError,
+)
 
 
 class ServerError(WalletFAQError):
@@ -73,12 +78,13 @@ class NotReadyError(ServerError):
 
 SERVING_STATUS: dict[type[WalletFAQError], int] = {
     NothingToReloadError: 409,
+    EditConflictError: 409,
     ReloadError: 500,
     PersistError: 500,
 }
 """The statuses of the errors :class:`ServedIndex` raises (:mod:`walletfaq.service.holder`, no HTTP
-there): 409 nothing on disk to reload, 500 a directory that cannot be loaded or an edit that
-cannot be persisted."""
+there): 409 nothing on disk to reload, or the directory replaced during an edit; 500 a directory
+that cannot be loaded or an edit that cannot be persisted."""
 
 
 __all__ = [

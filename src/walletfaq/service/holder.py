@@ -8,16 +8,24 @@ requests in flight finish on the old index and later ones get the new one.
 
 Hot reload: a saved index directory names its content by the ``checksum`` field of its
 manifest (:func:`manifest_checksum`; a save replaces the whole directory in one atomic step).
-:meth:`ServedIndex.poll` (the background check) and :meth:`ServedIndex.reload` load the
-directory again only when that checksum differs from the one served; a directory that cannot be
-loaded leaves the old index in service (:class:`ReloadError`), and the same failed save is not
-tried again until it is replaced.
+:meth:`ServedIndex.poll` (the background check) and :meth:`ServedIndex.reload` notice any change
+to any file of the directory by a cheap identity of its entries
+(:func:`~walletfaq.data.integrity.folder_identity`: names, inodes, sizes, times; no file read).
+On a change, a directory with another manifest checksum is loaded, and one with the served
+checksum has every file verified against its manifest (a damaged copy with the same manifest is
+not "unchanged"). A directory that cannot be loaded or verified leaves the old index in service
+(:class:`ReloadError`, :attr:`ServedIndex.failing`); the same failed content is not tried
+again, and the failure clears by itself at the next check that finds good content, even the
+very content served.
 
 Edits across worker processes: :meth:`ServedIndex.edit` runs under a lock shared with reloads
 and, with a directory, under a lock file beside it (``.<name>.walletfaq-serve.lock``, shared by
 every process serving that directory); it first loads what another process saved there, then
 applies and saves its own edit, so edits from several workers apply one after the other and none
-is lost.
+is lost. The edit's save is conditional
+(:class:`~walletfaq.index.directory.IfUnchanged`): a deploy that replaced the directory while
+the edit was embedding (``walletfaq build --out DIR``, ``save(DIR)``, which do not take the lock
+file) is kept and served, and the edit is refused (:class:`EditConflictError`, 409).
 
 This module has no web dependency: :mod:`walletfaq.service.app` serves a :class:`ServedIndex` over
 HTTP and :mod:`walletfaq.service.errors` maps these errors to statuses.
@@ -35,7 +43,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import walletfaq.index.directory as index_directory
-from walletfaq.errors import IndexFormatError, WalletFAQError
+from walletfaq.data.integrity import FolderIdentity, folder_identity
+from walletfaq.errors import IndexConflictError, IndexFormatError, WalletFAQError
+from walletfaq.index.directory import IfUnchanged, manifest_checksum
 from walletfaq.retrieval.retriever import FAQRetriever
 
 if TYPE_CHECKING:
@@ -69,6 +79,11 @@ class PersistError(WalletFAQError):
     service answers 500)."""
 
 
+class EditConflictError(WalletFAQError):
+    """The index directory was replaced by another save while an edit was being applied; the
+    edit was not applied and the new content is served (the service answers 409)."""
+
+
 class ReloadMetrics(Protocol):
     """Where a :class:`ServedIndex` counts its reloads
     (:class:`~walletfaq.service.metrics.ServiceMetrics`).
@@ -87,35 +102,6 @@ class ReloadMetrics(Protocol):
 
 
 # --------------------------------------------------------------------------- the served index
-def _manifest_identity(directory: Path) -> tuple[str | None, tuple[int, int, int] | None]:
-    """The manifest checksum and the manifest file's (device, inode, mtime): a new save of
-    even identical content is a new file."""
-    try:
-        stat = (directory / index_directory.MANIFEST_FILE).stat()
-        identity = (stat.st_dev, stat.st_ino, stat.st_mtime_ns)
-    except OSError:
-        identity = None
-    return manifest_checksum(directory), identity
-
-
-def manifest_checksum(directory: Path) -> str | None:
-    """The ``checksum`` field of the manifest in the index ``directory``, read without
-    validating the rest; ``None`` when there is no readable manifest.
-
-    Cheap (one small file). A save replaces a whole index directory in one atomic step, so
-    the checksum read names the complete content on disk at that moment: it changes with
-    every save of a different index and never for the same one.
-    """
-    from walletfaq.data.strictjson import JSONProblem, loads
-
-    try:
-        data = loads((directory / index_directory.MANIFEST_FILE).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, JSONProblem):
-        return None
-    checksum = data.get("checksum") if isinstance(data, dict) else None
-    return checksum if isinstance(checksum, str) else None
-
-
 @dataclass(frozen=True)
 class Served:
     """One index the service answers from.
@@ -201,7 +187,10 @@ class ServedIndex:
         self._current = Served(retriever, base_version=0, checksum=checksum)
         self._metrics = metrics
         self._lock = threading.Lock()
-        self._failed: tuple[str | None, tuple[int, int, int] | None] | None = None
+        # the directory's identity when it was last found to hold the served index (None: not
+        # verified yet, so the first check hashes its files once) and when it last failed
+        self._verified: FolderIdentity | None = None
+        self._failed: FolderIdentity | None = None
         self._failing = False
         self.last_error: str | None = None
         """Why the last reload failed, until one succeeds (``None``: it did not fail)."""
@@ -226,7 +215,7 @@ class ServedIndex:
 
     def reload(self) -> ReloadResult:
         """Load the directory and serve it, unless it holds what is already served (same
-        manifest checksum: ``changed`` is ``False``).
+        manifest checksum and every file verified: ``changed`` is ``False``).
 
         Raises:
             NothingToReloadError: there is no directory (the retriever lives in memory).
@@ -243,9 +232,9 @@ class ServedIndex:
             return self._reload(self.directory)
 
     def poll(self) -> ReloadResult | None:
-        """The background check: reload when the directory's manifest checksum differs from
-        the one served and from the one that last failed to load; ``None`` when nothing was
-        tried (no directory, or nothing new).
+        """The background check: when any file of the directory changed since it was last
+        verified (and it is not the content that last failed), verify or load it as
+        :meth:`reload` does; ``None`` when nothing was tried (no directory, nothing changed).
 
         Raises:
             ReloadError: as :meth:`reload`.
@@ -257,7 +246,7 @@ class ServedIndex:
                 return None
             return self._reload(self.directory)
 
-    def edit(self, change: Callable[[FAQRetriever, Path | None], _T]) -> tuple[_T, Served]:
+    def edit(self, change: Callable[[FAQRetriever, IfUnchanged | None], _T]) -> tuple[_T, Served]:
         """Run ``change(retriever, directory)`` on the retriever served, with edits and reloads
         excluded, and return its result and the index served afterwards.
 
@@ -266,44 +255,86 @@ class ServedIndex:
         changed on disk (a save by another process) is loaded first, so the edit applies to
         the latest saved index.
 
+        ``directory`` is handed to ``change`` as an
+        :class:`~walletfaq.index.directory.IfUnchanged` naming the content the edit starts
+        from, so that its save is refused if another save (a deploy) replaces the directory
+        while ``change`` runs; the deploy is then served and the edit is not applied.
+
         Raises:
             PersistError: the directory changed on disk and cannot be loaded, or its lock file
                 cannot be created; the edit was not applied.
+            EditConflictError: another save replaced the directory while the edit was applied;
+                the edit was not applied and the new content is served.
         """
         with self._lock, self._edit_lock_file():
             directory = self.directory
-            if directory is not None and manifest_checksum(directory) != self._current.checksum:
+            if directory is not None and self._changed_on_disk(directory):
                 try:
                     self._reload(directory)
                 except ReloadError as exc:
                     raise PersistError(f"the edit was not applied: {exc}") from None
             served = self._current
-            result = change(served.retriever, directory)
+            target = None if directory is None else IfUnchanged(directory, served.checksum)
+            try:
+                result = change(served.retriever, target)
+            except IndexConflictError:
+                raise self._conflict(directory) from None
             if directory is not None:
-                served = replace(served, checksum=_checksum_of(directory, served.retriever))
+                identity = folder_identity(directory)  # before the checksum: see _reload
+                checksum = _checksum_of(directory, served.retriever)
+                if checksum is None:  # replaced right after the edit's save
+                    raise self._conflict(directory)
+                self._verified = identity
+                served = replace(served, checksum=checksum)
                 self._current = served
             return result, served
 
     # ------------------------------------------------------------------ internals
+    def _changed_on_disk(self, directory: Path) -> bool:
+        """Whether any file of ``directory`` changed since it was last verified to hold the
+        served index (identity, no file read)."""
+        identity = folder_identity(directory)
+        return identity is None or identity != self._verified
+
     def _is_new(self, directory: Path) -> bool:
-        """Whether ``directory`` holds other content than the served one, and is not the very
-        save that last failed to load (a new save of the same content is tried again)."""
-        identity = _manifest_identity(directory)
-        if identity[0] == self._current.checksum:
-            return False
+        """Whether :meth:`poll` should check ``directory``: a failure to clear, or a change on
+        disk that is not the very content that last failed (a new save of the same content
+        is tried again)."""
+        identity = folder_identity(directory)
+        if identity is not None and identity == self._verified:
+            return self._failing  # the served content is back: clear the failure
         return not (self._failing and identity == self._failed)
 
+    def _conflict(self, directory: Path | None) -> EditConflictError:
+        """The error of an edit whose directory another save replaced; the new content is
+        served first (or the failure to load it recorded). Called with the lock held."""
+        with contextlib.suppress(ReloadError):
+            if directory is not None:
+                self._reload(directory)
+        current = self._current
+        return EditConflictError(
+            f"the edit was not applied: another save replaced {directory} while the edit was "
+            f"being applied; that save is kept and served (version {current.version}, "
+            f"{len(current.retriever.corpus)} entries); send the edit again if it is still "
+            "wanted"
+        )
+
     def _reload(self, directory: Path) -> ReloadResult:
-        """Load ``directory`` and swap it in unless unchanged; called with the lock held."""
+        """Load ``directory`` and swap it in unless it holds the served content (verified
+        when anything changed on disk); called with the lock held."""
         previous = self._current
-        identity = _manifest_identity(directory)
-        checksum = identity[0]
-        if checksum is not None and checksum == previous.checksum:
-            self._set_failing(False)
-            if self._metrics is not None:
-                self._metrics.reloads.labels("unchanged").inc()
-            return self._result(False, previous, previous)
+        # read before the content, so that a change during the read shows at the next check
+        identity = folder_identity(directory)
+        checksum = manifest_checksum(directory)
         try:
+            if checksum is not None and checksum == previous.checksum:
+                if identity is None or identity != self._verified:
+                    self._verify(directory, previous)
+                self._verified = identity
+                self._recovered()
+                if self._metrics is not None:
+                    self._metrics.reloads.labels("unchanged").inc()
+                return self._result(False, previous, previous)
             retriever, checksum = self._load(directory, previous)
         except ReloadError as exc:
             if not (self._failing and self._failed == identity):  # once per failed save
@@ -316,8 +347,8 @@ class ServedIndex:
             raise
         served = Served(retriever, base_version=previous.version, checksum=checksum)
         self._current = served
-        self.last_error = None
-        self._set_failing(False)
+        self._verified = identity
+        self._recovered()
         if self._metrics is not None:
             self._metrics.reloads.labels("reloaded").inc()
             self._metrics.describe(retriever)
@@ -329,6 +360,22 @@ class ServedIndex:
             len(retriever.corpus),
         )
         return self._result(True, previous, served)
+
+    def _verify(self, directory: Path, previous: Served) -> None:
+        """Check every file of ``directory`` against its manifest (it names the served
+        content)."""
+        try:
+            index_directory.verify(directory)
+        except IndexFormatError as exc:
+            raise ReloadError(
+                f"cannot reload the index from {directory}: {exc}; still serving version "
+                f"{previous.version} ({len(previous.retriever.corpus)} entries)"
+            ) from None
+
+    def _recovered(self) -> None:
+        self.last_error = None
+        self._failed = None
+        self._set_failing(False)
 
     def _load(self, directory: Path, previous: Served) -> tuple[FAQRetriever, str | None]:
         """A retriever of ``directory`` and the checksum read before loading it; a load that
@@ -424,6 +471,7 @@ def _index_version(retriever: FAQRetriever) -> int:
 __all__ = [
     "LOCK_SUFFIX",
     "NothingToReloadError",
+    "EditConflictError",
     "PersistError",
     "ReloadError",
     "ReloadMetrics",

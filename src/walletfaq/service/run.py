@@ -7,6 +7,13 @@ directory; an edit takes a lock file beside it (``.<name>.walletfaq-serve.lock``
 what another worker saved there, then saves its own, so edits from all workers apply one after
 the other and none is lost; the other workers pick each edit up on their next poll
 (:class:`walletfaq.service.holder.ServedIndex`).
+
+Connections (:mod:`walletfaq.service.protocol`): the address is checked (bound once) before
+anything loads; a client must send each request in full within ``read_timeout_s`` seconds
+(default 10) of starting it, or of connecting, else it is disconnected (slow clients cannot hold
+connections for ever); idle keep-alive connections close after 5 seconds;
+request heads over 16 KiB get 400. Per-client limits (connections per address, request rates)
+belong to a reverse proxy in front (nginx ``limit_conn``/``limit_req``).
 """
 
 from __future__ import annotations
@@ -22,10 +29,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import walletfaq.index.directory as index_directory
+from walletfaq.data.strictjson import loads
 from walletfaq.encoders.threads import worker_environment
 from walletfaq.errors import QueryError, WalletFAQError
 from walletfaq.retrieval.retriever import FAQRetriever
 from walletfaq.service.app import create_app
+from walletfaq.service.protocol import READ_TIMEOUT_S, listen_check, uvicorn_options
 from walletfaq.service.settings import READ_TOKEN_ENV, ServerSettings, threads_per_process
 
 if TYPE_CHECKING:
@@ -55,6 +64,7 @@ def serve(
     settings: ServerSettings | None = None,
     access_log: bool = False,
     log_level: str = "info",
+    read_timeout_s: float = READ_TIMEOUT_S,
 ) -> None:
     """Answer one warm-up question, then serve ``retriever`` with uvicorn (one process) until
     interrupted.
@@ -67,9 +77,17 @@ def serve(
         settings: see :func:`create_app`.
         access_log: log one line per request (uvicorn's access log).
         log_level: uvicorn's log level.
+        read_timeout_s: seconds a client has to send a whole request once it started (or to
+            start one after connecting) before it is disconnected.
+
+    Raises:
+        WalletFAQError: ``host``/``port`` cannot be listened on (out of range, unknown, in
+            use) or ``read_timeout_s`` is not a positive number; checked before serving.
     """
     import uvicorn
 
+    listen_check(host, port)
+    connections = uvicorn_options(read_timeout_s)
     settings = settings if settings is not None else ServerSettings.from_env()
     _warn_if_exposed(host, settings)
     _warm_up(retriever)
@@ -82,7 +100,14 @@ def serve(
         settings.workers,
         settings.queue_limit,
     )
-    uvicorn.run(app, host=host, port=port, access_log=access_log, log_level=log_level)
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        access_log=access_log,
+        log_level=log_level,
+        **connections,
+    )
 
 
 def serve_index(
@@ -95,6 +120,7 @@ def serve_index(
     settings: ServerSettings | None = None,
     access_log: bool = False,
     log_level: str = "info",
+    read_timeout_s: float = READ_TIMEOUT_S,
 ) -> None:
     """Serve a saved index directory with ``workers`` uvicorn worker processes until
     interrupted (``walletfaq serve --index DIR --workers N``).
@@ -108,7 +134,7 @@ def serve_index(
         directory: the saved index (``settings.persist_dir`` is set to it).
         model: the model questions are encoded with; ``None`` = the one the index names.
         workers: worker processes (``>= 1``).
-        host, port, access_log, log_level: as for :func:`serve`.
+        host, port, access_log, log_level, read_timeout_s: as for :func:`serve`.
         settings: as for :func:`create_app`; with several workers, ``settings.workers``
             threads run in *each* process, and the settings (tokens included) reach the
             worker processes through the environment variable ``WALLETFAQ_SERVE_CONFIG``.
@@ -116,10 +142,12 @@ def serve_index(
     Raises:
         IndexFormatError: ``directory`` is not a readable saved index (checked before any
             worker starts).
-        WalletFAQError: ``workers`` is not a positive int.
+        WalletFAQError: ``workers`` is not a positive int, or as for :func:`serve`.
     """
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise WalletFAQError(f"workers must be a positive int (processes), got {workers!r}")
+    listen_check(host, port)
+    connections = uvicorn_options(read_timeout_s)
     root = Path(directory).expanduser().absolute()
     index_directory.read_manifest(root)  # a bad directory fails here, in one line, not in N workers
     settings = replace(
@@ -134,6 +162,7 @@ def serve_index(
             settings=settings,
             access_log=access_log,
             log_level=log_level,
+            read_timeout_s=read_timeout_s,
         )
         return
     import uvicorn
@@ -168,6 +197,7 @@ def serve_index(
             port=port,
             access_log=access_log,
             log_level=log_level,
+            **connections,
         )
     finally:
         if previous is None:
@@ -189,7 +219,7 @@ def app_from_environment() -> FastAPI:
     config: Any = None
     settings_fields = None
     with contextlib.suppress(ValueError, KeyError, TypeError):
-        config = json.loads(raw) if raw else None
+        config = loads(raw) if raw else None
         settings_fields = dict(config["settings"])
     if not isinstance(config, dict) or settings_fields is None or "index" not in config:
         raise WalletFAQError(

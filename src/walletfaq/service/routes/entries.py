@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from walletfaq.service.extra import check_server_dependencies
@@ -29,6 +28,7 @@ from starlette.convertors import Convertor, register_url_convertor  # noqa: E402
 
 from walletfaq.data.ids import ID_RULE, check_id  # noqa: E402
 from walletfaq.errors import IndexFormatError, WalletFAQError  # noqa: E402
+from walletfaq.index.directory import IfUnchanged  # noqa: E402
 from walletfaq.retrieval.retriever import FAQRetriever  # noqa: E402
 from walletfaq.service.auth import admin_access, read_access  # noqa: E402
 from walletfaq.service.errors import ConflictError, EntryNotFoundError  # noqa: E402
@@ -126,6 +126,8 @@ def make_router(state: ServiceState) -> APIRouter:
             400: "an invalid entry or id",
             401: "missing or wrong admin token",
             403: "edits are disabled (no admin token configured)",
+            409: "another save replaced the index directory during the edit; it was not "
+            "applied and the new content is served",
             500: "the edit could not be persisted; it was not applied",
             503: "busy: retry after the Retry-After seconds",
         }
@@ -161,7 +163,7 @@ def make_router(state: ServiceState) -> APIRouter:
         }
 
     def add_entry(record: dict[str, Any]) -> dict[str, Any]:
-        def change(retriever: FAQRetriever, directory: Path | None) -> str:
+        def change(retriever: FAQRetriever, directory: IfUnchanged | None) -> str:
             if record["id"] in retriever.corpus:
                 raise ConflictError(
                     f"id {record['id']!r} exists; PUT /v1/entries/{{id}} replaces it"
@@ -173,7 +175,7 @@ def make_router(state: ServiceState) -> APIRouter:
         return edited(record["id"], action, served)
 
     def put_entry(record: dict[str, Any]) -> dict[str, Any]:
-        def change(retriever: FAQRetriever, directory: Path | None) -> str:
+        def change(retriever: FAQRetriever, directory: IfUnchanged | None) -> str:
             replaced = record["id"] in retriever.corpus
             persisted(lambda: retriever.update(record, persist_to=directory))
             return "replaced" if replaced else "added"
@@ -182,7 +184,7 @@ def make_router(state: ServiceState) -> APIRouter:
         return edited(record["id"], action, served)
 
     def remove_entry(entry_id: str) -> dict[str, Any]:
-        def change(retriever: FAQRetriever, directory: Path | None) -> str:
+        def change(retriever: FAQRetriever, directory: IfUnchanged | None) -> str:
             if entry_id not in retriever.corpus:
                 raise EntryNotFoundError(f"no entry has id {entry_id!r}")
             persisted(lambda: retriever.remove([entry_id], persist_to=directory))
@@ -196,7 +198,10 @@ def make_router(state: ServiceState) -> APIRouter:
         response_model=EditOut,
         status_code=201,
         dependencies=admin,
-        responses={**edit_errors, **error_responses({409: "the id exists"})},
+        responses={
+            **edit_errors,
+            **error_responses({409: "the id exists, or the directory was replaced meanwhile"}),
+        },
         tags=["edits"],
         summary="Add an entry (embeds only its texts; persisted before the answer)",
     )
