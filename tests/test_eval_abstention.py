@@ -33,13 +33,21 @@ def test_abstention_is_measured_at_the_retrievers_threshold(retriever) -> None:
     assert point.coverage == point.in_domain_answered / 5
 
 
+def test_a_threshold_of_one_answers_only_verbatim_faq_texts(retriever) -> None:
+    retriever.threshold = 1.0  # the highest a threshold may be: scores are cosines
+    strict = evaluate(retriever, QUERIES).abstention
+    assert strict is not None
+    verbatim = [q for q in QUERIES if q["query"] in retriever.corpus["topup"].questions()]
+    assert strict.answered == len(verbatim) == 1 and strict.answered_correct == 1
+    assert strict.abstained == len(QUERIES) - 1 and strict.ood_abstain == 1.0
+
+
 def test_changing_the_threshold_changes_the_abstention_figures(retriever) -> None:
-    retriever.threshold = 1.01
-    refuse_all = evaluate(retriever, QUERIES).abstention
-    assert refuse_all is not None
-    assert refuse_all.abstained == len(QUERIES) and refuse_all.coverage == 0
-    assert refuse_all.ood_abstain == 1.0
-    assert math.isnan(refuse_all.in_domain_precision)
+    retriever.threshold = -1.0
+    answer_all = evaluate(retriever, QUERIES).abstention
+    assert answer_all is not None
+    assert answer_all.abstained == 0 and answer_all.coverage == 1.0
+    assert answer_all.ood_abstain == 0.0
 
 
 def test_out_of_domain_share_is_nan_not_a_perfect_score_without_such_queries(retriever) -> None:

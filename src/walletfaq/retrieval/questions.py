@@ -62,10 +62,11 @@ def clean_questions(questions: object) -> list[str]:
 
 
 def check_threshold(value: object) -> float:
-    """``value`` as a float if it is a finite number (a cosine score).
+    """``value`` as a float if it is a finite number in [-1, 1] (scores are cosines, so a
+    threshold outside that range would answer everything or nothing).
 
     Raises:
-        QueryError: a bool, a non-number, NaN or an infinity.
+        QueryError: a bool, a non-number, NaN, an infinity, or a number outside [-1, 1].
     """
     if (
         isinstance(value, bool)
@@ -73,6 +74,11 @@ def check_threshold(value: object) -> float:
         or not math.isfinite(float(value))
     ):
         raise QueryError(f"threshold must be a finite number (a cosine score), got {value!r}")
+    if not -1.0 <= float(value) <= 1.0:
+        raise QueryError(
+            f"threshold must be in [-1, 1] (scores are cosine similarities), got {value!r}; "
+            "1 answers only exact matches, -1 answers everything"
+        )
     return float(value)
 
 

@@ -69,6 +69,8 @@ class FAQRetriever:
         fallback: the message :meth:`answer` gives when not confident; ``None`` = a pointer to
             the human support of the wallet named in the question (from ``contacts``), or to
             the app's customer-service centre. Saved with the index.
+        version: the index version to start from (:attr:`version`; :meth:`load` restores the
+            saved one).
     """
 
     def __init__(
@@ -84,6 +86,7 @@ class FAQRetriever:
         threshold: float | None = None,
         normalizer: QuestionNormalizer | None = None,
         fallback: str | None = None,
+        version: int = 1,
     ) -> None:
         if index.d != encoder.dim:
             raise IndexMismatchError(
@@ -100,7 +103,7 @@ class FAQRetriever:
         if fallback is not None and (not isinstance(fallback, str) or not fallback.strip()):
             raise WalletFAQError(f"fallback must be a non-empty string or None, got {fallback!r}")
         self.fallback = fallback
-        self._state = RetrieverState.of(corpus, index, index_answers, contacts, version=1)
+        self._state = RetrieverState.of(corpus, index, index_answers, contacts, version=version)
         self._cache_lock = threading.Lock()
         self._edit_lock = threading.Lock()
 
@@ -270,6 +273,7 @@ class FAQRetriever:
             adapter=tuned.adapter,
             finetune=tuned.finetune,
             replace_anything=replace_anything,
+            version=state.version,
         )
 
     @classmethod
@@ -329,6 +333,7 @@ class FAQRetriever:
             contacts=stored.contacts,
             threshold=manifest.settings.get("threshold"),
             fallback=manifest.settings.get("fallback"),
+            version=stored.version,
         )
 
     def _derived(self, encoder: Encoder, index: faiss.Index) -> FAQRetriever:
@@ -345,6 +350,7 @@ class FAQRetriever:
             threshold=self.threshold,
             normalizer=self.normalizer,
             fallback=self.fallback,
+            version=self.version + 1,
         )
 
     # ----------------------------------------------------------------- live edits
@@ -386,7 +392,8 @@ class FAQRetriever:
         """Replace the entry with the same id in place, or append it if the id is new.
 
         Returns ``True`` when an entry was replaced, ``False`` when it was added. Embeds only
-        the texts of this entry (none when it is unchanged).
+        the entry's texts that are new to the index (none for an answer-only change, unless
+        answers are indexed).
         """
         (new,) = validated_entries([entry])
         with self._edit_lock:
@@ -468,7 +475,8 @@ class FAQRetriever:
 
     @property
     def version(self) -> int:
-        """Starts at 1 and grows by one with every applied edit."""
+        """Starts at 1 and grows by one with every applied edit; saved with the index and
+        restored by :meth:`load` (clients compare it to notice a change)."""
         return self._state.version
 
     def is_cached(self, question: str, k: int = 5, category: str | None = None) -> bool:

@@ -123,7 +123,8 @@ class Served:
     Attributes:
         retriever: answers the questions.
         base_version: added to ``retriever.version`` to number the service's index versions,
-            so that they keep increasing across reloads (a loaded retriever starts at 1).
+            so that they keep increasing across reloads (a loaded retriever starts at the
+            version saved in its directory).
         checksum: the manifest checksum of the directory content this retriever holds (as
             loaded, or as last saved by an edit); ``None`` = not known to match the directory.
     """
@@ -134,7 +135,8 @@ class Served:
 
     @property
     def version(self) -> int:
-        """The service's index version: 1 at start, +1 per applied edit or reload."""
+        """The service's index version: the saved one at start (1 for a new build), +1 per
+        applied edit or reload (or the saved one, when another worker's edits put it ahead)."""
         return self.base_version + _index_version(self.retriever)
 
 
@@ -314,7 +316,11 @@ class ServedIndex:
             if self._metrics is not None:
                 self._metrics.reloads.labels("failed").inc()
             raise
-        served = Served(retriever, base_version=previous.version, checksum=checksum)
+        # the saved version when it is ahead (another worker's edits), else one more
+        version = max(previous.version + 1, _index_version(retriever))
+        served = Served(
+            retriever, base_version=version - _index_version(retriever), checksum=checksum
+        )
         self._current = served
         self.last_error = None
         self._set_failing(False)
