@@ -15,6 +15,10 @@ A threshold chosen on few labelled queries is mostly noise: :func:`calibrate` wa
 (:class:`CalibrationWarning`) below :data:`MIN_CALIBRATION_QUERIES` queries or
 :data:`MIN_OUT_OF_DOMAIN_QUERIES` out-of-domain queries, and when no threshold reaches the
 target.
+
+:data:`PRESET_RULE` is the rule the presets' default thresholds were chosen by, on the bundled
+evaluation set (``benchmarks/thresholds.py`` recomputes them); ``tune`` recalibrates the
+threshold of what it returns by the same rule, and so does ``walletfaq calibrate``.
 """
 
 from __future__ import annotations
@@ -39,7 +43,9 @@ if TYPE_CHECKING:
 __all__ = [
     "MIN_CALIBRATION_QUERIES",
     "MIN_OUT_OF_DOMAIN_QUERIES",
+    "PRESET_RULE",
     "Calibration",
+    "CalibrationRule",
     "CalibrationWarning",
     "OperatingPoint",
     "calibrate",
@@ -228,3 +234,57 @@ def _warn_if_unreliable(calibration: Calibration, n_queries: int, n_ood: int) ->
             CalibrationWarning,
             stacklevel=3,
         )
+
+
+@dataclass(frozen=True)
+class CalibrationRule:
+    """A rule for choosing a threshold: the lowest one (the most questions answered) whose
+    precision reaches ``target_precision`` and that refuses at least ``min_ood_abstain`` of the
+    out-of-domain queries.
+
+    Attributes:
+        target_precision: the precision to reach (answered out-of-domain queries count as
+            wrong).
+        min_ood_abstain: the share of out-of-domain queries to refuse; dropped, with a
+            :class:`CalibrationWarning` from :func:`calibrate`, when the queries have none.
+    """
+
+    target_precision: float
+    min_ood_abstain: float
+
+    def __str__(self) -> str:
+        return (
+            f"the lowest threshold with precision >= {self.target_precision:g} and "
+            f"out-of-domain refused >= {self.min_ood_abstain:g}"
+        )
+
+    def calibrate(
+        self,
+        retriever: FAQRetriever,
+        queries: str
+        | Path
+        | Iterable[Mapping[str, Any]]
+        | Sequence[LabelledQuery]
+        | EvalReport
+        | None = None,
+    ) -> Calibration:
+        """:func:`calibrate` ``retriever`` on ``queries`` by this rule (an
+        :class:`~walletfaq.EvalReport` of ``retriever`` is reused, nothing re-encoded)."""
+        report = queries if isinstance(queries, EvalReport) else evaluate(retriever, queries)
+        has_ood = any(not r.in_domain for r in report.results)
+        return calibrate(
+            retriever,
+            report,
+            self.target_precision,
+            min_ood_abstain=self.min_ood_abstain if has_ood else 0.0,
+        )
+
+
+PRESET_RULE = CalibrationRule(target_precision=0.9, min_ood_abstain=0.9)
+"""The rule the presets' thresholds follow on the bundled evaluation set: answer as many
+questions as possible while at least 90 % of answers are right and at least 90 % of
+out-of-domain questions are refused (e5-small: 0.9132, answering 661 of 665 in-domain
+questions and 5 of 55 out-of-domain ones; ``benchmarks/thresholds.py``). An app for which a
+wrong answer costs more than a hand-over to a human picks a stricter rule, e.g.
+``calibrate(r, report, target_precision=0.95, min_ood_abstain=0.9)``: README, "Which
+threshold"."""

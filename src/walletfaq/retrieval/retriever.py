@@ -108,11 +108,15 @@ class FAQRetriever:
         self._edit_lock = threading.Lock()
 
     def __repr__(self) -> str:
+        from walletfaq.encoders.restore import describe_tuning
+
+        tuned = describe_tuning(self.encoder)
         return (
-            f"FAQRetriever(model={self.encoder.name!r}, entries={len(self.corpus)}, "
-            f"vectors={self.index.ntotal}, index={self.index_spec.kind!r}, "
-            f"index_answers={self.index_answers}, "
-            f"question_encoding={self.question_encoding!r})"
+            f"FAQRetriever(model={self.encoder.name!r}, "
+            + (f"tuned={tuned!r}, " if tuned else "")
+            + f"entries={len(self.corpus)}, vectors={self.index.ntotal}, "
+            f"index={self.index_spec.kind!r}, index_answers={self.index_answers}, "
+            f"question_encoding={self.question_encoding!r}, threshold={self.threshold:.4f})"
         )
 
     @property
@@ -213,7 +217,9 @@ class FAQRetriever:
         location = cache_dir() / "indexes" / key
         if location.exists():
             try:
-                return cls.load(location, model=encoder, corpus=full)
+                cached = cls.load(location, model=encoder, corpus=full)
+                cached.threshold = default_threshold(encoder.name)  # as built: no stale value
+                return cached
             except (WalletFAQError, OSError, RuntimeError, MemoryError) as exc:
                 if isinstance(exc, ModelError):
                     raise
