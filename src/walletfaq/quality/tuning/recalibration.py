@@ -115,8 +115,8 @@ def recalibrate(
         return None
     queries, source = found
     logger.info("recalibrating the threshold on %s", source)
-    before_report = evaluate(base, queries)  # type: ignore[arg-type]
-    tuned_report = evaluate(tuned, queries)  # type: ignore[arg-type]
+    before_report = evaluate(base, queries, desc="recalibrating: base")  # type: ignore[arg-type]
+    tuned_report = evaluate(tuned, queries, desc="recalibrating: tuned")  # type: ignore[arg-type]
     calibration = PRESET_RULE.calibrate(tuned, tuned_report)  # type: ignore[arg-type]
     old = float(base.threshold)
     tuned.threshold = calibration.threshold
