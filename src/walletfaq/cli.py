@@ -1,4 +1,5 @@
-"""Command line: ``walletfaq ask``, ``answer``, ``build``, ``eval``, ``bench``.
+"""Command line: ``walletfaq ask``, ``answer``, ``build``, ``eval``, ``calibrate``, ``tune``,
+``serve``, ``doctor``, ``export``, ``bench``.
 
 User errors print one line on stderr and exit with status 2; an unexpected internal error
 prints one line and exits with status 1 (``--debug`` shows its traceback).
@@ -75,6 +76,30 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also index question + answer text of each entry",
     )
+    _add_answer_settings(build, "saved with the index")
+    calibrate = commands.add_parser(
+        "calibrate",
+        help="choose a saved index's no-answer threshold on labelled queries (--write saves it)",
+    )
+    calibrate.add_argument("--index", required=True, help="the saved index directory")
+    calibrate.add_argument(
+        "--queries",
+        help="JSONL of {query, gold} with out-of-domain ones (gold: []) (default: the bundled "
+        "evaluation set, for an index of the bundled corpus)",
+    )
+    calibrate.add_argument(
+        "--target-precision",
+        type=float,
+        help="share of answers that must be right (default: the presets' rule, 0.9)",
+    )
+    calibrate.add_argument(
+        "--min-ood-abstain",
+        type=float,
+        help="share of out-of-domain questions to refuse (default: the presets' rule, 0.9)",
+    )
+    calibrate.add_argument(
+        "--write", action="store_true", help="save the chosen threshold in the index directory"
+    )
     tune = commands.add_parser(
         "tune", help="adapt the embeddings to labelled questions of your domain, save the index"
     )
@@ -112,6 +137,12 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--index", help="a saved index directory")
     evaluate.add_argument("--corpus", help="a JSONL corpus (default: the bundled one)")
     evaluate.add_argument("--model", help="model preset, hub name or path (default: e5-small)")
+    evaluate.add_argument(
+        "--threshold",
+        type=float,
+        help="no-answer threshold the abstention figures are measured at (default: the "
+        "index's or model's)",
+    )
     evaluate.add_argument("--json", action="store_true", help="print the report as JSON")
 
     serve = commands.add_parser(
@@ -133,8 +164,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--threads",
         type=int,
-        help="threads per process encoding questions at once (default: the CPU cores, "
-        "shared among the worker processes)",
+        help="encoding threads in each worker process (default: the CPU cores, shared among "
+        "the worker processes)",
     )
     serve.add_argument(
         "--reload-interval",
@@ -145,10 +176,14 @@ def _parser() -> argparse.ArgumentParser:
         "(default 2; 0 = never; POST /v1/reload reloads at once)",
     )
     serve.add_argument(
-        "--queue", type=int, help="requests that may wait; beyond, 503 (default 4 per worker)"
+        "--queue",
+        type=int,
+        help="requests that may wait for an encoding thread, in each worker process; beyond, "
+        "503 at once (default: 4 per thread, i.e. 4 x --threads)",
     )
     serve.add_argument("--timeout", type=float, help="seconds before a 504 (default 10)")
     serve.add_argument("--access-log", action="store_true", help="log one line per request")
+    _add_answer_settings(serve, "for this service's /v1/answer; the index is not changed")
 
     doctor = commands.add_parser(
         "doctor", help="find what in a corpus hurts retrieval, worst first, with advice"
@@ -176,6 +211,16 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_answer_settings(command: argparse.ArgumentParser, where: str) -> None:
+    command.add_argument(
+        "--threshold",
+        type=float,
+        help=f"no-answer threshold in [-1, 1], {where} (default: the model's calibrated one; "
+        "see `walletfaq calibrate`)",
+    )
+    command.add_argument("--fallback", help=f"the message answer gives when not confident, {where}")
+
+
 def _add_source_arguments(command: argparse.ArgumentParser) -> None:
     command.add_argument("--index", help="a saved index directory (default: the bundled corpus)")
     command.add_argument("--corpus", help="a JSONL corpus to search (default: the bundled one)")
@@ -196,10 +241,16 @@ def _eval(args: argparse.Namespace) -> int:
     from walletfaq.data.corpus import bundled_data_dir
     from walletfaq.quality.evaluation.metrics import METRIC_KEYS
     from walletfaq.quality.evaluation.runner import evaluate
+    from walletfaq.retrieval.questions import check_threshold
 
+    if args.threshold is not None:
+        check_threshold(args.threshold)  # before any model loads
     retriever = _retriever(args)
+    if args.threshold is not None:
+        retriever.threshold = args.threshold
     queries = args.queries or bundled_data_dir() / "eval" / "queries.jsonl"
     report = evaluate(retriever, queries)
+    abstention = report.abstention
     if args.json:
         print(
             json.dumps(
@@ -209,6 +260,7 @@ def _eval(args: argparse.Namespace) -> int:
                     "per_style": report.per_style,
                     "n_in_domain": report.n_in_domain,
                     "failures": len(report.failures),
+                    "abstention": abstention.to_dict() if abstention is not None else None,
                 },
                 ensure_ascii=False,
                 indent=1,
@@ -226,6 +278,8 @@ def _eval(args: argparse.Namespace) -> int:
             + "".join(f"{metrics[key]:>10.3f}" for key in METRIC_KEYS)
             + f"{int(metrics['n']):>6}"
         )
+    if abstention is not None:
+        print(abstention.summary())
     return 0
 
 
@@ -318,6 +372,8 @@ def _serve(args: argparse.Namespace) -> int:
         timeout_s=args.timeout,
         persist_dir=Path(args.index) if args.index else None,
         reload_interval_s=args.reload_interval,
+        threshold=args.threshold,
+        fallback=args.fallback,
     )
     log_level = "warning" if args.quiet else "info"
     if args.index:
@@ -357,6 +413,7 @@ def _doctor(args: argparse.Namespace) -> int:
 def _build(args: argparse.Namespace) -> int:
     from walletfaq.retrieval.retriever import FAQRetriever
 
+    _check_answer_settings(args)  # before any model loads
     # the cache holds the same index when this corpus/model/settings were embedded before
     retriever = FAQRetriever.from_corpus(
         args.corpus,
@@ -365,8 +422,73 @@ def _build(args: argparse.Namespace) -> int:
         index_answers=args.index_answers,
         contacts=args.contacts,
     )
+    if args.threshold is not None:
+        retriever.threshold = args.threshold
+    if args.fallback is not None:
+        retriever.fallback = args.fallback
     path = retriever.save(args.out)
     print(f"saved {retriever!r} to {path}")
+    return 0
+
+
+def _check_answer_settings(args: argparse.Namespace) -> None:
+    """Refuse a bad ``--threshold`` or ``--fallback`` before anything is loaded."""
+    from walletfaq.retrieval.questions import check_threshold
+
+    if args.threshold is not None:
+        check_threshold(args.threshold)
+    if args.fallback is not None and not args.fallback.strip():
+        raise WalletFAQError(
+            "--fallback must be a non-empty message (leave it out for the default)"
+        )
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    import warnings
+
+    from walletfaq.encoders.restore import describe_tuning
+    from walletfaq.quality.calibration import PRESET_RULE, CalibrationRule
+    from walletfaq.quality.evaluation.runner import evaluate
+    from walletfaq.retrieval.retriever import FAQRetriever
+
+    rule = CalibrationRule(
+        PRESET_RULE.target_precision if args.target_precision is None else args.target_precision,
+        PRESET_RULE.min_ood_abstain if args.min_ood_abstain is None else args.min_ood_abstain,
+    )
+    retriever = FAQRetriever.load(args.index)
+    tuned = describe_tuning(retriever.encoder)
+    if tuned:
+        print(
+            f"note: this index is tuned ({tuned}); calibrate it on queries it was not trained "
+            "on, or the threshold will be set for questions it has already seen"
+        )
+    if args.queries is None:
+        from walletfaq.data.queries import load_bundled_queries
+
+        known = set(retriever.corpus.ids)
+        if any(g not in known for q in load_bundled_queries() for g in q.gold):
+            raise WalletFAQError(
+                f"{args.index} is not an index of the bundled corpus, so the bundled evaluation "
+                "set does not fit it; pass --queries FILE: labelled queries for this corpus "
+                '({"query", "gold"} lines, out-of-domain ones with "gold": [])'
+            )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        report = evaluate(retriever, args.queries)
+        calibration = rule.calibrate(retriever, report)
+    for warning in caught:
+        print(f"walletfaq: warning: {' '.join(str(warning.message).split())}", file=sys.stderr)
+    current = report.abstention
+    assert current is not None
+    print(f"rule: {rule}")
+    print(f"now:    {current.summary()}")
+    print(f"chosen: {calibration.chosen.summary()}")
+    if not args.write:
+        print(f"threshold {calibration.threshold:.4f} not saved: pass --write to save it")
+        return 0
+    retriever.threshold = calibration.threshold
+    path = retriever.save(args.index)
+    print(f"saved threshold {calibration.threshold:.4f} in {path}")
     return 0
 
 
@@ -390,6 +512,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "ask": _ask,
         "answer": _answer,
         "build": _build,
+        "calibrate": _calibrate,
         "export": _export,
         "tune": _tune,
         "eval": _eval,
