@@ -126,12 +126,25 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, capture)
         finally:
-            route = scope.get("route")
-            endpoint = getattr(route, "path", None) or "unmatched"
+            endpoint = _endpoint_label(scope)
             self.metrics.latency.labels(endpoint).observe(time.perf_counter() - start)
             self.metrics.requests.labels(endpoint, scope["method"], str(status)).inc()
             if status >= 400:
                 self.metrics.errors.labels(endpoint, str(status)).inc()
+
+
+def _endpoint_label(scope: Scope) -> str:
+    """The route template of a request; the schema and the docs' files, whose routes FastAPI
+    or Starlette serve without setting one, by their own (few) labels; else ``unmatched``."""
+    path = getattr(scope.get("route"), "path", None)
+    if path:
+        return str(path)
+    raw = scope.get("path", "")
+    if raw == "/openapi.json":
+        return raw
+    if raw.startswith("/docs/assets/"):
+        return "/docs/assets/{name}"
+    return "unmatched"
 
 
 __all__ = [

@@ -1,6 +1,7 @@
-"""The corpus endpoints and the admin edits, with their models: ``GET /v1/entries/{id}``,
-``POST /v1/entries``, ``PUT`` and ``DELETE /v1/entries/{id}``, ``POST /v1/reload`` and
-``GET /v1/categories`` (in this order in the schema).
+"""The corpus endpoints and the admin edits, with their models: ``GET /v1/entries`` (a page of
+the entries), ``GET /v1/entries/{id}``, ``POST /v1/entries``, ``PUT`` and
+``DELETE /v1/entries/{id}``, ``POST /v1/reload`` and ``GET /v1/categories`` (in this order in
+the schema).
 
 Edits and reloads need the admin token (:func:`walletfaq.service.auth.admin_access`). An edit
 runs in the app's pool through :meth:`ServedIndex.edit <walletfaq.service.holder.ServedIndex.edit>`
@@ -18,7 +19,7 @@ from walletfaq.service.extra import check_server_dependencies
 
 check_server_dependencies()
 
-from fastapi import APIRouter  # noqa: E402
+from fastapi import APIRouter, Query  # noqa: E402
 from pydantic import BaseModel, Field  # noqa: E402
 
 from walletfaq.errors import IndexFormatError, WalletFAQError  # noqa: E402
@@ -38,6 +39,20 @@ class EntryOut(BaseModel):
     question: str
     answer: str
     alt_questions: list[str]
+
+
+MAX_PAGE = 500
+"""Most entries ``GET /v1/entries`` returns at once."""
+
+
+class EntryPageOut(BaseModel):
+    """A page of the entries, in corpus order."""
+
+    entries: list[EntryOut]
+    total: int = Field(description="entries in the index (all pages)")
+    offset: int = Field(description="position of the first entry of this page")
+    limit: int = Field(description="most entries on a page")
+    version: int = Field(description="the index version the page was read from")
 
 
 class EntryIn(RequestModel):
@@ -93,6 +108,28 @@ def make_router(state: ServiceState) -> APIRouter:
             503: "busy: retry after the Retry-After seconds",
         }
     )
+
+    @router.get(
+        "/v1/entries",
+        response_model=EntryPageOut,
+        dependencies=read,
+        tags=["corpus"],
+        summary="A page of the FAQ entries, in corpus order (with the total, for paging)",
+    )
+    async def entries(
+        offset: int = Query(0, ge=0, description="skip this many entries"),
+        limit: int = Query(50, ge=1, le=MAX_PAGE, description=f"at most {MAX_PAGE}"),
+    ) -> dict[str, Any]:
+        served = served_index.current  # one snapshot: the page and its total agree
+        corpus = served.retriever.corpus
+        page = corpus.entries[offset : offset + limit]
+        return {
+            "entries": [entry.to_dict() for entry in page],
+            "total": len(corpus),
+            "offset": offset,
+            "limit": limit,
+            "version": served.version,
+        }
 
     @router.get(
         "/v1/entries/{entry_id}",
@@ -233,8 +270,10 @@ def make_router(state: ServiceState) -> APIRouter:
 __all__ = [
     "CategoriesOut",
     "EditOut",
+    "MAX_PAGE",
     "EntryIn",
     "EntryOut",
+    "EntryPageOut",
     "ReloadOut",
     "make_router",
 ]
