@@ -471,16 +471,16 @@ def _train_adapter(
             best_w, best_b, best_score, best_epoch, stale = w, b, score, epoch, 0
         else:
             stale += 1
-            if stale >= settings.patience:
+            if stale >= settings.patience:  # the bar ends short: say why, on it and in the log
                 stopped_early = True
+                note = (
+                    f"stopped early at epoch {epoch} of {settings.epochs}: no better validation"
+                    f" MRR@10 for {settings.patience} epochs; kept epoch {best_epoch} "
+                    f"({best_score:.3f})"
+                )
+                bar.set_postfix_str(note)  # before the break, which closes the bar
+                logger.info("tuning %s", note)
                 break
-    if stopped_early:  # the bar ends short of its total: say why, on it and in the log
-        note = (
-            f"stopped early at epoch {epochs_run} of {settings.epochs}: no better validation "
-            f"MRR@10 for {settings.patience} epochs; kept epoch {best_epoch} ({best_score:.3f})"
-        )
-        bar.set_postfix_str(note, refresh=True)
-        logger.info("tuning %s", note)
     bar.close()
     log = {
         "epochs_run": epochs_run,

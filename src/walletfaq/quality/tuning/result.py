@@ -95,7 +95,7 @@ class TuneResult:
         after: the same metrics for the tuned retriever.
         train_size: training pairs (corpus alt pairs included), before the validation slice.
         holdout_size: held-out queries measured.
-        seconds: wall time of the whole call (encoding included).
+        seconds: wall time of the whole call (encoding and recalibration included).
         method: ``"adapter"`` or ``"finetune"``.
         settings: the settings used (JSON-ready), plus ``epochs_run`` and ``best_epoch``
             (adapter) or ``steps`` and ``prompts`` (finetune); for a hybrid also

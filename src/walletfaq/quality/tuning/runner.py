@@ -127,8 +127,10 @@ def tune(
         CorpusError: unreadable or malformed data (file, line and field named).
         WalletFAQError: an unknown method or setting, a bad ``holdout``, or too little data.
     """
+    started = time.perf_counter()
     result = _tune(retriever, data, method, holdout, epochs, seed, progress, settings)
-    return _finish(retriever, data, result, holdout, recalibrate)
+    finished = _finish(retriever, data, result, holdout, recalibrate)
+    return replace(finished, seconds=time.perf_counter() - started)
 
 
 def _finish(
