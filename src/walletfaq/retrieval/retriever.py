@@ -24,6 +24,7 @@ from walletfaq.data.corpus import (
 from walletfaq.data.normalize import QuestionNormalizer
 from walletfaq.encoders.presets import cache_dir, default_threshold, resolve_encoder
 from walletfaq.encoders.protocol import Encoder, as_unit_rows
+from walletfaq.encoders.restore import describe_tuning, restore, tuned_parts
 from walletfaq.errors import CorpusError, IndexMismatchError, ModelError, QueryError, WalletFAQError
 from walletfaq.index.search import Answer, Hit, decide
 from walletfaq.index.vector_index import IndexKind, IndexSpec
@@ -108,8 +109,6 @@ class FAQRetriever:
         self._edit_lock = threading.Lock()
 
     def __repr__(self) -> str:
-        from walletfaq.encoders.restore import describe_tuning
-
         tuned = describe_tuning(self.encoder)
         return (
             f"FAQRetriever(model={self.encoder.name!r}, "
@@ -251,7 +250,6 @@ class FAQRetriever:
         self, directory: str | Path, *, replace_anything: bool, state: RetrieverState | None = None
     ) -> Path:
         from walletfaq._version import __version__
-        from walletfaq.encoders.restore import tuned_parts
 
         state = self._state if state is None else state
         tuned = tuned_parts(self.encoder)
@@ -300,8 +298,6 @@ class FAQRetriever:
             corpus: optionally, the corpus the index must have been built from; a changed
                 corpus raises :class:`IndexMismatchError` instead of answering from stale data.
         """
-        from walletfaq.encoders.restore import restore
-
         stored = index_directory.load(directory)
         manifest = stored.manifest
         encoder = restore(
