@@ -117,13 +117,9 @@ def test_eval_measures_abstention_at_the_threshold_given(
 
 @pytest.fixture
 def labelled(tmp_path: Path) -> Path:
-    from .test_tune_recalibration import IN_DOMAIN, OUT_OF_DOMAIN
+    from .test_tune_recalibration import write_labelled
 
-    records = [{"query": q, "gold": [g]} for g, qs in IN_DOMAIN.items() for q in qs]
-    records += [{"query": q, "gold": []} for q in OUT_OF_DOMAIN]
-    path = tmp_path / "labelled.jsonl"
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), "utf-8")
-    return path
+    return write_labelled(tmp_path / "labelled.jsonl")
 
 
 def test_calibrate_prints_the_chosen_threshold_and_writes_only_when_asked(

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from walletfaq import Corpus, FAQRetriever, load_bundled_queries
+from walletfaq import Corpus, FAQRetriever, load_bundled_queries, load_queries
 from walletfaq.data.contacts import load_bundled_contacts
 from walletfaq.data.corpus import load_bundled_corpus
 from walletfaq.quality.calibration import PRESET_RULE, CalibrationWarning
@@ -42,13 +42,17 @@ def retriever(tiny_corpus: Corpus, encoder: HashEncoder) -> FAQRetriever:
     return FAQRetriever.build(tiny_corpus, model=encoder)
 
 
-@pytest.fixture
-def queries_file(tmp_path: Path) -> Path:
+def write_labelled(path: Path) -> Path:
+    """``path`` as a JSONL of the labelled queries above (in- and out-of-domain)."""
     records = [{"query": q, "gold": [g]} for g, qs in IN_DOMAIN.items() for q in qs]
     records += [{"query": q, "gold": []} for q in OUT_OF_DOMAIN]
-    path = tmp_path / "logs.jsonl"
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), "utf-8")
     return path
+
+
+@pytest.fixture
+def queries_file(tmp_path: Path) -> Path:
+    return write_labelled(tmp_path / "logs.jsonl")
 
 
 def quietly(function, *args, **kwargs):  # type: ignore[no-untyped-def]
@@ -69,35 +73,31 @@ def test_tune_recalibrates_on_the_held_out_and_out_of_domain_queries_of_the_data
     assert result.retriever.threshold == recalibration.threshold_after
     assert recalibration.threshold_before == retriever.threshold  # the base is left as it was
     held = set(result.holdout_queries)
-    used = [q for q in load_queries_of(queries_file) if q.gold and q.query in held]
+    used = [q for q in load_queries(queries_file) if q.gold and q.query in held]
     assert recalibration.after.n_in_domain == len(used)
     assert recalibration.after.n_out_of_domain == len(OUT_OF_DOMAIN)
 
 
-def load_queries_of(path: Path):  # type: ignore[no-untyped-def]
-    from walletfaq import load_queries
-
-    return load_queries(path)
-
-
-def test_the_new_threshold_is_the_one_the_presets_rule_chooses(
-    retriever: FAQRetriever, queries_file: Path
-) -> None:
+@pytest.fixture
+def tuned_on_logs(retriever: FAQRetriever, queries_file: Path):  # type: ignore[no-untyped-def]
+    """Tuned on half of the logs; the data, and the queries its threshold was chosen on."""
     result = quietly(tune, retriever, queries_file, holdout=0.5, seed=0, progress=False)
     data = load_tuning_data(queries_file, retriever.corpus.ids)
-    queries, _ = calibration_queries(retriever, data, result.holdout_queries)  # type: ignore[misc]
+    found = calibration_queries(retriever, data, result.holdout_queries)
+    assert found is not None
+    return result, data, found[0]
+
+
+def test_the_new_threshold_is_the_one_the_presets_rule_chooses(tuned_on_logs) -> None:
+    result, _, queries = tuned_on_logs
     expected = quietly(PRESET_RULE.calibrate, result.retriever, evaluate(result.retriever, queries))
     assert result.retriever.threshold == expected.threshold
 
 
-def test_the_calibration_queries_never_include_a_training_query(
-    retriever: FAQRetriever, queries_file: Path
-) -> None:
-    result = quietly(tune, retriever, queries_file, holdout=0.5, seed=0, progress=False)
-    data = load_tuning_data(queries_file, retriever.corpus.ids)
-    queries, _ = calibration_queries(retriever, data, result.holdout_queries)  # type: ignore[misc]
+def test_the_calibration_queries_never_include_a_training_query(tuned_on_logs) -> None:
+    result, data, queries = tuned_on_logs
     trained = set(data.texts) - set(result.holdout_queries)
-    assert not [q.query for q in queries if q.gold and q.query in trained]
+    assert queries and not [q.query for q in queries if q.gold and q.query in trained]
 
 
 def test_on_the_bundled_corpus_the_bundled_set_without_the_training_queries_is_used(

@@ -62,6 +62,13 @@ MIN_OUT_OF_DOMAIN_QUERIES = 20
 then known only to within about +-20 points."""
 
 
+CalibrationQueries = (
+    str | Path | Iterable[Mapping[str, Any]] | Sequence[LabelledQuery] | EvalReport | None
+)
+"""What :func:`calibrate` takes as queries: those :func:`~walletfaq.evaluate` takes, or an
+:class:`~walletfaq.EvalReport` already computed (nothing is encoded again)."""
+
+
 class CalibrationWarning(UserWarning):
     """A calibration result that should not be trusted as it is (too few queries, target
     precision not reached)."""
@@ -114,12 +121,7 @@ class Calibration:
 
 def calibrate(
     retriever: FAQRetriever,
-    queries: str
-    | Path
-    | Iterable[Mapping[str, Any]]
-    | Sequence[LabelledQuery]
-    | EvalReport
-    | None = None,
+    queries: CalibrationQueries = None,
     target_precision: float = 0.95,
     *,
     min_ood_abstain: float = 0.0,
@@ -261,12 +263,7 @@ class CalibrationRule:
     def calibrate(
         self,
         retriever: FAQRetriever,
-        queries: str
-        | Path
-        | Iterable[Mapping[str, Any]]
-        | Sequence[LabelledQuery]
-        | EvalReport
-        | None = None,
+        queries: CalibrationQueries = None,
     ) -> Calibration:
         """:func:`calibrate` ``retriever`` on ``queries`` by this rule (an
         :class:`~walletfaq.EvalReport` of ``retriever`` is reused, nothing re-encoded)."""
