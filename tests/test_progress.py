@@ -93,3 +93,48 @@ def test_model_loads_hide_transformers_bars_and_restore_them_after() -> None:
     with progress_module.quiet_library_bars():
         assert not transformers_logging.is_progress_bar_enabled()
     assert transformers_logging.is_progress_bar_enabled()
+
+
+@pytest.mark.parametrize("prepared", [False, True])
+def test_in_a_kernel_without_ipywidgets_library_imports_of_tqdm_auto_say_nothing(
+    monkeypatch, prepared: bool
+) -> None:
+    ipython = pytest.importorskip("IPython")
+    import importlib
+    import sys
+    import types
+    import warnings
+
+    class Kernel:  # what tqdm.autonotebook checks to tell a notebook kernel
+        pass
+
+    monkeypatch.setattr(ipython, "get_ipython", lambda: Kernel(), raising=False)
+    monkeypatch.setitem(sys.modules, "ipykernel.zmqshell", types.ModuleType("ipykernel.zmqshell"))
+    for name in ("tqdm.autonotebook", "tqdm.auto"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    real = progress_module.importlib.util.find_spec
+    monkeypatch.setattr(
+        progress_module.importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "ipywidgets" else real(name, *a),
+    )
+    import tqdm.notebook
+
+    monkeypatch.setattr(tqdm.notebook, "IProgress", None)  # as without ipywidgets
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        if prepared:
+            progress_module.prepare_notebook_bars()
+        auto = importlib.import_module("tqdm.auto")  # what the hub client imports
+    warned = [w for w in caught if "IProgress not found" in str(w.message)]
+    assert bool(warned) is not prepared  # without preparing, the simulation does warn
+    assert not issubclass(auto.tqdm, tqdm.notebook.tqdm)  # the plain bar either way
+
+
+def test_resolving_a_model_prepares_the_notebook_bars(monkeypatch) -> None:
+    from walletfaq.encoders import presets
+
+    calls: list[bool] = []
+    monkeypatch.setattr(presets, "prepare_notebook_bars", lambda: calls.append(True))
+    presets.resolve_encoder(HashEncoder())
+    assert calls == [True]

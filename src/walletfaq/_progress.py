@@ -3,6 +3,8 @@
 - :func:`progress_bar`: a tqdm bar. In a notebook it is tqdm's widget when ``ipywidgets`` is
   installed, and tqdm's plain text bar otherwise (``tqdm.auto`` would then warn "IProgress not
   found" in every notebook that has no ``ipywidgets``).
+- :func:`prepare_notebook_bars`: called where models are resolved, so that the libraries'
+  own imports of ``tqdm.auto`` do not warn either.
 - :func:`quiet_library_bars`: while a model loads, hide transformers' own bars ("Loading
   weights 199/199"): walletfaq's log lines and bars already say what is happening.
 
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import sys
 import warnings
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -29,6 +32,14 @@ def _silence_autonotebook_warning() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", TqdmWarning)
         import tqdm.autonotebook  # noqa: F401
+
+
+def prepare_notebook_bars() -> None:
+    """In an IPython kernel without ``ipywidgets``, silence tqdm's "IProgress not found"
+    warning before any library (the hub client, sentence-transformers) imports
+    ``tqdm.auto``; the plain bar is used either way. Free outside IPython."""
+    if "IPython" in sys.modules and importlib.util.find_spec("ipywidgets") is None:
+        _silence_autonotebook_warning()
 
 
 def _bar_class() -> Any:

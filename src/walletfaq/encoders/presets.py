@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from walletfaq._progress import prepare_notebook_bars
 from walletfaq.encoders.protocol import Encoder, as_unit_rows
 from walletfaq.encoders.sentence_transformer import SentenceTransformerEncoder
 from walletfaq.errors import ModelError
@@ -282,6 +283,7 @@ def resolve_encoder(model: str | Path | Encoder | None = None) -> Encoder:
     the :class:`Encoder` methods is used as is; any other string or path goes to
     sentence-transformers (hub name or local folder).
     """
+    prepare_notebook_bars()  # before the model libraries import tqdm.auto
     if model is None:
         return PresetEncoder(DEFAULT_MODEL)
     if isinstance(model, Path):
