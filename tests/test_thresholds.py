@@ -193,3 +193,20 @@ def test_server_settings_refuse_a_bad_threshold_or_fallback(field, value, messag
 
     with pytest.raises(WalletFAQError, match=message or "fallback must be a non-empty"):
         ServerSettings(**{field: value})  # type: ignore[arg-type]
+
+
+def test_tune_on_the_command_line_prints_its_warnings_in_one_line_each(
+    index_dir: Path, tmp_path: Path, capsys
+) -> None:
+    from .test_tune import planted_pairs
+
+    pairs = tmp_path / "pairs.tsv"
+    rows = ["sentence1\tsentence2\tlabel", *(f"{a}\t{b}\t1" for a, b in planted_pairs(20))]
+    pairs.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    argv = ["tune", "--data", str(pairs), "--index", str(index_dir), "--out", str(tmp_path / "t")]
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    warned = [line for line in err.splitlines() if line.startswith("walletfaq: warning: ")]
+    assert any("held-out queries" in line and "(TuningWarning)" in line for line in warned)
+    assert any("was not recalibrated" in line for line in warned)
+    assert "cli.py" not in err  # no source lines

@@ -11,7 +11,9 @@ import argparse
 import json
 import logging
 import sys
+import warnings
 from collections.abc import Sequence
+from typing import TextIO
 
 from walletfaq.errors import WalletFAQError
 
@@ -444,8 +446,6 @@ def _check_answer_settings(args: argparse.Namespace) -> None:
 
 
 def _calibrate(args: argparse.Namespace) -> int:
-    import warnings
-
     from walletfaq.encoders.restore import describe_tuning
     from walletfaq.quality.calibration import PRESET_RULE, CalibrationRule
     from walletfaq.quality.evaluation.runner import evaluate
@@ -472,12 +472,8 @@ def _calibrate(args: argparse.Namespace) -> int:
                 "set does not fit it; pass --queries FILE: labelled queries for this corpus "
                 '({"query", "gold"} lines, out-of-domain ones with "gold": [])'
             )
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        report = evaluate(retriever, args.queries)
-        calibration = rule.calibrate(retriever, report)
-    for warning in caught:
-        print(f"walletfaq: warning: {' '.join(str(warning.message).split())}", file=sys.stderr)
+    report = evaluate(retriever, args.queries)
+    calibration = rule.calibrate(retriever, report)
     current = report.abstention
     assert current is not None
     print(f"rule: {rule}")
@@ -497,7 +493,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     package_logger = logging.getLogger("walletfaq")
     if not package_logger.handlers:
-        handler = logging.StreamHandler()
+        handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("walletfaq: %(message)s"))
         package_logger.addHandler(handler)
     # INFO: one line per first-run stage (building the model, embedding, saving); nothing when
@@ -521,7 +517,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "doctor": _doctor,
     }
     try:
-        return handlers[args.command](args)
+        with warnings.catch_warnings():  # restores the warning printer when done
+            warnings.showwarning = _show_warning
+            return handlers[args.command](args)
     except WalletFAQError as exc:
         print(f"walletfaq: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_USER_ERROR
@@ -544,6 +542,32 @@ def _silence_library_progress_bars() -> None:
 
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to ``sys.stderr`` as it is when a line is logged, not as it was when the handler
+    was made (``main`` may run many times in one process, each with its own stderr)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: object) -> None:
+        pass
+
+
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: TextIO | None = None,
+    line: str | None = None,
+) -> None:
+    """Print a warning as the command line prints everything: one line, no source line."""
+    text = " ".join(str(message).split())
+    print(f"walletfaq: warning: {text} ({category.__name__})", file=sys.stderr)
 
 
 def _one_line(exc: BaseException) -> str:

@@ -110,7 +110,7 @@ def recalibrate(
             "--index DIR --queries FILE --write`, or walletfaq.calibrate) before relying on "
             "answer()",
             TuningWarning,
-            stacklevel=3,
+            stacklevel=4,  # tune's caller
         )
         return None
     queries, source = found
