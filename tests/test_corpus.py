@@ -48,7 +48,7 @@ def test_missing_required_field_names_file_line_and_field(tmp_path: Path, field:
     assert f"{path}:2 field '{field}'" in str(caught.value)
 
 
-@pytest.mark.parametrize("field", ["id", "category", "question", "answer"])
+@pytest.mark.parametrize("field", ["category", "question", "answer"])  # ids: tests/test_ids.py
 def test_empty_or_blank_text_is_rejected(tmp_path: Path, field: str) -> None:
     path = write_lines(tmp_path, [record(**{field: "  \t"})])
     with pytest.raises(CorpusError, match=re.escape(f":1 field '{field}'") + ".*empty"):

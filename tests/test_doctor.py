@@ -303,3 +303,20 @@ def test_bundled_corpus_has_no_shared_question_and_flags_confusable_entries() ->
     # misplaced text rarely costs an answer (benchmarks/doctor_vs_eval.py), so none is high
     assert report.at_least("high") == ()
     assert all(f.label != "high" for f in report.of_kind("misplaced-question"))
+
+
+def test_ids_that_read_alike_are_reported_as_confusable(encoder) -> None:
+    corpus = corpus_with(
+        {**CLEAN[0], "id": "l0gin", "question": "登录页面打不开"},
+        {**CLEAN[1], "id": "top-up", "question": "充值了钱包余额没变"},
+        {**CLEAN[1], "id": "top_up", "question": "充值以后余额不对"},
+    )
+    found = examine(corpus, encoder).of_kind("confusable-ids")
+    assert sorted(f.entry_ids for f in found) == [("login", "l0gin"), ("top-up", "top_up")]
+    for finding in found:
+        assert finding.label == "medium" and all(eid in finding.advice for eid in finding.entry_ids)
+        assert finding.texts == tuple(corpus[eid].question for eid in finding.entry_ids)
+
+
+def test_a_clean_corpus_has_no_confusable_ids(encoder) -> None:
+    assert examine(corpus_with(), encoder).of_kind("confusable-ids") == ()

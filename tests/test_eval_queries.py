@@ -85,7 +85,10 @@ def test_a_wrong_type_or_value_names_line_and_field(tmp_path: Path, line: str, f
         ('["退款", ["refund"]]', "expected an object"),
         ("42", "expected an object"),
         ('{"query": "退款", "gold": [', "malformed JSON"),
-        ('{"query": "退款", "gold": [], "n": ' + "9" * 5000 + "}", "unreadable JSON value"),
+        (
+            '{"query": "退款", "gold": [], "n": ' + "9" * 5000 + "}",
+            r"the integer \d+\.\.\.\d+ has 5000 digits, too many to read",
+        ),
     ],
 )
 def test_a_line_that_is_not_a_query_object_names_the_line(

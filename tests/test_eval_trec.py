@@ -61,12 +61,17 @@ def test_trec_eval_on_the_exported_files_reproduces_the_report(
         assert scored[measure] == pytest.approx(report.metrics[name]), name
 
 
-def test_ids_with_whitespace_cannot_be_written_as_trec(tiny_corpus, encoder, tmp_path) -> None:
-    spaced = tiny_corpus.from_entries(
-        [{**e.to_dict(), "id": e.id + " x"} for e in tiny_corpus], source="spaced"
-    )
-    retriever = FAQRetriever.build(spaced, model=encoder)
-    report = evaluate(retriever, [{"query": "退款", "gold": ["refund x"]}])
+def test_ids_with_whitespace_never_reach_a_trec_file(tiny_corpus) -> None:
+    # the id grammar refuses them when the corpus is built: no report can hold one
+    with pytest.raises(WalletFAQError, match="an id is 1 to 64 characters"):
+        tiny_corpus.from_entries(
+            [{**e.to_dict(), "id": e.id + " x"} for e in tiny_corpus], source="spaced"
+        )
+
+
+def test_a_run_name_with_whitespace_cannot_be_written_as_trec(
+    report: EvalReport, tmp_path: Path
+) -> None:
     with pytest.raises(WalletFAQError, match="whitespace"):
-        report.to_trec_qrels(tmp_path / "qrels.txt")
-    assert not (tmp_path / "qrels.txt").exists()
+        report.to_trec_run(tmp_path / "run.txt", run_name="hash 64")
+    assert not (tmp_path / "run.txt").exists()

@@ -103,13 +103,12 @@ def test_hotline_questions_are_answered_from_the_directory(retriever, question, 
     assert top.id.startswith("hotline-") and number in top.answer
 
 
-def test_fast_query_path_equals_sentence_transformers(retriever) -> None:
-    encoder = PresetEncoder("e5-small")
+@pytest.mark.parametrize("encode", ["encode_queries", "encode_queries_bulk", "encode_documents"])
+def test_the_light_engine_gives_the_vectors_of_sentence_transformers(retriever, encode) -> None:
     questions = [e.question for e in load_bundled_corpus()][:40] + [q for _, q in PARAPHRASES]
-    fast = encoder.encode_queries(questions)
-    encoder.fast_queries = False
-    slow = encoder.encode_queries(questions)
-    cosines = np.sum(fast * slow, axis=1)
+    light = getattr(PresetEncoder("e5-small"), encode)(questions)
+    torch_path = getattr(PresetEncoder("e5-small", light=False), encode)(questions)
+    cosines = np.sum(light * torch_path, axis=1)
     assert cosines.min() >= 0.999
 
 

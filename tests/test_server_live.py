@@ -186,6 +186,10 @@ def test_walletfaq_serve_with_two_worker_processes_shares_every_edit(
             entry = {"category": "money", "question": f"{name} 怎么办", "answer": name}
             edit = httpx.put(f"{url}/v1/entries/{name}", json=entry, headers=admin, timeout=60)
             assert edit.status_code == 200, edit.text
+        # the default model edits and answers through its light engine: torch never loads
+        torch_loaded = [
+            w.pid for w in workers if "libtorch" in Path(f"/proc/{w.pid}/maps").read_text()
+        ]
         deadline = time.monotonic() + 60
         while True:  # every answer, from whichever worker, has every edit
             answers = [httpx.get(f"{url}/readyz", timeout=10).json() for _ in range(10)]
@@ -197,6 +201,7 @@ def test_walletfaq_serve_with_two_worker_processes_shares_every_edit(
         process.send_signal(signal.SIGINT)
         output = process.communicate(timeout=60)[0]
     assert len(workers) == 2, output
+    assert torch_loaded == []
     assert process.returncode == 0, output
     saved = FAQRetriever.load(index)
     assert set(names) <= set(saved.corpus.ids) and len(saved.corpus) == 5 + len(names)

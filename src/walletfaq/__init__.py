@@ -15,6 +15,7 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 from walletfaq._version import __version__
+from walletfaq.encoders.threads import apply_thread_defaults
 from walletfaq.errors import (
     CorpusError,
     IndexFormatError,
@@ -22,8 +23,12 @@ from walletfaq.errors import (
     IndexWriteError,
     ModelError,
     QueryError,
+    StoreConflictError,
+    StoreError,
     WalletFAQError,
 )
+
+apply_thread_defaults()  # before any OpenMP library loads: see walletfaq.encoders.threads
 
 _LAZY = {
     "FAQRetriever": "walletfaq.retrieval.retriever",
@@ -65,6 +70,7 @@ _LAZY = {
     "doctor": "walletfaq.quality.doctor.checks",
     "DoctorReport": "walletfaq.quality.doctor.report",
     "Finding": "walletfaq.quality.doctor.report",
+    "open_store": "walletfaq.store",
 }
 
 __all__ = [
@@ -74,6 +80,8 @@ __all__ = [
     "IndexWriteError",
     "ModelError",
     "QueryError",
+    "StoreConflictError",
+    "StoreError",
     "WalletFAQError",
     "__version__",
     *_LAZY,
@@ -106,6 +114,7 @@ if TYPE_CHECKING:
     from walletfaq.quality.tuning import TuneResult, TuningWarning, tune
     from walletfaq.retrieval.hybrid import HybridRetriever
     from walletfaq.retrieval.retriever import FAQRetriever
+    from walletfaq.store import open_store
 
 
 def __getattr__(name: str) -> Any:

@@ -210,6 +210,7 @@ def _parser() -> argparse.ArgumentParser:
         help="output directory (default: a new walletfaq-bench-YYYYmmdd-HHMMSS folder here)",
     )
     bench.add_argument("--quick", action="store_true", help="tiny sizes, a smoke test")
+    _add_store_commands(commands)
     return parser
 
 
@@ -243,10 +244,8 @@ def _eval(args: argparse.Namespace) -> int:
     from walletfaq.data.corpus import bundled_data_dir
     from walletfaq.quality.evaluation.metrics import METRIC_KEYS
     from walletfaq.quality.evaluation.runner import evaluate
-    from walletfaq.retrieval.questions import check_threshold
 
-    if args.threshold is not None:
-        check_threshold(args.threshold)  # before any model loads
+    _check_answer_settings(args)  # before any model loads
     retriever = _retriever(args)
     if args.threshold is not None:
         retriever.threshold = args.threshold
@@ -439,52 +438,94 @@ def _check_answer_settings(args: argparse.Namespace) -> None:
 
     if args.threshold is not None:
         check_threshold(args.threshold)
-    if args.fallback is not None and not args.fallback.strip():
+    fallback = getattr(args, "fallback", None)
+    if fallback is not None and not fallback.strip():
         raise WalletFAQError(
             "--fallback must be a non-empty message (leave it out for the default)"
         )
 
 
 def _calibrate(args: argparse.Namespace) -> int:
-    from walletfaq.encoders.restore import describe_tuning
-    from walletfaq.quality.calibration import PRESET_RULE, CalibrationRule
-    from walletfaq.quality.evaluation.runner import evaluate
-    from walletfaq.retrieval.retriever import FAQRetriever
+    from walletfaq.quality.calibration import PRESET_RULE, CalibrationRule, calibrate_index
 
     rule = CalibrationRule(
         PRESET_RULE.target_precision if args.target_precision is None else args.target_precision,
         PRESET_RULE.min_ood_abstain if args.min_ood_abstain is None else args.min_ood_abstain,
     )
-    retriever = FAQRetriever.load(args.index)
-    tuned = describe_tuning(retriever.encoder)
-    if tuned:
-        print(
-            f"note: this index is tuned ({tuned}); calibrate it on queries it was not trained "
-            "on, or the threshold will be set for questions it has already seen"
-        )
-    if args.queries is None:
-        from walletfaq.data.queries import load_bundled_queries
+    print(calibrate_index(args.index, args.queries, rule, write=args.write).summary())
+    return 0
 
-        known = set(retriever.corpus.ids)
-        if any(g not in known for q in load_bundled_queries() for g in q.gold):
-            raise WalletFAQError(
-                f"{args.index} is not an index of the bundled corpus, so the bundled evaluation "
-                "set does not fit it; pass --queries FILE: labelled queries for this corpus "
-                '({"query", "gold"} lines, out-of-domain ones with "gold": [])'
-            )
-    report = evaluate(retriever, args.queries)
-    calibration = rule.calibrate(retriever, report)
-    current = report.abstention
-    assert current is not None
-    print(f"rule: {rule}")
-    print(f"now:    {current.summary()}")
-    print(f"chosen: {calibration.chosen.summary()}")
-    if not args.write:
-        print(f"threshold {calibration.threshold:.4f} not saved: pass --write to save it")
+
+# --- walletfaq store: the store of record (needs the [store] extra) ---------------------------
+
+
+def _add_store_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    store = commands.add_parser(
+        "store", help="the store of record: entries and their history (needs the [store] extra)"
+    )
+    actions = store.add_subparsers(dest="store_command", required=True)
+    where = {"required": True, "help": "an SQLite file path or a postgresql://USER@HOST/DB URL"}
+    init = actions.add_parser("init", help="create a store and import a corpus as revision 1")
+    init.add_argument("--store", **where)  # type: ignore[arg-type]
+    init.add_argument(
+        "--corpus", help="a .jsonl, .csv or .xlsx FAQ file (default: the bundled corpus)"
+    )
+    init.add_argument("--author", default="walletfaq", help="who imports (default walletfaq)")
+    init.add_argument("--reason", help="why (recorded in the log)")
+    log = actions.add_parser("log", help="list the revisions: number, time, author, reason")
+    log.add_argument("--store", **where)  # type: ignore[arg-type]
+    log.add_argument("--json", action="store_true", help="one JSON object per revision")
+    rollback = actions.add_parser(
+        "rollback", help="write a new revision that restores an earlier revision's content"
+    )
+    rollback.add_argument("--store", **where)  # type: ignore[arg-type]
+    rollback.add_argument("--to", type=int, required=True, metavar="REV", help="the revision")
+    rollback.add_argument("--author", default="walletfaq", help="who rolls back")
+    rollback.add_argument("--reason", help="why (recorded in the log)")
+    export = actions.add_parser("export", help="write the latest entries as JSONL, CSV or XLSX")
+    export.add_argument("--store", **where)  # type: ignore[arg-type]
+    export.add_argument("--out", required=True, help="the file (.jsonl, .csv or .xlsx)")
+    export.add_argument("--revision", type=int, help="an earlier revision (default: the latest)")
+
+
+def _store(args: argparse.Namespace) -> int:
+    from walletfaq.store import open_store
+    from walletfaq.store.imports import read_entries, write_entries
+
+    if args.store_command == "init":
+        from walletfaq.data.corpus import bundled_corpus_path
+
+        corpus = read_entries(args.corpus or bundled_corpus_path())  # before creating anything
+        with open_store(args.store, create=True) as store:
+            revision = store.init(corpus, author=args.author, reason=args.reason)
+            print(f"{store.url}: revision {revision.number}, {len(corpus)} entries imported")
         return 0
-    retriever.threshold = calibration.threshold
-    path = retriever.save(args.index)
-    print(f"saved threshold {calibration.threshold:.4f} in {path}")
+    if args.store_command == "rollback":
+        with open_store(args.store) as store:
+            revision = store.rollback(args.to, author=args.author, reason=args.reason)
+            print(
+                f"{store.url}: revision {revision.number} restores revision {args.to} "
+                f"({revision.changes} entries changed)"
+            )
+        return 0
+    if args.store_command == "export":
+        with open_store(args.store) as store:
+            corpus = store.entries(args.revision)
+        path = write_entries(corpus.entries, args.out)
+        print(f"wrote {len(corpus)} entries ({corpus.source}) to {path}")
+        return 0
+    with open_store(args.store) as store:
+        revisions = store.log()
+    for revision in revisions:
+        if args.json:
+            print(json.dumps(revision.to_dict(), ensure_ascii=False))
+            continue
+        what = f"restores {revision.restores}" if revision.restores else revision.kind
+        reason = f"  {revision.reason}" if revision.reason else ""
+        print(
+            f"{revision.number:>6}  {revision.created_at:%Y-%m-%d %H:%M:%S}Z  {revision.author}  "
+            f"{what}, {revision.changes} entries{reason}"
+        )
     return 0
 
 
@@ -515,10 +556,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "bench": _bench,
         "serve": _serve,
         "doctor": _doctor,
+        "store": _store,
     }
     try:
         with warnings.catch_warnings():  # restores the warning printer when done
-            warnings.showwarning = _show_warning
+            warnings.showwarning = _show_warning  # type: ignore[assignment]
             return handlers[args.command](args)
     except WalletFAQError as exc:
         print(f"walletfaq: error: {_one_line(exc)}", file=sys.stderr)
@@ -557,14 +599,7 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
         pass
 
 
-def _show_warning(
-    message: Warning | str,
-    category: type[Warning],
-    filename: str,
-    lineno: int,
-    file: TextIO | None = None,
-    line: str | None = None,
-) -> None:
+def _show_warning(message: Warning | str, category: type[Warning], *_where: object) -> None:
     """Print a warning as the command line prints everything: one line, no source line."""
     text = " ".join(str(message).split())
     print(f"walletfaq: warning: {text} ({category.__name__})", file=sys.stderr)

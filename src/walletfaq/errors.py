@@ -60,3 +60,28 @@ class IndexWriteError(IndexFormatError):
 
 class IndexMismatchError(WalletFAQError):
     """A saved index does not match the model or corpus it is being used with."""
+
+
+class StoreError(WalletFAQError):
+    """The store of record cannot be opened, read or written as asked (missing, not a walletfaq
+    store, written by a newer walletfaq, unreachable, or the edit is invalid)."""
+
+
+class StoreConflictError(StoreError):
+    """A conditional edit (``if_match``) lost: the entry changed after the revision it was
+    based on. Nothing was written; read the entry again and redo the edit.
+
+    Attributes:
+        entry_id: the entry that changed.
+        if_match: the revision the edit was based on.
+        changed_at: the later revision that changed the entry.
+    """
+
+    def __init__(self, entry_id: str, if_match: int, changed_at: int) -> None:
+        self.entry_id = entry_id
+        self.if_match = if_match
+        self.changed_at = changed_at
+        super().__init__(
+            f"entry {entry_id!r} changed in revision {changed_at}, after revision {if_match} "
+            "that this edit was based on; read it again and redo the edit"
+        )

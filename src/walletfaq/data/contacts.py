@@ -41,6 +41,7 @@ from functools import cached_property
 from pathlib import Path
 
 from walletfaq.data.corpus import BUNDLED_CONTACTS_FILE, Corpus, FAQEntry, bundled_data_dir
+from walletfaq.data.ids import id_problem
 from walletfaq.data.strictjson import JSONProblem, loads
 from walletfaq.errors import CorpusError
 
@@ -61,7 +62,8 @@ class Contact:
     """How to reach one wallet's official support.
 
     Attributes:
-        id: short stable identifier; the generated FAQ entry is ``hotline-<id>``.
+        id: short stable identifier; the generated FAQ entry is ``hotline-<id>``, which must
+            follow the id grammar (:mod:`walletfaq.data.ids`): lowercase a-z, 0-9, ``-``, ``_``.
         name: display name.
         aliases: other names that identify this wallet and no other.
         hotline: the verified hotline number, or ``None`` where none was verified.
@@ -273,7 +275,7 @@ def directory_from_data(raw: object, path: str | Path | None = None) -> ContactD
         where = f"contacts[{position}]"
         if not isinstance(item, dict):
             raise CorpusError("expected a JSON object", path=path, field=where)
-        for name in ("id", "name", "official_url"):
+        for name in ("name", "official_url"):
             value = item.get(name)
             if not isinstance(value, str) or not value.strip():
                 raise CorpusError(
@@ -307,7 +309,15 @@ def directory_from_data(raw: object, path: str | Path | None = None) -> ContactD
                         path=path,
                         field=f"{where}.{name}[{k}]",
                     )
-        contact_id = item["id"].strip()
+        contact_id = item.get("id")
+        problem = id_problem(contact_id) or id_problem(f"{CONTACT_ID_PREFIX}{contact_id}")
+        if problem is not None or not isinstance(contact_id, str):
+            raise CorpusError(
+                f"the contact id and the entry id it makes, '{CONTACT_ID_PREFIX}<id>', must "
+                f"both follow the id grammar: {problem}",
+                path=path,
+                field=f"{where}.id",
+            )
         if contact_id in seen:
             raise CorpusError(
                 f"duplicate contact id {contact_id!r} (also contacts[{seen[contact_id]}])",

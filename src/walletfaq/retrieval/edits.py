@@ -15,6 +15,7 @@ import numpy as np
 import walletfaq.index.vector_index as vector_index
 from walletfaq.data.contacts import ContactDirectory
 from walletfaq.data.corpus import Corpus, FAQEntry, index_texts
+from walletfaq.data.ids import check_id
 from walletfaq.encoders.protocol import Encoder
 from walletfaq.errors import CorpusError
 from walletfaq.index.vector_index import IndexSpec
@@ -37,6 +38,17 @@ def validated_entries(entries: Iterable[FAQEntry | Mapping[str, object]]) -> tup
     return Corpus.from_entries(
         [e if isinstance(e, FAQEntry) else dict(e) for e in entries], source="<edit>"
     ).entries
+
+
+def validated_ids(ids: str | Iterable[str]) -> list[str]:
+    """The ids of a removal (one id or several), each checked against the id grammar of
+    :mod:`walletfaq.data.ids`.
+
+    Raises:
+        CorpusError: an id outside the grammar (the message names the rule).
+    """
+    wanted = [ids] if isinstance(ids, str) else list(ids)
+    return [check_id(entry_id) for entry_id in wanted]
 
 
 def edited_state(

@@ -10,8 +10,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+import walletfaq.encoders.restore as tuned_encoders
 import walletfaq.index.directory as index_directory
 import walletfaq.index.vector_index as vector_index
+from walletfaq._version import __version__
 from walletfaq.data.contacts import ContactDirectory, contact_entries, load_bundled_contacts
 from walletfaq.data.corpus import (
     Corpus,
@@ -24,11 +26,10 @@ from walletfaq.data.corpus import (
 from walletfaq.data.normalize import QuestionNormalizer
 from walletfaq.encoders.presets import cache_dir, default_threshold, resolve_encoder
 from walletfaq.encoders.protocol import Encoder, as_unit_rows
-from walletfaq.encoders.restore import describe_tuning, restore, tuned_parts
 from walletfaq.errors import CorpusError, IndexMismatchError, ModelError, QueryError, WalletFAQError
 from walletfaq.index.search import Answer, Hit, decide
 from walletfaq.index.vector_index import IndexKind, IndexSpec
-from walletfaq.retrieval.edits import edited_state, validated_entries
+from walletfaq.retrieval.edits import edited_state, validated_entries, validated_ids
 from walletfaq.retrieval.embedding import QuestionEncoding, cache_key, embed_corpus_texts
 from walletfaq.retrieval.questions import (
     check_k,
@@ -70,8 +71,7 @@ class FAQRetriever:
         fallback: the message :meth:`answer` gives when not confident; ``None`` = a pointer to
             the human support of the wallet named in the question (from ``contacts``), or to
             the app's customer-service centre. Saved with the index.
-        version: the index version to start from (:attr:`version`; :meth:`load` restores the
-            saved one).
+        version: the index version to start from (:meth:`load` restores the saved one).
     """
 
     def __init__(
@@ -109,7 +109,7 @@ class FAQRetriever:
         self._edit_lock = threading.Lock()
 
     def __repr__(self) -> str:
-        tuned = describe_tuning(self.encoder)
+        tuned = tuned_encoders.describe_tuning(self.encoder)
         return (
             f"FAQRetriever(model={self.encoder.name!r}, "
             + (f"tuned={tuned!r}, " if tuned else "")
@@ -249,10 +249,8 @@ class FAQRetriever:
     def _save(
         self, directory: str | Path, *, replace_anything: bool, state: RetrieverState | None = None
     ) -> Path:
-        from walletfaq._version import __version__
-
         state = self._state if state is None else state
-        tuned = tuned_parts(self.encoder)
+        tuned = tuned_encoders.tuned_parts(self.encoder)
         manifest = index_directory.Manifest(
             model=self.encoder.name,
             model_fingerprint=self.encoder.fingerprint,
@@ -300,8 +298,12 @@ class FAQRetriever:
         """
         stored = index_directory.load(directory)
         manifest = stored.manifest
-        encoder = restore(
+        base = tuned_encoders.matching_engine(
             resolve_encoder(model if model is not None else manifest.model),
+            tuned_encoders.base_fingerprint(manifest.tuning) or manifest.model_fingerprint,
+        )
+        encoder = tuned_encoders.restore(
+            base,
             manifest.tuning,
             adapter=stored.adapter,
             finetune=stored.finetune,
@@ -414,9 +416,9 @@ class FAQRetriever:
         """Remove the entries with these ids.
 
         Raises:
-            CorpusError: an id is unknown (nothing is removed), or no entry would be left.
+            CorpusError: an id is invalid or unknown (nothing removed), or none would be left.
         """
-        wanted = [ids] if isinstance(ids, str) else list(ids)
+        wanted = validated_ids(ids)
         with self._edit_lock:
             state = self._state
             unknown = sorted(set(wanted) - set(state.corpus.ids))
@@ -502,7 +504,7 @@ class FAQRetriever:
         return self.corpus.categories
 
     def entry(self, entry_id: str) -> FAQEntry:
-        """The corpus entry with this id (``KeyError`` if absent)."""
+        """The entry with this id (``KeyError`` if absent, ``CorpusError`` if not an id)."""
         return self.corpus[entry_id]
 
     def ask(self, question: str, k: int = 5, category: str | None = None) -> list[Hit]:

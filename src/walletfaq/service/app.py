@@ -27,12 +27,13 @@ takes longer than :attr:`ServerSettings.timeout_s` is answered ``504``.
 Errors are ``{"detail": message}`` (``422``: a list of field errors): ``400`` an unusable
 question or category (:class:`~walletfaq.errors.QueryError`), ``401`` a missing or wrong bearer
 token, ``404`` an unknown entry id, ``413`` a body, question or batch over the limits, ``422``
-malformed JSON or fields of the wrong type, ``503`` overloaded, ``504`` timed out.
+malformed JSON (``NaN``, ``Infinity`` and numbers out of range included: they are not JSON) or
+fields of the wrong type, ``503`` overloaded, ``504`` timed out.
 
 When a read token is set (:attr:`ServerSettings.read_token`, by default from the environment
 variable ``WALLETFAQ_READ_TOKEN``), every ``/v1/`` endpoint requires
-``Authorization: Bearer <token>``; the probes, metrics, schema, docs and playground stay open
-(they reveal no FAQ content).
+``Authorization: Bearer <token>`` (the admin token is accepted too); the probes, metrics,
+schema, docs and playground stay open (they reveal no FAQ content).
 
 Admin endpoints (``POST/PUT/DELETE /v1/entries``, ``POST /v1/reload``) need
 ``Authorization: Bearer <admin token>`` (:attr:`ServerSettings.admin_token`, by default from

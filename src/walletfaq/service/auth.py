@@ -1,5 +1,6 @@
 """Bearer-token access to the ``/v1/`` endpoints: the read token (when the server has one)
-and the admin token (without one, the admin endpoints answer ``403``)."""
+and the admin token (without one, the admin endpoints answer ``403``). The admin token also
+reads: whoever may edit the FAQ may read it."""
 
 from __future__ import annotations
 
@@ -24,11 +25,13 @@ BEARER = HTTPBearer(
 
 
 def _check_bearer(
-    credentials: HTTPAuthorizationCredentials | None, token: str, placeholder: str
+    credentials: HTTPAuthorizationCredentials | None, tokens: tuple[str, ...], placeholder: str
 ) -> None:
-    """Raise 401 unless the request's bearer token equals ``token`` (constant-time)."""
-    given = credentials.credentials if credentials is not None else ""
-    if not secrets.compare_digest(given.encode(), token.encode()):
+    """Raise 401 unless the request's bearer token equals one of ``tokens`` (each compared in
+    constant time, all of them every time)."""
+    given = (credentials.credentials if credentials is not None else "").encode()
+    matches = [secrets.compare_digest(given, token.encode()) for token in tokens]
+    if not any(matches):
         raise UnauthorizedError(
             f"a valid bearer token is required: send 'Authorization: Bearer {placeholder}'",
             headers={"WWW-Authenticate": "Bearer"},
@@ -37,13 +40,15 @@ def _check_bearer(
 
 def read_access(settings: ServerSettings) -> Any:
     """The dependency of the ``/v1/`` read endpoints: ``401`` unless the request carries
-    ``settings.read_token`` (anyone may read when it is ``None``)."""
+    ``settings.read_token`` or ``settings.admin_token`` (anyone may read when the read token
+    is ``None``)."""
+    tokens = tuple(t for t in (settings.read_token, settings.admin_token) if t is not None)
 
     async def require_read_token(
         credentials: HTTPAuthorizationCredentials | None = Depends(BEARER),  # noqa: B008
     ) -> None:
         if settings.read_token is not None:
-            _check_bearer(credentials, settings.read_token, "<token>")
+            _check_bearer(credentials, tokens, "<token>")
 
     return Depends(require_read_token)
 
@@ -59,7 +64,7 @@ def admin_access(settings: ServerSettings) -> Any:
             raise ForbiddenError(
                 f"the admin endpoints are disabled; start the server with {ADMIN_TOKEN_ENV} set"
             )
-        _check_bearer(credentials, settings.admin_token, "<admin token>")
+        _check_bearer(credentials, (settings.admin_token,), "<admin token>")
 
     return Depends(require_admin_token)
 

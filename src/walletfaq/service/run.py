@@ -22,10 +22,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import walletfaq.index.directory as index_directory
+from walletfaq.encoders.threads import worker_environment
 from walletfaq.errors import QueryError, WalletFAQError
 from walletfaq.retrieval.retriever import FAQRetriever
 from walletfaq.service.app import create_app
-from walletfaq.service.settings import READ_TOKEN_ENV, ServerSettings
+from walletfaq.service.settings import READ_TOKEN_ENV, ServerSettings, threads_per_process
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -149,6 +150,7 @@ def serve_index(
     }
     previous = os.environ.get(WORKER_CONFIG_ENV)
     os.environ[WORKER_CONFIG_ENV] = json.dumps(config)  # inherited by the worker processes
+    worker_environment(workers, threads_per_process(1), os.environ)  # cores shared by workers
     logger.info(
         "serving %s on http://%s:%d with %d worker processes (%d threads each)",
         root,

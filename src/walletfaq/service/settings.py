@@ -52,7 +52,7 @@ class ServerSettings:
         max_batch: larger ``/v1/ask_batch`` requests get ``413``.
         retry_after_s: the ``Retry-After`` seconds sent with ``503``.
         read_token: when set, ``/v1/`` read endpoints require ``Authorization: Bearer
-            <token>``.
+            <token>`` (the admin token is accepted too).
         admin_token: enables the admin endpoints (``POST/PUT/DELETE /v1/entries``,
             ``POST /v1/reload``), which then require ``Authorization: Bearer <admin token>``;
             ``None`` = they answer 403.

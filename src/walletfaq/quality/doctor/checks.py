@@ -17,6 +17,9 @@ questions with), so its findings describe what search actually does:
 - ``redundant-questions``: an entry whose alt questions are near-copies of each other (they
   add no new phrasing).
 - ``repeated-question``: the same text twice in one entry (a wasted row).
+- ``confusable-ids``: ids that a person can mistake for each other (equal after NFKC, case
+  folding and look-alike folding, :func:`walletfaq.data.ids.id_skeleton`: ``top-up`` /
+  ``top_up``, ``l0gin`` / ``login``): an editor or an API client may change the wrong entry.
 
 Similarities are cosines of the index rows. Embedding models spread cosines very
 differently (multilingual-e5 puts almost everything between 0.8 and 1; a character-hashing
@@ -43,6 +46,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from walletfaq.data.corpus import Corpus
+from walletfaq.data.ids import id_skeleton
 from walletfaq.data.normalize import clean_text
 from walletfaq.errors import WalletFAQError
 from walletfaq.quality.doctor.neighbours import (
@@ -174,6 +178,7 @@ def _examine(retriever: FAQRetriever) -> DoctorReport:
     findings += _category_confusion(corpus, rows, nearest, misplaced)
     findings += _too_few(corpus)
     findings += _redundant(corpus, rows, generated)
+    findings += _confusable_ids(corpus)
     findings.sort(key=lambda f: (-f.severity, f.kind, f.entry_ids, f.texts))
     report = DoctorReport(
         findings=tuple(findings),
@@ -486,6 +491,35 @@ def _redundant(corpus: Corpus, rows: _Rows, generated: dict[int, str]) -> list[F
                     f"{mean:.3f}; a typical entry's {1.0 - typical:.3f}): replace some alt "
                     "questions with different wordings of the same need (colloquial, "
                     "situational, short keywords, other languages)"
+                ),
+            )
+        )
+    return findings
+
+
+def _confusable_ids(corpus: Corpus) -> list[Finding]:
+    """One finding per group of ids with the same :func:`id_skeleton` (they read alike)."""
+    groups: dict[str, list[str]] = defaultdict(list)
+    for entry in corpus:
+        groups[id_skeleton(entry.id)].append(entry.id)
+    findings = []
+    for ids in groups.values():
+        if len(ids) < 2:
+            continue
+        severity, label = _severity(0.4)
+        listed = ", ".join(repr(entry_id) for entry_id in ids)
+        findings.append(
+            Finding(
+                kind="confusable-ids",
+                severity=severity,
+                label=label,
+                entry_ids=tuple(ids),
+                texts=tuple(corpus[entry_id].question for entry_id in ids),
+                similarity=None,
+                advice=(
+                    f"the ids {listed} read alike (0/o, 1/l, _/-, rn/m, case); an editor or an "
+                    "API client may change the wrong entry: rename all but one so that they "
+                    "differ in a way a reader sees"
                 ),
             )
         )

@@ -22,6 +22,7 @@ FindingKind = Literal[
     "too-few-questions",
     "redundant-questions",
     "repeated-question",
+    "confusable-ids",
 ]
 
 SeverityLabel = Literal["high", "medium", "low"]

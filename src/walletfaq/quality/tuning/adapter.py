@@ -27,7 +27,7 @@ import logging
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -363,73 +363,39 @@ def _train_adapter(
 ) -> tuple[np.ndarray, np.ndarray | None, dict[str, Any]]:
     """Train the map; returns ``(weight, bias, log)``. Only training examples (not the
     validation slice, never the holdout) contribute gradients."""
-    import torch
-
     from walletfaq._progress import progress_bar
 
-    torch.manual_seed(seed)
     rng = np.random.default_rng(seed + 1)
     dim = problem.vectors.shape[1]
-    vectors = torch.from_numpy(problem.vectors)
     train = np.flatnonzero(~problem.validation)
-    eye = torch.eye(dim)
+    eye = np.eye(dim, dtype=np.float32)
+    params: dict[str, np.ndarray] = {}
     if settings.rank is None:
-        full = torch.nn.Parameter(torch.eye(dim))
-        params = [full]
+        params["full"] = eye.copy()
     else:
-        left = torch.nn.Parameter(torch.zeros(dim, settings.rank))
-        right = torch.nn.Parameter(torch.randn(settings.rank, dim) / math.sqrt(dim))
-        params = [left, right]
-    bias = torch.nn.Parameter(torch.zeros(dim)) if settings.bias else None
-    if bias is not None:
-        params.append(bias)
-
-    def weight() -> torch.Tensor:
-        return full if settings.rank is None else eye + left @ right
-
-    def mapped(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-        y = x @ w.T
-        if bias is not None:
-            y = y + bias
-        return torch.nn.functional.normalize(y, dim=1)
-
-    optimizer = torch.optim.AdamW(params, lr=settings.lr, weight_decay=0.0)
+        init = np.random.default_rng(seed)
+        params["left"] = np.zeros((dim, settings.rank), dtype=np.float32)
+        params["right"] = (init.standard_normal((settings.rank, dim)) / math.sqrt(dim)).astype(
+            np.float32
+        )
+    if settings.bias:
+        params["bias"] = np.zeros(dim, dtype=np.float32)
+    optimizer = _Adam(lr=settings.lr)
     batches_per_epoch = max(1, math.ceil(len(train) / settings.batch_size))
 
+    def weight() -> np.ndarray:
+        if settings.rank is None:
+            return params["full"]
+        return eye + params["left"] @ params["right"]
+
     def step(batch: np.ndarray) -> float:
-        w = weight()
-        a = mapped(vectors[problem.anchor[batch]], w)
-        p_raw = vectors[problem.positive[batch]]
-        p = mapped(p_raw, w) if settings.apply_to == "both" else p_raw
-        groups = torch.from_numpy(problem.group[batch])
-        same = groups[:, None] == groups[None, :]
-        same.fill_diagonal_(False)
-        logits = (a @ p.T) / settings.temperature
-        logits = logits.masked_fill(same, float("-inf"))
-        neg_index = problem.negative[batch]
-        has_neg = neg_index >= 0
-        columns = [logits]
-        if has_neg.any():
-            n_raw = vectors[neg_index[has_neg]]
-            n = mapped(n_raw, w) if settings.apply_to == "both" else n_raw
-            neg_logits = (a @ n.T) / settings.temperature
-            columns.append(neg_logits)
-        target = torch.arange(len(batch))
-        loss = torch.nn.functional.cross_entropy(torch.cat(columns, dim=1), target)
-        if settings.symmetric:
-            loss = 0.5 * (loss + torch.nn.functional.cross_entropy(logits.T, target))
-        if settings.identity_decay > 0:
-            loss = loss + settings.identity_decay * ((w - eye) ** 2).sum()
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        return float(loss.detach())
+        loss, grads = adapter_loss_and_gradients(params, problem, batch, settings, weight(), eye)
+        optimizer.step(params, grads)
+        return loss
 
     def snapshot() -> tuple[np.ndarray, np.ndarray | None]:
-        with torch.no_grad():
-            w = weight().detach().numpy().astype(np.float32).copy()
-            b = bias.detach().numpy().astype(np.float32).copy() if bias is not None else None
-        return w, b
+        b = params["bias"].copy() if settings.bias else None
+        return weight().astype(np.float32).copy(), b
 
     best_w, best_b = snapshot()
     best_score = _validation_metric(problem, best_w, best_b, settings.apply_to)
@@ -491,6 +457,121 @@ def _train_adapter(
         "history": history,
     }
     return best_w, best_b, log
+
+
+def adapter_loss_and_gradients(
+    params: dict[str, np.ndarray],
+    problem: _Problem,
+    batch: np.ndarray,
+    settings: AdapterSettings,
+    weight: np.ndarray,
+    eye: np.ndarray,
+) -> tuple[float, dict[str, np.ndarray]]:
+    """The adapter's training loss on one batch and its gradient for every parameter (numpy;
+    checked against torch autograd by the tests).
+
+    The map is ``y = unit(x @ W.T + b)`` (``W = I + left @ right`` with a rank). Anchors are
+    mapped; positives and negatives too with ``apply_to="both"``. The loss is in-batch
+    softmax cross-entropy of ``a·p / temperature`` (pairs of the same paraphrase group, other
+    than the diagonal, masked out; an anchor's label-0 partner as an extra column), averaged
+    with the same over the columns when ``symmetric``, plus ``identity_decay · |W - I|²``.
+    """
+    vectors = problem.vectors
+    both = settings.apply_to == "both"
+    bias = params.get("bias")
+    tau = settings.temperature
+
+    def mapped(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        y = x @ weight.T
+        if bias is not None:
+            y = y + bias
+        norm = np.maximum(np.linalg.norm(y, axis=1, keepdims=True), 1e-12)
+        return y / norm, norm
+
+    xa = vectors[problem.anchor[batch]]
+    a, norm_a = mapped(xa)
+    xp = vectors[problem.positive[batch]]
+    p, norm_p = mapped(xp) if both else (xp, None)
+    groups = problem.group[batch]
+    same = groups[:, None] == groups[None, :]
+    np.fill_diagonal(same, False)
+    logits = (a @ p.T) / tau
+    logits[same] = -np.inf
+    neg_index = problem.negative[batch]
+    has_neg = neg_index >= 0
+    xn = vectors[neg_index[has_neg]]
+    n, norm_n = mapped(xn) if both and len(xn) else (xn, None)
+    full = np.concatenate([logits, (a @ n.T) / tau], axis=1) if len(xn) else logits
+    loss, g_full = _cross_entropy_on_diagonal(full)
+    g_logits, g_neg = g_full[:, : len(batch)], g_full[:, len(batch) :]
+    if settings.symmetric:
+        loss_t, g_t = _cross_entropy_on_diagonal(logits.T)
+        loss = 0.5 * (loss + loss_t)
+        g_logits = 0.5 * (g_logits + g_t.T)
+        g_neg = 0.5 * g_neg
+    g_a = (g_logits @ p + (g_neg @ n if len(xn) else 0.0)) / tau
+    g_w = np.zeros_like(weight)
+    g_b = np.zeros(weight.shape[0], dtype=np.float32)
+    pieces: list[tuple[np.ndarray, np.ndarray, Any, np.ndarray]] = [(g_a, a, norm_a, xa)]
+    if both:
+        pieces.append(((g_logits.T @ a) / tau, p, norm_p, xp))
+        if len(xn):
+            pieces.append(((g_neg.T @ a) / tau, n, norm_n, xn))
+    for g_out, out, norm, x in pieces:
+        g_y = (g_out - out * np.sum(out * g_out, axis=1, keepdims=True)) / norm
+        g_w += g_y.T @ x
+        g_b += g_y.sum(axis=0)
+    if settings.identity_decay > 0:
+        loss += settings.identity_decay * float(((weight - eye) ** 2).sum())
+        g_w += 2 * settings.identity_decay * (weight - eye)
+    grads: dict[str, np.ndarray] = {}
+    if "full" in params:
+        grads["full"] = g_w
+    else:
+        grads["left"] = g_w @ params["right"].T
+        grads["right"] = params["left"].T @ g_w
+    if bias is not None:
+        grads["bias"] = g_b
+    return float(loss), {name: value.astype(np.float32) for name, value in grads.items()}
+
+
+def _cross_entropy_on_diagonal(logits: np.ndarray) -> tuple[float, np.ndarray]:
+    """Mean softmax cross-entropy of each row against its diagonal column, and its gradient
+    with respect to ``logits`` (``-inf`` entries take no probability)."""
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    exp = np.exp(shifted)
+    probability = exp / exp.sum(axis=1, keepdims=True)
+    rows = np.arange(len(logits))
+    loss = -float(np.mean(np.log(probability[rows, rows])))
+    grad = probability
+    grad[rows, rows] -= 1.0
+    return loss, grad / len(logits)
+
+
+@dataclass
+class _Adam:
+    """Adam (torch's ``AdamW`` with ``weight_decay=0``: betas 0.9/0.999, eps 1e-8)."""
+
+    lr: float
+    beta1: float = 0.9
+    beta2: float = 0.999
+    eps: float = 1e-8
+    steps: int = 0
+    moments: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+
+    def step(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> None:
+        """Update ``params`` in place from ``grads``."""
+        self.steps += 1
+        for name, grad in grads.items():
+            first, second = self.moments.get(name, (np.zeros_like(grad), np.zeros_like(grad)))
+            first = self.beta1 * first + (1 - self.beta1) * grad
+            second = self.beta2 * second + (1 - self.beta2) * grad * grad
+            self.moments[name] = (first, second)
+            corrected_first = first / (1 - self.beta1**self.steps)
+            corrected_second = second / (1 - self.beta2**self.steps)
+            params[name] -= (
+                self.lr * corrected_first / (np.sqrt(corrected_second) + self.eps)
+            ).astype(np.float32)
 
 
 def _estimate_seconds(pairs: int, dim: int, settings: AdapterSettings) -> float:

@@ -22,7 +22,11 @@ from pydantic import BaseModel, Field  # noqa: E402
 from walletfaq.retrieval.retriever import FAQRetriever  # noqa: E402
 from walletfaq.service.auth import read_access  # noqa: E402
 from walletfaq.service.errors import PayloadTooLargeError  # noqa: E402
-from walletfaq.service.routes.common import RequestModel, error_responses  # noqa: E402
+from walletfaq.service.routes.common import (  # noqa: E402
+    RequestModel,
+    StrictJSONRoute,
+    error_responses,
+)
 from walletfaq.service.settings import MAX_K  # noqa: E402
 from walletfaq.service.state import ServiceState  # noqa: E402
 
@@ -89,7 +93,7 @@ class AnswerOut(BaseModel):
 def make_router(state: ServiceState) -> APIRouter:
     """The question routes of the app whose parts are ``state``."""
     settings, metrics, served_index = state.settings, state.metrics, state.index
-    router = APIRouter()
+    router = APIRouter(route_class=StrictJSONRoute)
 
     def check_question(question: str, label: str = "the question") -> None:
         if len(question) > settings.max_question_chars:

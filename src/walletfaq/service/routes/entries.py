@@ -3,6 +3,11 @@ the entries), ``GET /v1/entries/{id}``, ``POST /v1/entries``, ``PUT`` and
 ``DELETE /v1/entries/{id}``, ``POST /v1/reload`` and ``GET /v1/categories`` (in this order in
 the schema).
 
+Every id, in a path or a body, is checked against the one id grammar
+(:func:`walletfaq.data.ids.check_id`) before anything else: an id outside it is ``400`` with a
+message naming the rule, never trimmed into another id. The id in a path is the rest of the
+path (:data:`ENTRY_PATH`), so ``GET /v1/entries/a/b`` is refused for its id too.
+
 Edits and reloads need the admin token (:func:`walletfaq.service.auth.admin_access`). An edit
 runs in the app's pool through :meth:`ServedIndex.edit <walletfaq.service.holder.ServedIndex.edit>`
 and, with a directory, is saved there before the answer; a reload runs in a thread of its own.
@@ -21,13 +26,19 @@ check_server_dependencies()
 
 from fastapi import APIRouter, Query  # noqa: E402
 from pydantic import BaseModel, Field  # noqa: E402
+from starlette.convertors import Convertor, register_url_convertor  # noqa: E402
 
+from walletfaq.data.ids import ID_RULE, check_id  # noqa: E402
 from walletfaq.errors import IndexFormatError, WalletFAQError  # noqa: E402
 from walletfaq.retrieval.retriever import FAQRetriever  # noqa: E402
 from walletfaq.service.auth import admin_access, read_access  # noqa: E402
 from walletfaq.service.errors import ConflictError, EntryNotFoundError  # noqa: E402
 from walletfaq.service.holder import PersistError, Served  # noqa: E402
-from walletfaq.service.routes.common import RequestModel, check_text, error_responses  # noqa: E402
+from walletfaq.service.routes.common import (  # noqa: E402
+    RequestModel,
+    StrictJSONRoute,
+    error_responses,
+)
 from walletfaq.service.state import ServiceState  # noqa: E402
 
 
@@ -58,7 +69,9 @@ class EntryPageOut(BaseModel):
 class EntryIn(RequestModel):
     """An FAQ entry to add or replace, in the corpus file format."""
 
-    id: str | None = Field(None, description="required by POST; PUT takes it from the path")
+    id: str | None = Field(
+        None, description=f"required by POST; PUT takes it from the path. {ID_RULE}"
+    )
     category: str
     question: str
     answer: str
@@ -93,15 +106,39 @@ class ReloadOut(BaseModel):
     )
 
 
+class _RestOfPath(Convertor[str]):
+    """The rest of the path, as it is: any characters, ``/`` and line breaks included.
+    (Starlette's ``path`` convertor, ``.*``, stops before a line break and lets ``$`` match
+    before a final one: ``/v1/entries/fees%0A`` would be the id ``fees``.)"""
+
+    regex = "(?s:.*)"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("walletfaq_rest_of_path", _RestOfPath())
+
+ENTRY_PATH = "/v1/entries/{entry_id:walletfaq_rest_of_path}"
+"""The path of one entry: the id is the rest of the path, exactly as sent, so that an id the
+grammar refuses (``a/b``, ``fees\n``) reaches the route and is answered ``400`` naming the rule,
+never an unexplained ``404`` or another entry. The schema and the metrics show the path as
+``/v1/entries/{entry_id}``."""
+
+
 def make_router(state: ServiceState) -> APIRouter:
     """The corpus and edit routes of the app whose parts are ``state``."""
     served_index = state.index
-    router = APIRouter()
+    router = APIRouter(route_class=StrictJSONRoute)
     read = [read_access(state.settings)]
     admin = [admin_access(state.settings)]
+    bad_id = error_responses({400: "the id is outside the id grammar"})
     edit_errors = error_responses(
         {
-            400: "an invalid entry",
+            400: "an invalid entry or id",
             401: "missing or wrong admin token",
             403: "edits are disabled (no admin token configured)",
             500: "the edit could not be persisted; it was not applied",
@@ -132,14 +169,15 @@ def make_router(state: ServiceState) -> APIRouter:
         }
 
     @router.get(
-        "/v1/entries/{entry_id}",
+        ENTRY_PATH,
         response_model=EntryOut,
         dependencies=read,
-        responses=error_responses({404: "no entry has this id"}),
+        responses={**bad_id, **error_responses({404: "no entry has this id"})},
         tags=["corpus"],
         summary="One FAQ entry, in the corpus file format",
     )
     async def entry(entry_id: str) -> dict[str, object]:
+        check_id(entry_id, "the id in the path")
         try:
             return served_index.current.retriever.entry(entry_id).to_dict()
         except KeyError:
@@ -201,11 +239,12 @@ def make_router(state: ServiceState) -> APIRouter:
     )
     async def post_entry(body: EntryIn) -> dict[str, Any]:
         if body.id is None:
-            raise WalletFAQError("the entry needs an 'id'")
+            raise WalletFAQError(f"the entry needs an 'id'; {ID_RULE}")
+        check_id(body.id, "the body's id")
         return await state.run_edit(add_entry, body.model_dump())
 
     @router.put(
-        "/v1/entries/{entry_id}",
+        ENTRY_PATH,
         response_model=EditOut,
         dependencies=admin,
         responses=edit_errors,
@@ -213,16 +252,13 @@ def make_router(state: ServiceState) -> APIRouter:
         summary="Add or replace the entry with this id",
     )
     async def put_entry_route(entry_id: str, body: EntryIn) -> dict[str, Any]:
-        try:
-            check_text(entry_id, "the entry id in the path")
-        except ValueError as exc:
-            raise WalletFAQError(str(exc)) from None
+        check_id(entry_id, "the id in the path")
         if body.id is not None and body.id != entry_id:
             raise WalletFAQError(f"the body's id {body.id!r} differs from the path's {entry_id!r}")
         return await state.run_edit(put_entry, {**body.model_dump(), "id": entry_id})
 
     @router.delete(
-        "/v1/entries/{entry_id}",
+        ENTRY_PATH,
         response_model=EditOut,
         dependencies=admin,
         responses={**edit_errors, **error_responses({404: "no such entry"})},
@@ -230,6 +266,7 @@ def make_router(state: ServiceState) -> APIRouter:
         summary="Remove the entry with this id",
     )
     async def delete_entry(entry_id: str) -> dict[str, Any]:
+        check_id(entry_id, "the id in the path")
         return await state.run_edit(remove_entry, entry_id)
 
     @router.post(

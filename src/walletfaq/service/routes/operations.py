@@ -21,7 +21,7 @@ from fastapi.responses import FileResponse, HTMLResponse, Response  # noqa: E402
 from pydantic import BaseModel, Field  # noqa: E402
 
 from walletfaq.service.errors import EntryNotFoundError, NotReadyError  # noqa: E402
-from walletfaq.service.routes.common import error_responses  # noqa: E402
+from walletfaq.service.routes.common import StrictJSONRoute, error_responses  # noqa: E402
 from walletfaq.service.state import ServiceState  # noqa: E402
 
 logger = logging.getLogger(__name__)
@@ -79,7 +79,7 @@ def make_router(state: ServiceState) -> APIRouter:
     from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
     served_index, metrics = state.index, state.metrics
-    router = APIRouter()
+    router = APIRouter(route_class=StrictJSONRoute)
 
     @router.get("/healthz", response_model=StatusOut, tags=["operations"])
     async def healthz() -> dict[str, Any]:

@@ -1,0 +1,532 @@
+"""The store of record: FAQ entries with their full revision history, on SQLite or PostgreSQL.
+
+::
+
+    store = Store.open("faq.db", create=True)                   # or postgresql://...
+    store.init(load_bundled_corpus(), author="alice")           # revision 1
+    store.apply([Change.remove("topup-not-received")], author="bob", reason="obsolete")
+
+Every write is one transaction that takes the writers' lock (PostgreSQL: a row lock on
+``walletfaq_head``; SQLite: ``BEGIN IMMEDIATE``), reads the head revision, writes revision
+head + 1 and its entry versions, and commits: revisions are numbered 1, 2, 3... without a gap
+or a duplicate, whatever the number of writers, and a write killed half-way leaves nothing.
+On PostgreSQL the same transaction sends ``NOTIFY walletfaq_changes, '<revision>'``, which
+listeners receive when (and only if) it commits.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from sqlalchemy import Connection, Engine, func, select, text
+from sqlalchemy.exc import DatabaseError, OperationalError
+
+from walletfaq.data.corpus import Corpus, FAQEntry
+from walletfaq.data.normalize import clean_text
+from walletfaq.errors import StoreConflictError, StoreError
+from walletfaq.store import schema
+from walletfaq.store.engine import (
+    is_sqlite,
+    make_engine,
+    read_transaction,
+    redact,
+    store_url,
+    write_transaction,
+)
+from walletfaq.store.migrate import prepare
+from walletfaq.store.queries import (
+    entry_from_row,
+    head_revision,
+    latest_versions,
+    revision_from_row,
+    version_from_row,
+    version_row,
+    versions_at,
+)
+from walletfaq.store.records import (
+    Change,
+    EntryDiff,
+    EntryVersion,
+    Revision,
+    RevisionKind,
+    StoreDiff,
+)
+
+logger = logging.getLogger(__name__)
+
+NOTIFY_CHANNEL = "walletfaq_changes"
+"""The PostgreSQL channel notified with the new revision number on every commit."""
+
+MAX_AUTHOR_CHARS = 200
+MAX_REASON_CHARS = 2000
+
+
+@dataclass(frozen=True)
+class _Write:
+    """One entry version to write: content (``None`` = removal) and position."""
+
+    entry_id: str
+    entry: FAQEntry | None
+    position: int | None  # None: keep the entry's position, or append a new one
+
+
+class Store:
+    """A store of record: open with :meth:`open` (or :func:`walletfaq.open_store`).
+
+    Reads (:meth:`entries`, :meth:`entry`, :meth:`log`, :meth:`history`, :meth:`diff`,
+    :meth:`changes_since`) each see one consistent revision. Writes (:meth:`init`,
+    :meth:`apply`, :meth:`rollback`) are one transaction each and return the new
+    :class:`Revision`.
+    """
+
+    def __init__(self, engine: Engine, url: str) -> None:
+        self._engine = engine
+        self._url = url
+
+    @classmethod
+    def open(cls, location: str, *, create: bool = False) -> Store:
+        """Open the store at ``location`` (an SQLite file path or a database URL).
+
+        Args:
+            location: ``faq.db``, ``sqlite:///faq.db`` or ``postgresql://user@host/db``.
+            create: create the schema in an empty database (otherwise an empty one is refused).
+
+        Raises:
+            StoreError: nothing there (without ``create``), not a walletfaq store, a schema
+                newer than this walletfaq, or the database cannot be reached.
+        """
+        url = store_url(location)
+        where = redact(url)
+        engine = make_engine(url)
+        database = Path(engine.url.database or "") if is_sqlite(engine) else None
+        if database is not None and not database.parent.is_dir():
+            raise StoreError(
+                f"the folder of the SQLite store {database} does not exist; create it first"
+            )
+        if database is not None and not create and not database.is_file():
+            raise StoreError(
+                f"no walletfaq store at {database}; create one with "
+                "`walletfaq store init --store PATH`"
+            )
+        try:
+            prepare(engine, create=create, where=where)
+        except (OperationalError, DatabaseError) as exc:
+            engine.dispose()
+            raise StoreError(f"cannot use the store at {where}: {_reason(exc)}") from None
+        except BaseException:
+            engine.dispose()
+            raise
+        return cls(engine, url)
+
+    @property
+    def url(self) -> str:
+        """The store's URL (password hidden)."""
+        return redact(self._url)
+
+    @property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine (for the change-feed follower and tests)."""
+        return self._engine
+
+    def close(self) -> None:
+        """Close the store's connections."""
+        self._engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Store(url={self.url!r})"
+
+    # --- reading -------------------------------------------------------------------------
+
+    def head(self) -> int:
+        """The latest revision (0 for a store not yet initialised)."""
+        with self._reading() as connection:
+            return head_revision(connection)
+
+    def entries(self, revision: int | None = None) -> Corpus:
+        """The store's content at ``revision`` (default: the latest), in corpus order."""
+        with self._reading() as connection:
+            number = self._revision_or_head(connection, revision)
+            versions = versions_at(connection, number)
+        return Corpus(
+            entries=tuple(v.entry for v in versions if v.entry is not None),
+            source=f"{self.url}@{number}",
+        )
+
+    def entry(self, entry_id: str, revision: int | None = None) -> FAQEntry:
+        """One entry at ``revision`` (default: the latest).
+
+        Raises:
+            StoreError: the store held no entry ``entry_id`` at that revision.
+        """
+        with self._reading() as connection:
+            number = self._revision_or_head(connection, revision)
+            row = connection.execute(
+                select(schema.entry_versions)
+                .where(schema.entry_versions.c.entry_id == entry_id)
+                .where(schema.entry_versions.c.revision <= number)
+                .order_by(schema.entry_versions.c.revision.desc())
+                .limit(1)
+            ).first()
+        if row is None or row.deleted:
+            raise StoreError(f"no entry {entry_id!r} at revision {number} of {self.url}")
+        return entry_from_row(row)
+
+    def log(self) -> tuple[Revision, ...]:
+        """Every revision, oldest first."""
+        counts = (
+            select(
+                schema.entry_versions.c.revision,
+                func.count().label("changes"),
+            )
+            .group_by(schema.entry_versions.c.revision)
+            .subquery()
+        )
+        query = (
+            select(schema.revisions, func.coalesce(counts.c.changes, 0).label("changes"))
+            .outerjoin(counts, counts.c.revision == schema.revisions.c.number)
+            .order_by(schema.revisions.c.number)
+        )
+        with self._reading() as connection:
+            rows = connection.execute(query).all()
+        return tuple(revision_from_row(row) for row in rows)
+
+    def history(self, entry_id: str | None = None) -> tuple[EntryVersion, ...]:
+        """The versions of one entry (or of every entry), oldest first."""
+        query = select(schema.entry_versions).order_by(
+            schema.entry_versions.c.revision, schema.entry_versions.c.position
+        )
+        if entry_id is not None:
+            query = query.where(schema.entry_versions.c.entry_id == entry_id)
+        with self._reading() as connection:
+            rows = connection.execute(query).all()
+        return tuple(version_from_row(row) for row in rows)
+
+    def changes_since(self, revision: int, limit: int | None = None) -> tuple[EntryVersion, ...]:
+        """The change feed: every entry version written after ``revision``, in revision order
+        (then corpus order), at most ``limit`` of them (whole revisions are not split when
+        ``limit`` is given: the batch ends at the last complete revision, or holds the first
+        revision whole).
+
+        A replica at revision R applies ``changes_since(R)`` in order (an entry with
+        ``entry=None`` is removed, any other is added or replaced) and is then at the last
+        change's revision, having embedded only the changed texts.
+
+        Raises:
+            StoreError: ``revision`` is negative or ahead of the store (a replaced store).
+        """
+        with self._reading() as connection:
+            head = head_revision(connection)
+            if revision < 0 or revision > head:
+                raise StoreError(
+                    f"revision {revision} is not in {self.url} (its latest is {head}); a replica "
+                    "ahead of its store must rebuild from the store's latest revision"
+                )
+            query = (
+                select(schema.entry_versions)
+                .where(schema.entry_versions.c.revision > revision)
+                .order_by(schema.entry_versions.c.revision, schema.entry_versions.c.position)
+            )
+            if limit is not None:
+                query = query.limit(limit + 1)
+            rows = connection.execute(query).all()
+        changes = [version_from_row(row) for row in rows]
+        if limit is not None and len(changes) > limit:
+            last = changes[limit].revision  # the revision that did not fit whole
+            whole = [c for c in changes[:limit] if c.revision != last]
+            changes = whole or self._whole_revision(last)
+        return tuple(changes)
+
+    def diff(self, old: int, new: int) -> StoreDiff:
+        """What changed from revision ``old`` to revision ``new``."""
+        with self._reading() as connection:
+            before = {
+                v.entry_id: v.entry
+                for v in versions_at(connection, self._revision_or_head(connection, old))
+            }
+            after = {
+                v.entry_id: v.entry
+                for v in versions_at(connection, self._revision_or_head(connection, new))
+            }
+        added = tuple(EntryDiff(i, None, e) for i, e in after.items() if i not in before)
+        removed = tuple(EntryDiff(i, e, None) for i, e in before.items() if i not in after)
+        changed = tuple(
+            EntryDiff(i, before[i], e) for i, e in after.items() if i in before and before[i] != e
+        )
+        return StoreDiff(old=old, new=new, added=added, removed=removed, changed=changed)
+
+    # --- writing -------------------------------------------------------------------------
+
+    def init(self, corpus: Corpus, *, author: str, reason: str | None = None) -> Revision:
+        """Import ``corpus`` as revision 1 of an empty store.
+
+        Raises:
+            StoreError: the store already has revisions, or ``corpus`` is empty.
+        """
+        if not len(corpus):
+            raise StoreError("the corpus to import has no entries; add at least one")
+        writes = [_Write(e.id, e, position) for position, e in enumerate(corpus.entries)]
+        return self._write(writes, author, reason, kind="import", expect_empty=True)
+
+    def apply(
+        self,
+        changes: Sequence[Change],
+        *,
+        author: str,
+        reason: str | None = None,
+        if_match: int | None = None,
+    ) -> Revision:
+        """Apply ``changes`` as one new revision, all or nothing.
+
+        Args:
+            changes: the edits; each entry id at most once.
+            author: who makes the change (recorded in the log).
+            reason: why (optional, recorded).
+            if_match: the revision the edit is based on: when an entry it touches changed
+                after that revision, nothing is written and :class:`StoreConflictError` is
+                raised (two editors never overwrite each other silently).
+
+        Raises:
+            StoreConflictError: ``if_match`` is older than an entry's last change.
+            StoreError: an ``add`` of an id the store holds, an ``update``/``remove`` of one it
+                does not, an id twice, no changes, the last entry removed.
+        """
+        if not changes:
+            raise StoreError("no changes to apply; pass at least one Change")
+        seen: set[str] = set()
+        for change in changes:
+            if not isinstance(change, Change):
+                raise StoreError(f"expected Change objects, got {type(change).__name__}")
+            if change.entry_id in seen:
+                raise StoreError(f"entry {change.entry_id!r} is changed twice in one apply")
+            seen.add(change.entry_id)
+        checks = {c.entry_id: c.op for c in changes}
+        writes = [_Write(c.entry_id, c.entry, None) for c in changes]
+        return self._write(writes, author, reason, kind="edit", checks=checks, if_match=if_match)
+
+    def rollback(self, to: int, *, author: str, reason: str | None = None) -> Revision:
+        """A new revision whose content equals revision ``to``'s (history is kept).
+
+        Raises:
+            StoreError: ``to`` is not a revision of the store, or its content is the latest's.
+        """
+        with self._reading() as connection:
+            self._revision_or_head(connection, to)
+        for _attempt in range(10):
+            with self._reading() as connection:
+                head = head_revision(connection)
+                target = {v.entry_id: v for v in versions_at(connection, to)}
+                current = {v.entry_id: v for v in versions_at(connection, head)}
+            writes = [
+                _Write(i, v.entry, v.position)
+                for i, v in target.items()
+                if i not in current or current[i].entry != v.entry
+            ]
+            writes += [_Write(i, None, None) for i in current if i not in target]
+            if not writes:
+                raise StoreError(
+                    f"nothing to roll back: revision {to}'s content equals the latest "
+                    f"(revision {head})"
+                )
+            writes.sort(key=lambda w: w.entry_id)
+            try:
+                return self._write(
+                    writes, author, reason, kind="rollback", restores=to, expect_head=head
+                )
+            except _HeadMoved:
+                continue  # someone wrote meanwhile: recompute against the new head
+        raise StoreError(f"could not roll back to revision {to}: the store kept changing")
+
+    # --- internals -----------------------------------------------------------------------
+
+    def _whole_revision(self, number: int) -> list[EntryVersion]:
+        with self._reading() as connection:
+            rows = connection.execute(
+                select(schema.entry_versions)
+                .where(schema.entry_versions.c.revision == number)
+                .order_by(schema.entry_versions.c.position)
+            ).all()
+        return [version_from_row(row) for row in rows]
+
+    def _reading(self) -> AbstractContextManager[Connection]:
+        return _guarded(read_transaction(self._engine), self.url)
+
+    def _revision_or_head(self, connection: Connection, revision: int | None) -> int:
+        head = head_revision(connection)
+        if revision is None:
+            return head
+        if isinstance(revision, bool) or not isinstance(revision, int):
+            raise StoreError(f"a revision is a whole number, got {revision!r}")
+        if not 1 <= revision <= head:
+            raise StoreError(
+                f"no revision {revision} in {self.url}: its revisions are 1 to {head}"
+                if head
+                else f"no revision {revision}: {self.url} is empty (run `walletfaq store init`)"
+            )
+        return revision
+
+    def _write(
+        self,
+        writes: list[_Write],
+        author: str,
+        reason: str | None,
+        *,
+        kind: RevisionKind,
+        checks: Mapping[str, str] | None = None,
+        if_match: int | None = None,
+        restores: int | None = None,
+        expect_empty: bool = False,
+        expect_head: int | None = None,
+    ) -> Revision:
+        author = _clean_author(author)
+        reason = _clean_reason(reason)
+        for write in writes:
+            if len(write.entry_id) > schema.MAX_ID_CHARS:
+                raise StoreError(
+                    f"entry id {write.entry_id[:40]!r}... is {len(write.entry_id)} characters; "
+                    f"the store holds ids of at most {schema.MAX_ID_CHARS}"
+                )
+        if if_match is not None and (isinstance(if_match, bool) or not isinstance(if_match, int)):
+            raise StoreError(f"if_match is a revision number, got {if_match!r}")
+        with _guarded(write_transaction(self._engine), self.url) as connection:
+            row = connection.execute(
+                select(schema.head.c.revision, schema.head.c.next_position)
+                .where(schema.head.c.id == 1)
+                .with_for_update()
+            ).one()
+            head, next_position = int(row.revision), int(row.next_position)
+            if expect_empty and head:
+                raise StoreError(
+                    f"{self.url} already holds {head} revision(s); init imports into an empty "
+                    "store only (edit it, or roll back)"
+                )
+            if not expect_empty and not head:
+                raise StoreError(f"{self.url} is empty; import a corpus first (store init)")
+            if expect_head is not None and head != expect_head:
+                raise _HeadMoved
+            if if_match is not None and not 1 <= if_match <= head:
+                raise StoreError(
+                    f"if_match={if_match} is not a revision of {self.url} (1 to {head})"
+                )
+            latest = latest_versions(connection, [w.entry_id for w in writes])
+            rows: list[dict[str, object]] = []
+            number = head + 1
+            for write in writes:
+                last = latest.get(write.entry_id)
+                exists = last is not None and not last.deleted
+                if checks is not None:
+                    _check_op(checks[write.entry_id], write.entry_id, exists)
+                if if_match is not None and last is not None and last.revision > if_match:
+                    raise StoreConflictError(write.entry_id, if_match, last.revision)
+                position = write.position
+                if position is None:
+                    if exists and last is not None:
+                        position = last.position
+                    else:
+                        position, next_position = next_position, next_position + 1
+                rows.append(version_row(write.entry_id, write.entry, number, position))
+            if not expect_empty:
+                _check_not_emptied(connection, head, writes, latest)
+            created = datetime.now(timezone.utc)
+            connection.execute(
+                schema.revisions.insert().values(
+                    number=number,
+                    created_at=created,
+                    author=author,
+                    reason=reason,
+                    kind=kind,
+                    restores=restores,
+                )
+            )
+            connection.execute(schema.entry_versions.insert(), rows)
+            connection.execute(
+                schema.head.update()
+                .where(schema.head.c.id == 1)
+                .values(revision=number, next_position=max(next_position, _after(rows)))
+            )
+            if not is_sqlite(self._engine):
+                connection.execute(
+                    text("SELECT pg_notify(:channel, :payload)"),
+                    {"channel": NOTIFY_CHANNEL, "payload": str(number)},
+                )
+        logger.debug(
+            "store %s: revision %d by %s (%d change(s))", self.url, number, author, len(rows)
+        )
+        return Revision(number, created, author, reason, kind, restores, len(rows))
+
+
+class _HeadMoved(Exception):
+    """Internal: the head moved between computing a rollback and writing it."""
+
+
+@contextmanager
+def _guarded(transaction: AbstractContextManager[Connection], where: str) -> Iterator[Connection]:
+    """``transaction``, with the database's own errors turned into one-line StoreErrors."""
+    try:
+        with transaction as connection:
+            yield connection
+    except (OperationalError, DatabaseError) as exc:
+        raise StoreError(f"the store at {where} failed: {_reason(exc)}") from None
+
+
+def _check_op(op: str, entry_id: str, exists: bool) -> None:
+    if op == "add" and exists:
+        raise StoreError(f"entry {entry_id!r} already exists; update it instead of adding it")
+    if op in ("update", "remove") and not exists:
+        raise StoreError(f"no entry {entry_id!r} to {op}; check the id (or add it)")
+
+
+def _check_not_emptied(
+    connection: Connection, head: int, writes: list[_Write], latest: dict[str, EntryVersion]
+) -> None:
+    def held(entry_id: str) -> bool:
+        return entry_id in latest and not latest[entry_id].deleted
+
+    removed = sum(1 for w in writes if w.entry is None and held(w.entry_id))
+    if not removed:
+        return
+    added = sum(1 for w in writes if w.entry is not None and not held(w.entry_id))
+    if len(versions_at(connection, head)) + added - removed < 1:
+        raise StoreError("this change would remove every entry; a store keeps at least one")
+
+
+def _after(rows: list[dict[str, object]]) -> int:
+    return max(int(str(row["position"])) for row in rows) + 1
+
+
+def _clean_author(author: object) -> str:
+    if not isinstance(author, str) or not clean_text(author):
+        raise StoreError(f"a change needs an author (a name), got {author!r}")
+    author = author.strip()
+    if len(author) > MAX_AUTHOR_CHARS or any(ord(c) < 32 for c in author):
+        raise StoreError(
+            f"the author must be one line of at most {MAX_AUTHOR_CHARS} characters, "
+            f"got {author[:40]!r}..."
+        )
+    return author
+
+
+def _clean_reason(reason: object) -> str | None:
+    if reason is None:
+        return None
+    if not isinstance(reason, str):
+        raise StoreError(f"the reason must be text, got {type(reason).__name__}")
+    reason = reason.strip()
+    if len(reason) > MAX_REASON_CHARS:
+        raise StoreError(f"the reason is {len(reason)} characters; keep it to {MAX_REASON_CHARS}")
+    return reason or None
+
+
+def _reason(exc: BaseException) -> str:
+    original = getattr(exc, "orig", None) or exc
+    return " ".join(str(original).split()) or type(original).__name__
