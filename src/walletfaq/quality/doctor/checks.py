@@ -80,8 +80,8 @@ the gap the higher it ranks among the mediums."""
 MISPLACED_MAX_SEVERITY = 0.65
 """Cap of a misplaced text's severity: medium, never high. Measured on the bundled corpus and
 evaluation set (``benchmarks/doctor_vs_eval.py``, e5-small): the evaluation queries of an entry
-with a misplaced text one unit or more away went to the rival entry the finding names in 6 of
-212 cases (2.8 %; 1.3 % below half a unit), and missed at rank 1 in 23 (10.8 %, against 5.9 %
+with a misplaced text one unit or more away went to the rival entry the finding names in 7 of
+198 cases (3.5 %; 1.4 % below half a unit), and missed at rank 1 in 23 (11.6 %, against 5.6 %
 over all queries). A misplaced text marks an entry worth a look, rarely a wrong answer; "high"
 is kept for what does cost answers: the same question in two entries, near-duplicate entries,
 a category whose texts land elsewhere in bulk."""
