@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -112,6 +113,23 @@ def tiny_corpus_file(tmp_path: Path) -> Path:
         "".join(json.dumps(e, ensure_ascii=False) + "\n" for e in TINY_ENTRIES), encoding="utf-8"
     )
     return path
+
+
+@pytest.fixture(autouse=True)
+def isolated_package_logger() -> Iterator[None]:
+    """The command line and the worker factory set up the ``walletfaq`` logger (a handler, a
+    level, no propagation), and import-linter's logging set-up disables the loggers that exist
+    when it runs; put them back after each test, so that ``caplog`` sees their records in every
+    later test."""
+    package_logger = logging.getLogger("walletfaq")
+    saved = (list(package_logger.handlers), package_logger.level, package_logger.propagate)
+    yield
+    package_logger.handlers[:] = saved[0]
+    package_logger.setLevel(saved[1])
+    package_logger.propagate = saved[2]
+    for name, child in logging.Logger.manager.loggerDict.items():
+        if name.startswith("walletfaq") and isinstance(child, logging.Logger):
+            child.disabled = False
 
 
 @pytest.fixture(autouse=True)

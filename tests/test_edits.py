@@ -53,7 +53,7 @@ def test_update_replaces_in_place_and_equals_a_rebuild(live) -> None:
     changed = {**TINY_ENTRIES[2], "answer": "新的退款说明。", "alt_questions": ["退钱"]}
     before = live.encoder.texts_encoded
     assert live.update(changed) is True
-    assert live.encoder.texts_encoded - before == 2
+    assert live.encoder.texts_encoded - before == 1  # "退钱": the question is unchanged
     entries = [*TINY_ENTRIES[:2], changed, *TINY_ENTRIES[3:]]
     assert live.corpus.ids == Corpus.from_entries(entries).ids
     assert answers(live) == answers(rebuilt(entries))
@@ -63,6 +63,34 @@ def test_update_of_an_unchanged_entry_embeds_nothing(live) -> None:
     before = live.encoder.texts_encoded
     live.update(TINY_ENTRIES[0])
     assert live.encoder.texts_encoded == before
+
+
+def test_an_answer_only_change_embeds_nothing_and_equals_a_rebuild(live) -> None:
+    changed = {**TINY_ENTRIES[2], "answer": "各项费用以官方说明为准。"}
+    before = live.encoder.texts_encoded
+    live.update(changed)
+    assert live.encoder.texts_encoded == before
+    entries = [*TINY_ENTRIES[:2], changed, *TINY_ENTRIES[3:]]
+    assert answers(live) == answers(rebuilt(entries))
+    assert live.ask("怎么退款", k=1)[0].answer == "各项费用以官方说明为准。"
+
+
+def test_an_answer_change_with_answers_indexed_embeds_only_the_answer_row(tiny_corpus) -> None:
+    live = FAQRetriever.build(tiny_corpus, model=HashEncoder(), index_answers=True)
+    changed = {**TINY_ENTRIES[2], "answer": "各项费用以官方说明为准。"}
+    before = live.encoder.texts_encoded
+    live.update(changed)
+    assert live.encoder.texts_encoded - before == 1
+    entries = [*TINY_ENTRIES[:2], changed, *TINY_ENTRIES[3:]]
+    assert answers(live) == answers(rebuilt(entries, index_answers=True))
+
+
+def test_a_new_alt_question_embeds_only_that_text(live) -> None:
+    changed = {**TINY_ENTRIES[0], "alt_questions": [*TINY_ENTRIES[0]["alt_questions"], "进不去"]}
+    before = live.encoder.texts_encoded
+    live.update(changed)
+    assert live.encoder.texts_encoded - before == 1
+    assert live.ask("进不去", k=1)[0].id == "login"
 
 
 def test_update_with_a_new_id_adds_the_entry(live) -> None:

@@ -34,6 +34,15 @@ def test_abstention_is_measured_at_the_retrievers_threshold(retriever) -> None:
     assert point.coverage == point.in_domain_answered / 5
 
 
+def test_a_threshold_of_one_answers_only_verbatim_faq_texts(retriever) -> None:
+    retriever.threshold = 1.0  # the highest a threshold may be: scores are cosines
+    strict = evaluate(retriever, QUERIES).abstention
+    assert strict is not None
+    verbatim = [q for q in QUERIES if q["query"] in retriever.corpus["topup"].questions()]
+    assert strict.answered == len(verbatim) == 1 and strict.answered_correct == 1
+    assert strict.abstained == len(QUERIES) - 1 and strict.ood_abstain == 1.0
+
+
 def test_changing_the_threshold_changes_the_abstention_figures(retriever) -> None:
     retriever.threshold = 1.0 + SCORE_ROUNDING  # above every cosine: refuses everything
     refuse_all = evaluate(retriever, QUERIES).abstention

@@ -189,6 +189,42 @@ def test_answer_settings_are_saved_with_the_index(tmp_path: Path, tiny_corpus, e
     assert loaded.threshold == 0.42 and loaded.fallback == "请联系图书馆服务台。"
 
 
+def test_the_index_version_survives_save_and_load(tmp_path: Path, tiny_corpus, encoder) -> None:
+    built = FAQRetriever.build(tiny_corpus, model=encoder)
+    built.remove(["fees"])
+    built.update({**TINY_ENTRIES[0], "answer": "重置密码。"})
+    assert built.version == 3
+    loaded = FAQRetriever.load(built.save(tmp_path / "idx"), model=encoder)
+    assert loaded.version == 3
+    loaded.remove(["safety"])
+    assert FAQRetriever.load(loaded.save(tmp_path / "idx"), model=encoder).version == 4
+
+
+def rewrite_metadata(saved: Path, change) -> None:  # type: ignore[no-untyped-def]
+    """Edit metadata.json and re-sign the manifest, as an older walletfaq would have written."""
+    metadata = json.loads((saved / METADATA_FILE).read_text())
+    change(metadata)
+    (saved / METADATA_FILE).write_text(json.dumps(metadata, ensure_ascii=False))
+    manifest = json.loads((saved / MANIFEST_FILE).read_text())
+    manifest["files"][METADATA_FILE] = sha256_file(saved / METADATA_FILE)
+    manifest["checksum"] = index_directory._checksum(manifest)
+    (saved / MANIFEST_FILE).write_text(json.dumps(manifest))
+
+
+def test_an_index_saved_without_a_version_loads_as_version_one(saved: Path, encoder) -> None:
+    rewrite_metadata(saved, lambda metadata: metadata.pop("version"))
+    assert FAQRetriever.load(saved, model=encoder).version == 1
+
+
+@pytest.mark.parametrize("version", [0, -3, "2", True, 1.5])
+def test_a_saved_version_that_is_not_a_positive_integer_is_refused(
+    saved: Path, encoder, version: object
+) -> None:
+    rewrite_metadata(saved, lambda metadata: metadata.update(version=version))
+    with pytest.raises(IndexFormatError, match="version must be a positive integer"):
+        FAQRetriever.load(saved, model=encoder)
+
+
 def test_missing_directory_says_how_to_build_one(tmp_path: Path, encoder) -> None:
     with pytest.raises(IndexFormatError, match="no such index directory"):
         FAQRetriever.load(tmp_path / "absent", model=encoder)

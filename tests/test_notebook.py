@@ -40,9 +40,14 @@ def executed_text(path: Path) -> str:
     ).execute()
     outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
     assert not [o for o in outputs if o.get("output_type") == "error"]
-    return "".join(
+    text = "".join(
         str(o.get("text", "")) + str(o.get("data", {}).get("text/plain", "")) for o in outputs
     )
+    # no stray third-party output: tqdm's notebook warning without ipywidgets, transformers'
+    # own loading bar
+    assert "IProgress not found" not in text and "TqdmWarning" not in text
+    assert "Loading weights" not in text
+    return text
 
 
 @pytest.mark.slow

@@ -388,6 +388,23 @@ def test_an_edit_over_a_damaged_directory_is_refused_and_not_applied(make_client
     assert (saved / "index.faiss").read_bytes() == b"not a faiss index"  # left for a person
 
 
+def test_the_index_version_survives_a_restart(make_client, saved) -> None:
+    first = make_client()
+    first.post("/v1/entries", json=NEW, headers=ADMIN)
+    first.delete("/v1/entries/fees", headers=ADMIN)
+    assert first.get("/readyz").json()["index_version"] == 3
+    restarted = make_client()  # a new process loading the same directory
+    assert restarted.get("/readyz").json()["index_version"] == 3
+
+
+def test_a_reload_takes_the_saved_version_when_another_worker_is_ahead(make_client, saved) -> None:
+    client = make_client()
+    other = FAQRetriever.load(saved, model=HashEncoder())
+    for n in range(4):  # another process applies four edits and saves each
+        other.add([{**NEW, "id": f"n{n}", "question": f"n{n} 的问题"}], persist_to=saved)
+    assert client.post("/v1/reload", headers=ADMIN).json()["version"] == other.version == 5
+
+
 def test_edits_leave_a_lock_file_beside_the_directory_and_nothing_inside(
     make_client, saved
 ) -> None:

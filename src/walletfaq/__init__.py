@@ -51,6 +51,8 @@ _LAZY = {
     "CalibrationWarning": "walletfaq.quality.calibration",
     "tune": "walletfaq.quality.tuning",
     "TuneResult": "walletfaq.quality.tuning",
+    "TuningWarning": "walletfaq.quality.tuning",
+    "PRESET_RULE": "walletfaq.quality.calibration",
     "AdaptedEncoder": "walletfaq.encoders.adapted",
     "FinetunedEncoder": "walletfaq.encoders.finetuned",
     "FAQEntry": "walletfaq.data.corpus",
@@ -98,7 +100,12 @@ if TYPE_CHECKING:
     from walletfaq.encoders.sentence_transformer import SentenceTransformerEncoder
     from walletfaq.index.search import Answer, Hit
     from walletfaq.index.vector_index import IndexSpec
-    from walletfaq.quality.calibration import Calibration, CalibrationWarning, calibrate
+    from walletfaq.quality.calibration import (
+        PRESET_RULE,
+        Calibration,
+        CalibrationWarning,
+        calibrate,
+    )
     from walletfaq.quality.doctor.checks import doctor
     from walletfaq.quality.doctor.report import DoctorReport, Finding
     from walletfaq.quality.evaluation.abstention import OperatingPoint
@@ -106,7 +113,7 @@ if TYPE_CHECKING:
     from walletfaq.quality.evaluation.results import QueryResult
     from walletfaq.quality.evaluation.runner import compare, evaluate
     from walletfaq.quality.evaluation.stats import diff_reports, paired_test
-    from walletfaq.quality.tuning import TuneResult, tune
+    from walletfaq.quality.tuning import TuneResult, TuningWarning, tune
     from walletfaq.retrieval.hybrid import HybridRetriever
     from walletfaq.retrieval.retriever import FAQRetriever
     from walletfaq.store import open_store

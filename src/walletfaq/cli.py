@@ -1,4 +1,5 @@
-"""Command line: ``walletfaq ask``, ``answer``, ``build``, ``eval``, ``bench``.
+"""Command line: ``walletfaq ask``, ``answer``, ``build``, ``eval``, ``calibrate``, ``tune``,
+``serve``, ``doctor``, ``export``, ``bench``.
 
 User errors print one line on stderr and exit with status 2; an unexpected internal error
 prints one line and exits with status 1 (``--debug`` shows its traceback).
@@ -10,7 +11,9 @@ import argparse
 import json
 import logging
 import sys
+import warnings
 from collections.abc import Sequence
+from typing import TextIO
 
 from walletfaq.errors import WalletFAQError
 
@@ -75,6 +78,30 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also index question + answer text of each entry",
     )
+    _add_answer_settings(build, "saved with the index")
+    calibrate = commands.add_parser(
+        "calibrate",
+        help="choose a saved index's no-answer threshold on labelled queries (--write saves it)",
+    )
+    calibrate.add_argument("--index", required=True, help="the saved index directory")
+    calibrate.add_argument(
+        "--queries",
+        help="JSONL of {query, gold} with out-of-domain ones (gold: []) (default: the bundled "
+        "evaluation set, for an index of the bundled corpus)",
+    )
+    calibrate.add_argument(
+        "--target-precision",
+        type=float,
+        help="share of answers that must be right (default: the presets' rule, 0.9)",
+    )
+    calibrate.add_argument(
+        "--min-ood-abstain",
+        type=float,
+        help="share of out-of-domain questions to refuse (default: the presets' rule, 0.9)",
+    )
+    calibrate.add_argument(
+        "--write", action="store_true", help="save the chosen threshold in the index directory"
+    )
     tune = commands.add_parser(
         "tune", help="adapt the embeddings to labelled questions of your domain, save the index"
     )
@@ -112,6 +139,12 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--index", help="a saved index directory")
     evaluate.add_argument("--corpus", help="a JSONL corpus (default: the bundled one)")
     evaluate.add_argument("--model", help="model preset, hub name or path (default: e5-small)")
+    evaluate.add_argument(
+        "--threshold",
+        type=float,
+        help="no-answer threshold the abstention figures are measured at (default: the "
+        "index's or model's)",
+    )
     evaluate.add_argument("--json", action="store_true", help="print the report as JSON")
 
     serve = commands.add_parser(
@@ -133,8 +166,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--threads",
         type=int,
-        help="threads per process encoding questions at once (default: the CPU cores, "
-        "shared among the worker processes)",
+        help="encoding threads in each worker process (default: the CPU cores, shared among "
+        "the worker processes)",
     )
     serve.add_argument(
         "--reload-interval",
@@ -145,7 +178,10 @@ def _parser() -> argparse.ArgumentParser:
         "(default 2; 0 = never; POST /v1/reload reloads at once)",
     )
     serve.add_argument(
-        "--queue", type=int, help="requests that may wait; beyond, 503 (default 4 per worker)"
+        "--queue",
+        type=int,
+        help="requests that may wait for an encoding thread, in each worker process; beyond, "
+        "503 at once (default: 4 per thread, i.e. 4 x --threads)",
     )
     serve.add_argument("--timeout", type=float, help="seconds before a 504 (default 10)")
     serve.add_argument(
@@ -156,6 +192,7 @@ def _parser() -> argparse.ArgumentParser:
         help="a client sending a request slower than this is disconnected (default 10)",
     )
     serve.add_argument("--access-log", action="store_true", help="log one line per request")
+    _add_answer_settings(serve, "for this service's /v1/answer; the index is not changed")
 
     doctor = commands.add_parser(
         "doctor", help="find what in a corpus hurts retrieval, worst first, with advice"
@@ -184,6 +221,16 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_answer_settings(command: argparse.ArgumentParser, where: str) -> None:
+    command.add_argument(
+        "--threshold",
+        type=float,
+        help=f"no-answer threshold in [-1, 1], {where} (default: the model's calibrated one; "
+        "see `walletfaq calibrate`)",
+    )
+    command.add_argument("--fallback", help=f"the message answer gives when not confident, {where}")
+
+
 def _add_source_arguments(command: argparse.ArgumentParser) -> None:
     command.add_argument("--index", help="a saved index directory (default: the bundled corpus)")
     command.add_argument("--corpus", help="a JSONL corpus to search (default: the bundled one)")
@@ -205,9 +252,13 @@ def _eval(args: argparse.Namespace) -> int:
     from walletfaq.quality.evaluation.metrics import METRIC_KEYS
     from walletfaq.quality.evaluation.runner import evaluate
 
+    _check_answer_settings(args)  # before any model loads
     retriever = _retriever(args)
+    if args.threshold is not None:
+        retriever.threshold = args.threshold
     queries = args.queries or bundled_data_dir() / "eval" / "queries.jsonl"
     report = evaluate(retriever, queries)
+    abstention = report.abstention
     if args.json:
         print(
             json.dumps(
@@ -217,6 +268,7 @@ def _eval(args: argparse.Namespace) -> int:
                     "per_style": report.per_style,
                     "n_in_domain": report.n_in_domain,
                     "failures": len(report.failures),
+                    "abstention": abstention.to_dict() if abstention is not None else None,
                 },
                 ensure_ascii=False,
                 indent=1,
@@ -234,6 +286,8 @@ def _eval(args: argparse.Namespace) -> int:
             + "".join(f"{metrics[key]:>10.3f}" for key in METRIC_KEYS)
             + f"{int(metrics['n']):>6}"
         )
+    if abstention is not None:
+        print(abstention.summary())
     return 0
 
 
@@ -331,6 +385,8 @@ def _serve(args: argparse.Namespace) -> int:
         timeout_s=args.timeout,
         persist_dir=Path(args.index) if args.index else None,
         reload_interval_s=args.reload_interval,
+        threshold=args.threshold,
+        fallback=args.fallback,
     )
     log_level = "warning" if args.quiet else "info"
     if args.index:
@@ -372,6 +428,7 @@ def _doctor(args: argparse.Namespace) -> int:
 def _build(args: argparse.Namespace) -> int:
     from walletfaq.retrieval.retriever import FAQRetriever
 
+    _check_answer_settings(args)  # before any model loads
     # the cache holds the same index when this corpus/model/settings were embedded before
     retriever = FAQRetriever.from_corpus(
         args.corpus,
@@ -380,8 +437,36 @@ def _build(args: argparse.Namespace) -> int:
         index_answers=args.index_answers,
         contacts=args.contacts,
     )
+    if args.threshold is not None:
+        retriever.threshold = args.threshold
+    if args.fallback is not None:
+        retriever.fallback = args.fallback
     path = retriever.save(args.out)
     print(f"saved {retriever!r} to {path}")
+    return 0
+
+
+def _check_answer_settings(args: argparse.Namespace) -> None:
+    """Refuse a bad ``--threshold`` or ``--fallback`` before anything is loaded."""
+    from walletfaq.retrieval.questions import check_threshold
+
+    if args.threshold is not None:
+        check_threshold(args.threshold)
+    fallback = getattr(args, "fallback", None)
+    if fallback is not None and not fallback.strip():
+        raise WalletFAQError(
+            "--fallback must be a non-empty message (leave it out for the default)"
+        )
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    from walletfaq.quality.calibration import PRESET_RULE, CalibrationRule, calibrate_index
+
+    rule = CalibrationRule(
+        PRESET_RULE.target_precision if args.target_precision is None else args.target_precision,
+        PRESET_RULE.min_ood_abstain if args.min_ood_abstain is None else args.min_ood_abstain,
+    )
+    print(calibrate_index(args.index, args.queries, rule, write=args.write).summary())
     return 0
 
 
@@ -463,7 +548,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     package_logger = logging.getLogger("walletfaq")
     if not package_logger.handlers:
-        handler = logging.StreamHandler()
+        handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("walletfaq: %(message)s"))
         package_logger.addHandler(handler)
     # INFO: one line per first-run stage (building the model, embedding, saving); nothing when
@@ -478,6 +563,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "ask": _ask,
         "answer": _answer,
         "build": _build,
+        "calibrate": _calibrate,
         "export": _export,
         "tune": _tune,
         "eval": _eval,
@@ -487,7 +573,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "store": _store,
     }
     try:
-        return handlers[args.command](args)
+        with warnings.catch_warnings():  # restores the warning printer when done
+            warnings.showwarning = _show_warning  # type: ignore[assignment]
+            return handlers[args.command](args)
     except WalletFAQError as exc:
         print(f"walletfaq: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_USER_ERROR
@@ -510,6 +598,25 @@ def _silence_library_progress_bars() -> None:
 
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to ``sys.stderr`` as it is when a line is logged, not as it was when the handler
+    was made (``main`` may run many times in one process, each with its own stderr)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: object) -> None:
+        pass
+
+
+def _show_warning(message: Warning | str, category: type[Warning], *_where: object) -> None:
+    """Print a warning as the command line prints everything: one line, no source line."""
+    text = " ".join(str(message).split())
+    print(f"walletfaq: warning: {text} ({category.__name__})", file=sys.stderr)
 
 
 def _one_line(exc: BaseException) -> str:

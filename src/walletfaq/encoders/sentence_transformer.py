@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
+from walletfaq._progress import quiet_library_bars
 from walletfaq.encoders.protocol import as_unit_rows
 from walletfaq.errors import ModelError
 
@@ -152,9 +153,10 @@ class SentenceTransformerEncoder:
                     "e5-small, use-m3"
                 )
         try:
-            if self.loader is not None:
-                return self.loader(self.name_or_path, self.device)
-            return SentenceTransformer(self.name_or_path, device=self.device)
+            with quiet_library_bars():  # no "Loading weights" bar: our log line says it
+                if self.loader is not None:
+                    return self.loader(self.name_or_path, self.device)
+                return SentenceTransformer(self.name_or_path, device=self.device)
         except Exception as exc:  # sentence-transformers raises many types here
             raise ModelError(
                 f"cannot load sentence-transformers model {self.name_or_path!r}: "

@@ -5,7 +5,8 @@ Layout of a saved directory (nothing else is ever in it)::
     manifest.json   "format": "walletfaq-index", format version, model name and fingerprint,
                     dimension, corpus hash, entry/vector counts, index spec, what was indexed,
                     the SHA-256 of every other file, and a checksum of the manifest itself
-    metadata.json   the corpus entries and, for every vector row, the entry it belongs to
+    metadata.json   the corpus entries, for every vector row the entry it belongs to, and the
+                    index version (1 when built, +1 per applied edit; older saves have none: 1)
     index.faiss     the FAISS index, written by ``faiss.write_index``
     contacts.json   the support-contact directory, when the retriever has one
     adapter.safetensors  the tuned embedding map (``walletfaq.tune``), when there is one
@@ -150,6 +151,8 @@ class StoredIndex:
     """The tensors of a tuned query/document map (``tune``), when the index has one."""
     finetune: dict[str, np.ndarray] | None = None
     """The fine-tuned model tensors (``tune(method="finetune")``), when the index has them."""
+    version: int = 1
+    """The index version saved (1 when built, +1 per applied edit)."""
 
 
 @dataclass(frozen=True)
@@ -183,6 +186,7 @@ def save(
     adapter: dict[str, np.ndarray] | None = None,
     finetune: dict[str, np.ndarray] | None = None,
     replace_anything: bool = False,
+    version: int = 1,
 ) -> Path:
     """Write an index directory atomically and return its path.
 
@@ -190,6 +194,8 @@ def save(
         directory: where to write; an :class:`IfUnchanged` is written only while it holds the
             content named by its checksum (checked under the save lock before anything is
             written and again right before the atomic switch).
+        version: the index version to record (restored by :func:`load`, so that it survives
+            a restart).
         replace_anything: replace whatever is at ``directory`` (only for locations walletfaq
             owns, such as its cache); by default only an empty directory or a walletfaq index
             is replaced, anything else raises :class:`IndexFormatError` untouched.
@@ -219,6 +225,7 @@ def save(
             metadata = {
                 "entries": [entry.to_dict() for entry in corpus],
                 "row_entry": [int(position) for position in row_entry],
+                "version": int(version),
             }
             write_json(staging / METADATA_FILE, metadata)
             written = [INDEX_FILE, METADATA_FILE]
@@ -300,6 +307,9 @@ def load(directory: str | Path) -> StoredIndex:
     try:
         corpus = Corpus.from_entries(metadata["entries"], source=str(root / METADATA_FILE))
         row_entry = _row_labels(metadata["row_entry"])
+        version = metadata.get("version", 1)
+        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+            raise ValueError(f"version must be a positive integer, got {version!r}")
     except (KeyError, TypeError, ValueError, OverflowError, CorpusError) as exc:
         raise IndexFormatError(
             f"{root / METADATA_FILE}: malformed metadata ({exc}); rebuild the index"
@@ -344,6 +354,7 @@ def load(directory: str | Path) -> StoredIndex:
         contacts=contacts,
         adapter=tuned[ADAPTER_FILE],
         finetune=tuned[FINETUNE_FILE],
+        version=version,
     )
 
 

@@ -15,6 +15,10 @@ A threshold chosen on few labelled queries is mostly noise: :func:`calibrate` wa
 (:class:`CalibrationWarning`) below :data:`MIN_CALIBRATION_QUERIES` queries or
 :data:`MIN_OUT_OF_DOMAIN_QUERIES` out-of-domain queries, and when no threshold reaches the
 target.
+
+:data:`PRESET_RULE` is the rule the presets' default thresholds were chosen by, on the bundled
+evaluation set (``benchmarks/thresholds.py`` recomputes them); ``tune`` recalibrates the
+threshold of what it returns by the same rule, and so does ``walletfaq calibrate``.
 """
 
 from __future__ import annotations
@@ -39,10 +43,14 @@ if TYPE_CHECKING:
 __all__ = [
     "MIN_CALIBRATION_QUERIES",
     "MIN_OUT_OF_DOMAIN_QUERIES",
+    "PRESET_RULE",
     "Calibration",
+    "CalibrationRule",
     "CalibrationWarning",
     "OperatingPoint",
+    "IndexCalibration",
     "calibrate",
+    "calibrate_index",
     "operating_point",
     "wilson_interval",
 ]
@@ -54,6 +62,13 @@ MIN_CALIBRATION_QUERIES = 100
 MIN_OUT_OF_DOMAIN_QUERIES = 20
 """Below this many out-of-domain queries :func:`calibrate` warns: the share of them refused is
 then known only to within about +-20 points."""
+
+
+CalibrationQueries = (
+    str | Path | Iterable[Mapping[str, Any]] | Sequence[LabelledQuery] | EvalReport | None
+)
+"""What :func:`calibrate` takes as queries: those :func:`~walletfaq.evaluate` takes, or an
+:class:`~walletfaq.EvalReport` already computed (nothing is encoded again)."""
 
 
 class CalibrationWarning(UserWarning):
@@ -108,12 +123,7 @@ class Calibration:
 
 def calibrate(
     retriever: FAQRetriever,
-    queries: str
-    | Path
-    | Iterable[Mapping[str, Any]]
-    | Sequence[LabelledQuery]
-    | EvalReport
-    | None = None,
+    queries: CalibrationQueries = None,
     target_precision: float = 0.95,
     *,
     min_ood_abstain: float = 0.0,
@@ -228,3 +238,141 @@ def _warn_if_unreliable(calibration: Calibration, n_queries: int, n_ood: int) ->
             CalibrationWarning,
             stacklevel=3,
         )
+
+
+@dataclass(frozen=True)
+class CalibrationRule:
+    """A rule for choosing a threshold: the lowest one (the most questions answered) whose
+    precision reaches ``target_precision`` and that refuses at least ``min_ood_abstain`` of the
+    out-of-domain queries.
+
+    Attributes:
+        target_precision: the precision to reach (answered out-of-domain queries count as
+            wrong).
+        min_ood_abstain: the share of out-of-domain queries to refuse; dropped, with a
+            :class:`CalibrationWarning` from :func:`calibrate`, when the queries have none.
+    """
+
+    target_precision: float
+    min_ood_abstain: float
+
+    def __str__(self) -> str:
+        return (
+            f"the lowest threshold with precision >= {self.target_precision:g} and "
+            f"out-of-domain refused >= {self.min_ood_abstain:g}"
+        )
+
+    def calibrate(
+        self,
+        retriever: FAQRetriever,
+        queries: CalibrationQueries = None,
+    ) -> Calibration:
+        """:func:`calibrate` ``retriever`` on ``queries`` by this rule (an
+        :class:`~walletfaq.EvalReport` of ``retriever`` is reused, nothing re-encoded)."""
+        report = queries if isinstance(queries, EvalReport) else evaluate(retriever, queries)
+        has_ood = any(not r.in_domain for r in report.results)
+        return calibrate(
+            retriever,
+            report,
+            self.target_precision,
+            min_ood_abstain=self.min_ood_abstain if has_ood else 0.0,
+        )
+
+
+PRESET_RULE = CalibrationRule(target_precision=0.9, min_ood_abstain=0.9)
+"""The rule the presets' thresholds follow on the bundled evaluation set: answer as many
+questions as possible while at least 90 % of answers are right and at least 90 % of
+out-of-domain questions are refused (e5-small: 0.913, answering 661 of 665 in-domain
+questions and 5 of 55 out-of-domain ones; ``benchmarks/thresholds.py``). An app for which a
+wrong answer costs more than a hand-over to a human picks a stricter rule, e.g.
+``calibrate(r, report, target_precision=0.95, min_ood_abstain=0.9)``: README, "Which
+threshold"."""
+
+
+@dataclass(frozen=True)
+class IndexCalibration:
+    """What :func:`calibrate_index` did to a saved index (``walletfaq calibrate``).
+
+    Attributes:
+        directory: the saved index.
+        rule: the rule applied.
+        current: the index's threshold as it was, on the queries.
+        calibration: the threshold the rule chose, and its trade-off curve.
+        tuned: how the index was tuned (``None``: not tuned): its threshold should be
+            chosen on queries it was not trained on.
+        written: whether the chosen threshold was saved in the directory.
+    """
+
+    directory: Path
+    rule: CalibrationRule
+    current: OperatingPoint
+    calibration: Calibration
+    tuned: str | None = None
+    written: bool = False
+
+    def summary(self) -> str:
+        """The rule, the threshold now and the one chosen (what each does), and whether it
+        was saved."""
+        lines = []
+        if self.tuned:
+            lines.append(
+                f"note: this index is tuned ({self.tuned}); calibrate it on queries it was not "
+                "trained on, or the threshold will be set for questions it has already seen"
+            )
+        lines += [
+            f"rule: {self.rule}",
+            f"now:    {self.current.summary()}",
+            f"chosen: {self.calibration.chosen.summary()}",
+        ]
+        threshold = self.calibration.threshold
+        if self.written:
+            lines.append(f"saved threshold {threshold:.4f} in {self.directory}")
+        else:
+            lines.append(f"threshold {threshold:.4f} not saved: pass --write to save it")
+        return "\n".join(lines)
+
+
+def calibrate_index(
+    directory: str | Path,
+    queries: CalibrationQueries = None,
+    rule: CalibrationRule | None = None,
+    *,
+    write: bool = False,
+) -> IndexCalibration:
+    """Choose the threshold of the saved index ``directory`` by ``rule`` (default
+    :data:`PRESET_RULE`) on ``queries`` (``None``: the bundled evaluation set, which fits only
+    an index of the bundled corpus) and, with ``write``, save it there.
+
+    Raises:
+        IndexFormatError: ``directory`` is not a readable saved index.
+        WalletFAQError: ``queries`` is ``None`` and the index is not of the bundled corpus.
+    """
+    from walletfaq.data.queries import load_bundled_queries
+    from walletfaq.encoders.restore import describe_tuning
+    from walletfaq.retrieval.retriever import FAQRetriever
+
+    rule = PRESET_RULE if rule is None else rule
+    retriever = FAQRetriever.load(directory)
+    if queries is None:
+        known = set(retriever.corpus.ids)
+        if any(g not in known for q in load_bundled_queries() for g in q.gold):
+            raise WalletFAQError(
+                f"{directory} is not an index of the bundled corpus, so the bundled evaluation "
+                "set does not fit it; pass --queries FILE: labelled queries for this corpus "
+                '({"query", "gold"} lines, out-of-domain ones with "gold": [])'
+            )
+    report = queries if isinstance(queries, EvalReport) else evaluate(retriever, queries)
+    calibration = rule.calibrate(retriever, report)
+    assert report.abstention is not None
+    path = Path(directory)
+    if write:
+        retriever.threshold = calibration.threshold
+        path = retriever.save(directory)
+    return IndexCalibration(
+        directory=path,
+        rule=rule,
+        current=report.abstention,
+        calibration=calibration,
+        tuned=describe_tuning(retriever.encoder),
+        written=write,
+    )

@@ -1,4 +1,4 @@
-"""Live edits: the state of an edited corpus, embedding only the entries that changed.
+"""Live edits: the state of an edited corpus, embedding only the texts that are new to the index.
 
 :class:`~walletfaq.retrieval.retriever.FAQRetriever`'s ``add``/``update``/``remove`` validate
 the edit, call :func:`edited_state` under their edit lock and swap the result in with one
@@ -51,13 +51,6 @@ def validated_ids(ids: str | Iterable[str]) -> list[str]:
     return [check_id(entry_id) for entry_id in wanted]
 
 
-def rows_by_entry(vectors: np.ndarray, row_entry: np.ndarray, n_entries: int) -> list[np.ndarray]:
-    """The rows of each entry, in entry order (:func:`index_texts` keeps an entry's rows
-    contiguous and in entry order, so each is one slice)."""
-    bounds = np.searchsorted(row_entry, np.arange(n_entries + 1))
-    return [vectors[start:end] for start, end in zip(bounds[:-1], bounds[1:], strict=True)]
-
-
 def edited_state(
     state: RetrieverState,
     entries: Sequence[FAQEntry],
@@ -68,37 +61,28 @@ def edited_state(
     question_encoding: QuestionEncoding,
     contacts: ContactDirectory | None,
 ) -> RetrieverState:
-    """The state of ``entries`` after ``state``: the vectors of unchanged entries are reused,
-    the texts of new or changed entries are embedded, and the index is rebuilt from them (the
-    result equals a full rebuild of ``entries``). ``version`` grows by one."""
+    """The state of ``entries`` after ``state``: every index text already in ``state`` keeps
+    its vector, only texts that are new to the index are embedded, and the index is rebuilt
+    from them (the result equals a full rebuild of ``entries``). ``version`` grows by one.
+
+    A row is reused by its text (its vector depends on nothing else): an edit of an entry's
+    answer embeds nothing when answers are not indexed (``index_answers=False``), and only
+    that entry's question + answer row when they are; a new alt question embeds that text.
+    """
     corpus = Corpus.from_entries(entries, source=state.corpus.source)
-    vectors = state.index.reconstruct_n(0, state.index.ntotal)
-    old_rows = {
-        entry.id: (entry, block)
-        for entry, block in zip(
-            state.corpus,
-            rows_by_entry(vectors, state.row_entry, len(state.corpus)),
-            strict=True,
-        )
-    }
-    to_embed = [entry for entry in corpus if old_rows.get(entry.id, (None,))[0] != entry]
-    texts, owners = index_texts(to_embed, index_answers)
+    texts, _ = index_texts(corpus.entries, index_answers)
+    known = {text: row for row, text in enumerate(state.row_text)}
+    missing = list(dict.fromkeys(text for text in texts if text not in known))
     fresh = (
-        embed_corpus_texts(encoder, texts, question_encoding)
-        if texts
+        embed_corpus_texts(encoder, missing, question_encoding)
+        if missing
         else np.zeros((0, state.index.d), dtype=np.float32)
     )
-    embedded = {
-        entry.id: block
-        for entry, block in zip(
-            to_embed,
-            rows_by_entry(fresh, np.asarray(owners, dtype=np.int64), len(to_embed)),
-            strict=True,
-        )
-    }
-    rows = [
-        embedded[entry.id] if entry.id in embedded else old_rows[entry.id][1] for entry in corpus
-    ]
-    index = vector_index.build_index(np.vstack(rows), index_spec)
-    logger.info("applied an edit: %d entries, %d texts embedded", len(corpus), len(texts))
+    new_row = {text: row for row, text in enumerate(missing)}
+    old = state.index.reconstruct_n(0, state.index.ntotal)
+    vectors = np.stack(
+        [fresh[new_row[text]] if text in new_row else old[known[text]] for text in texts]
+    )
+    index = vector_index.build_index(vectors, index_spec)
+    logger.info("applied an edit: %d entries, %d texts embedded", len(corpus), len(missing))
     return RetrieverState.of(corpus, index, index_answers, contacts, version=state.version + 1)

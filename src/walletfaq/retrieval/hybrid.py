@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -146,16 +146,16 @@ class HybridRetriever:
             models = list(model)
         if not models:
             raise WalletFAQError("model must name at least one model")
-        members = [
-            FAQRetriever.from_corpus(
+        members = _built_members(
+            models,
+            lambda m: FAQRetriever.from_corpus(
                 corpus,
                 model=m,
                 question_encoding=question_encoding,
                 contacts=contacts,
                 cache=cache,
-            )
-            for m in models
-        ]
+            ),
+        )
         return cls(members, lexical=lexical, weights=weights, lexicon=lexicon)
 
     @classmethod
@@ -171,16 +171,16 @@ class HybridRetriever:
     ) -> HybridRetriever:
         """Fuse ``retriever`` (the primary, e.g. a tuned one) with more ``models`` over its
         corpus and/or BM25."""
-        extra = [
-            FAQRetriever.from_corpus(
+        extra = _built_members(
+            models,
+            lambda m: FAQRetriever.from_corpus(
                 retriever.corpus,
                 model=m,
                 question_encoding=retriever.question_encoding,
                 contacts=None,
                 cache=cache,
-            )
-            for m in models
-        ]
+            ),
+        )
         for member in extra:  # the corpus already holds the hotline entries
             member.contacts = retriever.contacts
             member._state = member._state.of(
@@ -546,3 +546,25 @@ def _lexicon_terms(lexicon: str | Path | Sequence[str] | None) -> tuple[str, ...
     if not all(isinstance(t, str) and t.strip() and not any(c.isspace() for c in t) for t in terms):
         raise WalletFAQError("lexicon words must be non-empty strings without spaces")
     return terms
+
+
+def _built_members(
+    models: Sequence[str | Path | Encoder | None],
+    build: Callable[[str | Path | Encoder | None], FAQRetriever],
+) -> list[FAQRetriever]:
+    """``build(model)`` for each model, with a bar (one step per member: a member not in the
+    cache embeds the whole corpus) and a log line naming each when there are several."""
+    from walletfaq._progress import progress_bar
+
+    members = []
+    with progress_bar(
+        total=len(models), desc="ensemble members", unit="model", disable=len(models) < 2
+    ) as bar:
+        for position, model in enumerate(models, start=1):
+            name = getattr(model, "name", model) or "the default model"
+            if len(models) > 1:
+                logger.info("ensemble member %d of %d: %s", position, len(models), name)
+                bar.set_postfix_str(str(name))
+            members.append(build(model))
+            bar.update(1)
+    return members

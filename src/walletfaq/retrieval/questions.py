@@ -63,7 +63,8 @@ def clean_questions(questions: object) -> list[str]:
 
 
 def check_threshold(value: object) -> float:
-    """``value`` as a float if it is a finite number (a cosine score).
+    """``value`` as a float if it is a finite number in [-1, 1] (scores are cosines, so a
+    threshold outside that range would answer everything or nothing).
 
     Raises:
         QueryError: a bool, a non-number, NaN, an infinity, or a number outside [-1, 1]

@@ -10,8 +10,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+import walletfaq.encoders.restore as tuned_encoders
 import walletfaq.index.directory as index_directory
 import walletfaq.index.vector_index as vector_index
+from walletfaq._version import __version__
 from walletfaq.data.contacts import ContactDirectory, contact_entries, load_bundled_contacts
 from walletfaq.data.corpus import (
     Corpus,
@@ -70,6 +72,7 @@ class FAQRetriever:
         fallback: the message :meth:`answer` gives when not confident; ``None`` = a pointer to
             the human support of the wallet named in the question (from ``contacts``), or to
             the app's customer-service centre. Saved with the index.
+        version: the index version to start from (:meth:`load` restores the saved one).
     """
 
     def __init__(
@@ -85,6 +88,7 @@ class FAQRetriever:
         threshold: float | None = None,
         normalizer: QuestionNormalizer | None = None,
         fallback: str | None = None,
+        version: int = 1,
     ) -> None:
         if index.d != encoder.dim:
             raise IndexMismatchError(
@@ -102,16 +106,18 @@ class FAQRetriever:
         if problem is not None:
             raise WalletFAQError(problem)
         self.fallback = fallback
-        self._state = RetrieverState.of(corpus, index, index_answers, contacts, version=1)
+        self._state = RetrieverState.of(corpus, index, index_answers, contacts, version=version)
         self._cache_lock = threading.Lock()
         self._edit_lock = threading.Lock()
 
     def __repr__(self) -> str:
+        tuned = tuned_encoders.describe_tuning(self.encoder)
         return (
-            f"FAQRetriever(model={self.encoder.name!r}, entries={len(self.corpus)}, "
-            f"vectors={self.index.ntotal}, index={self.index_spec.kind!r}, "
-            f"index_answers={self.index_answers}, "
-            f"question_encoding={self.question_encoding!r})"
+            f"FAQRetriever(model={self.encoder.name!r}, "
+            + (f"tuned={tuned!r}, " if tuned else "")
+            + f"entries={len(self.corpus)}, vectors={self.index.ntotal}, "
+            f"index={self.index_spec.kind!r}, index_answers={self.index_answers}, "
+            f"question_encoding={self.question_encoding!r}, threshold={self.threshold:.4f})"
         )
 
     @property
@@ -212,7 +218,9 @@ class FAQRetriever:
         location = cache_dir() / "indexes" / key
         if location.exists():
             try:
-                return cls.load(location, model=encoder, corpus=full)
+                cached = cls.load(location, model=encoder, corpus=full)
+                cached.threshold = default_threshold(encoder.name)  # as built: no stale value
+                return cached
             except (WalletFAQError, OSError, RuntimeError, MemoryError) as exc:
                 if isinstance(exc, ModelError):
                     raise
@@ -243,11 +251,8 @@ class FAQRetriever:
     def _save(
         self, directory: Destination, *, replace_anything: bool, state: RetrieverState | None = None
     ) -> Path:
-        from walletfaq._version import __version__
-        from walletfaq.encoders.restore import tuned_parts
-
         state = self._state if state is None else state
-        tuned = tuned_parts(self.encoder)
+        tuned = tuned_encoders.tuned_parts(self.encoder)
         manifest = index_directory.Manifest(
             model=self.encoder.name,
             model_fingerprint=self.encoder.fingerprint,
@@ -272,6 +277,7 @@ class FAQRetriever:
             adapter=tuned.adapter,
             finetune=tuned.finetune,
             replace_anything=replace_anything,
+            version=state.version,
         )
 
     @classmethod
@@ -292,15 +298,13 @@ class FAQRetriever:
             corpus: optionally, the corpus the index must have been built from; a changed
                 corpus raises :class:`IndexMismatchError` instead of answering from stale data.
         """
-        from walletfaq.encoders.restore import base_fingerprint, matching_engine, restore
-
         stored = index_directory.load(directory)
         manifest = stored.manifest
-        base = matching_engine(
+        base = tuned_encoders.matching_engine(
             resolve_encoder(model if model is not None else manifest.model),
-            base_fingerprint(manifest.tuning) or manifest.model_fingerprint,
+            tuned_encoders.base_fingerprint(manifest.tuning) or manifest.model_fingerprint,
         )
-        encoder = restore(
+        encoder = tuned_encoders.restore(
             base,
             manifest.tuning,
             adapter=stored.adapter,
@@ -335,6 +339,7 @@ class FAQRetriever:
             contacts=stored.contacts,
             threshold=manifest.settings.get("threshold"),
             fallback=manifest.settings.get("fallback"),
+            version=stored.version,
         )
 
     def _derived(self, encoder: Encoder, index: faiss.Index) -> FAQRetriever:
@@ -351,6 +356,7 @@ class FAQRetriever:
             threshold=self.threshold,
             normalizer=self.normalizer,
             fallback=self.fallback,
+            version=self.version + 1,
         )
 
     # ----------------------------------------------------------------- live edits
@@ -395,7 +401,8 @@ class FAQRetriever:
         """Replace the entry with the same id in place, or append it if the id is new.
 
         Returns ``True`` when an entry was replaced, ``False`` when it was added. Embeds only
-        the texts of this entry (none when it is unchanged).
+        the entry's texts that are new to the index (none for an answer-only change, unless
+        answers are indexed).
         """
         (new,) = validated_entries([entry])
         with self._edit_lock:
@@ -477,7 +484,8 @@ class FAQRetriever:
 
     @property
     def version(self) -> int:
-        """Starts at 1 and grows by one with every applied edit."""
+        """Starts at 1 and grows by one with every applied edit; saved with the index and
+        restored by :meth:`load` (clients compare it to notice a change)."""
         return self._state.version
 
     def is_cached(self, question: str, k: int = 5, category: str | None = None) -> bool:

@@ -104,7 +104,8 @@ def _lifespan(
     pool: AskPool, index: ServedIndex, interval_s: float
 ) -> Callable[[Any], contextlib.AbstractAsyncContextManager[None]]:
     """Start the directory poller (when there is a directory and an interval) with the app;
-    stop it, then the pool, when the app shuts down."""
+    stop it, then the pool, and remove the edit lock file beside the directory when the app
+    shuts down."""
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Any) -> AsyncIterator[None]:
@@ -119,6 +120,7 @@ def _lifespan(
                 with contextlib.suppress(asyncio.CancelledError):
                     await poller
             pool.shutdown()
+            index.remove_lock_file()
 
     return lifespan
 

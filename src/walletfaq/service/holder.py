@@ -109,7 +109,8 @@ class Served:
     Attributes:
         retriever: answers the questions.
         base_version: added to ``retriever.version`` to number the service's index versions,
-            so that they keep increasing across reloads (a loaded retriever starts at 1).
+            so that they keep increasing across reloads (a loaded retriever starts at the
+            version saved in its directory).
         checksum: the manifest checksum of the directory content this retriever holds (as
             loaded, or as last saved by an edit); ``None`` = not known to match the directory.
     """
@@ -120,7 +121,8 @@ class Served:
 
     @property
     def version(self) -> int:
-        """The service's index version: 1 at start, +1 per applied edit or reload."""
+        """The service's index version: the saved one at start (1 for a new build), +1 per
+        applied edit or reload (or the saved one, when another worker's edits put it ahead)."""
         return self.base_version + _index_version(self.retriever)
 
 
@@ -345,7 +347,11 @@ class ServedIndex:
             if self._metrics is not None:
                 self._metrics.reloads.labels("failed").inc()
             raise
-        served = Served(retriever, base_version=previous.version, checksum=checksum)
+        # the saved version when it is ahead (another worker's edits), else one more
+        version = max(previous.version + 1, _index_version(retriever))
+        served = Served(
+            retriever, base_version=version - _index_version(retriever), checksum=checksum
+        )
         self._current = served
         self._verified = identity
         self._recovered()
@@ -411,6 +417,34 @@ class ServedIndex:
             index_checksum=served.checksum[:16] if served.checksum is not None else None,
         )
 
+    def remove_lock_file(self) -> None:
+        """On a clean shutdown: remove the lock file beside the directory, unless another
+        process holds it right now (it is then left for that one). Safe while other processes
+        serve the directory: one that locked the removed file notices and locks a new one."""
+        if self.directory is None:
+            return
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows: no lock file
+            return
+        path = self._lock_path()
+        try:
+            fd = os.open(path, os.O_RDWR)
+        except OSError:
+            return  # no edit made one, or it is gone already
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if _same_file(fd, path):
+                path.unlink()
+        except OSError:
+            pass  # held by another process's edit: it stays
+        finally:
+            os.close(fd)
+
+    def _lock_path(self) -> Path:
+        assert self.directory is not None
+        return self.directory.parent / f".{self.directory.name}{LOCK_SUFFIX}"
+
     @contextlib.contextmanager
     def _edit_lock_file(self) -> Iterator[None]:
         """Hold the exclusive lock shared by every process editing this directory (a no-op
@@ -423,17 +457,21 @@ class ServedIndex:
         except ImportError:  # pragma: no cover - Windows: one process per directory
             yield
             return
-        path = self.directory.parent / f".{self.directory.name}{LOCK_SUFFIX}"
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as exc:
-            raise PersistError(
-                f"the edit was not applied: cannot create the lock file {path} "
-                f"({exc.strerror or exc}); make {path.parent} writable"
-            ) from None
-        try:
+        path = self._lock_path()
+        while True:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as exc:
+                raise PersistError(
+                    f"the edit was not applied: cannot create the lock file {path} "
+                    f"({exc.strerror or exc}); make {path.parent} writable"
+                ) from None
             fcntl.flock(fd, fcntl.LOCK_EX)
+            if _same_file(fd, path):
+                break
+            os.close(fd)  # removed by a process shutting down while we waited: lock anew
+        try:
             yield
         finally:
             os.close(fd)  # closing releases the lock
@@ -460,6 +498,14 @@ def _checksum_of(directory: Path, retriever: FAQRetriever) -> str | None:
     if manifest.corpus_hash != retriever.corpus.content_hash():
         return None
     return str(manifest.to_dict()["checksum"])
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    """Whether the open file ``fd`` is still the file at ``path``."""
+    try:
+        return os.path.samestat(os.fstat(fd), os.stat(path))
+    except OSError:
+        return False
 
 
 def _index_version(retriever: FAQRetriever) -> int:

@@ -66,8 +66,8 @@ class ServiceMetrics:
         )
         self.index_version = Gauge(
             "walletfaq_index_version",
-            "Version of the served index in this process: 1 at start, then one more per "
-            "applied edit or reload.",
+            "Version of the served index: the saved one at start (1 for a new build), then "
+            "one more per applied edit or reload.",
             registry=self.registry,
         )
         self.index = Info(

@@ -140,7 +140,15 @@ def endpoint_label(scope: Scope) -> str:
     never the path the client sent."""
     route = scope.get("route")
     template = getattr(route, "path_format", None) or getattr(route, "path", None)
-    return template if isinstance(template, str) and template else UNMATCHED
+    if isinstance(template, str) and template:
+        return template
+    # the schema and the docs' files: served by routes that set no template, labelled as such
+    path = scope.get("path", "")
+    if path == "/openapi.json":
+        return path
+    if isinstance(path, str) and path.startswith("/docs/assets/"):
+        return "/docs/assets/{name}"
+    return UNMATCHED
 
 
 def status_label(status: int) -> str:

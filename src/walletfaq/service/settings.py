@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from walletfaq.errors import WalletFAQError
-from walletfaq.retrieval.questions import MAX_QUESTION_CHARS
+from walletfaq.retrieval.questions import MAX_QUESTION_CHARS, check_threshold
 
 READ_TOKEN_ENV = "WALLETFAQ_READ_TOKEN"
 ADMIN_TOKEN_ENV = "WALLETFAQ_ADMIN_TOKEN"
@@ -63,6 +63,11 @@ class ServerSettings:
         reload_interval_s: seconds between two checks of ``persist_dir``'s manifest checksum;
             a changed directory is loaded and served (hot reload). ``0`` = no background
             check (``POST /v1/reload`` still works).
+        threshold: the no-answer threshold of ``POST /v1/answer`` (in [-1, 1]), for every
+            index this service serves, reloads included; ``None`` = the served index's own
+            (saved with it). The index is not changed.
+        fallback: the message ``POST /v1/answer`` gives when not confident; ``None`` = the
+            served index's own.
     """
 
     workers: int = field(default_factory=_default_workers)
@@ -76,6 +81,8 @@ class ServerSettings:
     admin_token: str | None = field(default=None, repr=False)
     persist_dir: Path | None = None
     reload_interval_s: float = 2.0
+    threshold: float | None = None
+    fallback: str | None = None
 
     def __post_init__(self) -> None:
         positive_ints = {
@@ -110,6 +117,14 @@ class ServerSettings:
             raise WalletFAQError(
                 f"reload_interval_s must be a number of seconds >= 0 (0 = no hot reload), got "
                 f"{self.reload_interval_s!r}"
+            )
+        if self.threshold is not None:
+            check_threshold(self.threshold)
+        if self.fallback is not None and (
+            not isinstance(self.fallback, str) or not self.fallback.strip()
+        ):
+            raise WalletFAQError(
+                f"fallback must be a non-empty string or None, got {self.fallback!r}"
             )
         for name, variable in (("read_token", READ_TOKEN_ENV), ("admin_token", ADMIN_TOKEN_ENV)):
             value = getattr(self, name)

@@ -79,6 +79,22 @@ class OperatingPoint:
         """``(precision_low, precision_high)``."""
         return (self.precision_low, self.precision_high)
 
+    def to_dict(self) -> dict[str, float | int]:
+        """JSON-ready counts and shares (``walletfaq eval --json``)."""
+        return {
+            "threshold": self.threshold,
+            "answered": self.answered,
+            "answered_correct": self.answered_correct,
+            "in_domain_answered": self.in_domain_answered,
+            "n_in_domain": self.n_in_domain,
+            "coverage": self.coverage,
+            "out_of_domain_accepted": self.n_out_of_domain - self.ood_abstained,
+            "n_out_of_domain": self.n_out_of_domain,
+            "precision": self.precision,
+            "precision_low": self.precision_low,
+            "precision_high": self.precision_high,
+        }
+
     def summary(self) -> str:
         """A few lines saying each figure and how many queries it covers."""
         n_all = self.n_in_domain + self.n_out_of_domain
@@ -87,7 +103,8 @@ class OperatingPoint:
         if self.n_out_of_domain:
             lines.append(
                 f"  out-of-domain refused          {self.ood_abstained}/{self.n_out_of_domain}"
-                f" = {self.ood_abstain:.3f}"
+                f" = {self.ood_abstain:.3f} ({self.n_out_of_domain - self.ood_abstained} "
+                "accepted)"
             )
         else:
             lines.append("  out-of-domain refused          n/a (no out-of-domain query)")

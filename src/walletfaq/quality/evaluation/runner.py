@@ -14,9 +14,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from walletfaq._progress import progress_bar
 from walletfaq.data.queries import LabelledQuery, as_labelled
 from walletfaq.errors import WalletFAQError
 from walletfaq.quality.evaluation.abstention import operating_point
+from walletfaq.quality.evaluation.comparison import comparison_frame_class
 from walletfaq.quality.evaluation.metrics import (
     CUTOFFS,
     METRIC_KEYS,
@@ -42,6 +44,9 @@ def evaluate(
     k: int = 10,
     batch_size: int = 64,
     metrics: Sequence[str] = METRIC_KEYS,
+    *,
+    progress: bool = True,
+    desc: str = "evaluating",
 ) -> EvalReport:
     """Ask every query and score the rankings against the gold ids.
 
@@ -54,6 +59,8 @@ def evaluate(
         batch_size: questions encoded per batch.
         metrics: metric names ``family@k`` (see :mod:`walletfaq.quality.evaluation.metrics`),
             e.g. ``("recall@1", "mrr@10", "precision@3", "map@10", "ndcg@5")``.
+        progress: show a progress bar over the queries (it goes away when done).
+        desc: the bar's label.
 
     Returns:
         An :class:`EvalReport`: ranking metrics over the in-domain queries, abstention at
@@ -81,6 +88,9 @@ def evaluate(
         raise WalletFAQError(f"batch_size must be a positive integer, got {batch_size!r}")
     depth = max(k, *CUTOFFS, *(m.k for m in parsed))
     results = []
+    bar = progress_bar(
+        total=len(labelled), desc=desc, unit="query", leave=False, disable=not progress
+    )
     for start in range(0, len(labelled), batch_size):
         chunk = labelled[start : start + batch_size]
         for item, hits in zip(
@@ -100,6 +110,8 @@ def evaluate(
                     rank,
                 )
             )
+        bar.update(len(chunk))
+    bar.close()
     in_domain = [r for r in results if r.in_domain]
     scored = iter(_score_queries(in_domain, parsed))
     results = [replace(r, metrics=next(scored)) if r.in_domain else r for r in results]
@@ -125,6 +137,7 @@ def compare(
     confidence: float = 0.95,
     n_resamples: int = 2000,
     seed: int = 0,
+    progress: bool = True,
 ) -> pd.DataFrame:
     """Evaluate several retrievers on the same queries, with intervals and significance.
 
@@ -138,12 +151,16 @@ def compare(
         confidence: level of the bootstrap intervals.
         n_resamples: resamples for the intervals and the paired randomisation test.
         seed: seed of both; the same seed gives the same frame.
+        progress: a progress bar per retriever evaluated here ("evaluating <name>, 2 of 3").
 
     Returns:
         One row per retriever (input order). Per metric ``m``: ``m`` (mean over the in-domain
         queries), ``m low`` / ``m high`` (percentile bootstrap interval) and ``m p`` (p-value
         of the paired randomisation test against the baseline; NaN on the baseline's row; no
         correction for testing several metrics); then ``n`` (in-domain queries covered).
+        ``print()`` shows it as a readable table, one line per metric (``.summary()`` gives
+        the same text; :mod:`walletfaq.quality.evaluation.comparison`); the frame itself is
+        the usual pandas one (``frame.round(3).T``).
     """
     import pandas as pd
 
@@ -152,12 +169,21 @@ def compare(
     names = parse_metrics(metrics)
     labelled = None
     reports: dict[str, EvalReport] = {}
+    to_evaluate = [n for n, s in retrievers.items() if not isinstance(s, EvalReport)]
     for name, system in retrievers.items():
         if isinstance(system, EvalReport):
             reports[name] = system
         else:
             labelled = as_labelled(queries) if labelled is None else labelled
-            reports[name] = evaluate(system, labelled, k=k, metrics=names)
+            position = to_evaluate.index(name) + 1
+            reports[name] = evaluate(
+                system,
+                labelled,
+                k=k,
+                metrics=names,
+                progress=progress,
+                desc=f"evaluating {name} ({position} of {len(to_evaluate)})",
+            )
     base_name = next(iter(reports)) if baseline is None else baseline
     if base_name not in reports:
         raise WalletFAQError(f"baseline {baseline!r} is not one of {list(reports)}")
@@ -178,4 +204,6 @@ def compare(
             )
         row["n"] = float(report.n_in_domain)
         rows[name] = row
-    return pd.DataFrame.from_dict(rows, orient="index")
+    frame = comparison_frame_class()(pd.DataFrame.from_dict(rows, orient="index"))
+    frame.attrs.update(metrics=list(names), baseline=base_name, confidence=confidence)
+    return frame  # type: ignore[no-any-return]

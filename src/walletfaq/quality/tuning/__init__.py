@@ -16,7 +16,10 @@
 - :mod:`~walletfaq.quality.tuning.rows` and :mod:`~walletfaq.quality.tuning.finetune`: full
   fine-tuning with sentence-transformers' trainer (the same split as training rows of texts,
   then the training itself);
-- :mod:`~walletfaq.quality.tuning.result`: :class:`TuneResult`.
+- :mod:`~walletfaq.quality.tuning.recalibration`: the tuned retriever's threshold, chosen
+  again by the presets' rule on queries tuning did not train on;
+- :mod:`~walletfaq.quality.tuning.result`: :class:`TuneResult`, :class:`Recalibration`,
+  :class:`TuningWarning`.
 
 Importing the package loads neither torch nor the training extras (``datasets``,
 ``accelerate``): training imports them when it runs, and :mod:`~walletfaq.quality.tuning.finetune`
@@ -25,18 +28,26 @@ is imported only when ``method="finetune"`` runs.
 
 from walletfaq.quality.tuning.adapter import retrieval_metrics
 from walletfaq.quality.tuning.data import TuningData, load_tuning_data
-from walletfaq.quality.tuning.result import TuneResult
+from walletfaq.quality.tuning.result import (
+    MIN_HOLDOUT_QUERIES,
+    Recalibration,
+    TuneResult,
+    TuningWarning,
+)
 from walletfaq.quality.tuning.rows import TrainingRows, training_rows
 from walletfaq.quality.tuning.runner import TuneMethod, tune
 from walletfaq.quality.tuning.settings import AdapterSettings, FinetuneSettings
 
 __all__ = [
+    "MIN_HOLDOUT_QUERIES",
     "AdapterSettings",
     "FinetuneSettings",
+    "Recalibration",
     "TrainingRows",
     "TuneMethod",
     "TuneResult",
     "TuningData",
+    "TuningWarning",
     "load_tuning_data",
     "retrieval_metrics",
     "training_rows",

@@ -23,7 +23,9 @@ the corpus is not re-encoded (the new index rows are the old ones transformed).
 
 from __future__ import annotations
 
+import logging
 import math
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +36,8 @@ from walletfaq.encoders.adapted import ApplyTo
 from walletfaq.errors import WalletFAQError
 from walletfaq.quality.tuning.data import TuningData, _components, _split_groups
 from walletfaq.quality.tuning.settings import AdapterSettings
+
+logger = logging.getLogger(__name__)
 
 # --------------------------------------------------------------------------- metrics
 
@@ -158,6 +162,7 @@ def _prepare(
                 options = negative_of.get(x, [])
                 negatives.append(options[int(rng.integers(len(options)))] if options else -1)
                 groups.append(int(component[x]))
+        _report_negatives(data, settings.hard_negatives, held, set(anchors))
         queries = sorted({a for a, _ in data.positives if a in held})
         candidates = sorted(held)
         item = {text: i for i, text in enumerate(candidates)}
@@ -236,6 +241,41 @@ def _prepare(
         candidates_are_corpus=candidates_are_corpus,
         data_examples=data_examples,
     )
+
+
+def _report_negatives(
+    data: TuningData, hard_negatives: bool, held: set[int], anchors: set[int]
+) -> None:
+    """Say what became of the label-0 pairs: none is dropped without a line saying why."""
+    if not data.negatives:
+        return
+    total = len(data.negatives)
+    if not hard_negatives:
+        logger.info(
+            "%d label-0 pair(s) of %s not used as hard negatives (hard_negatives=False, the "
+            "adapter's default: they measured no gain; pass hard_negatives=True to use them)",
+            total,
+            data.source,
+        )
+        return
+    held_out = sum(1 for a, b in data.negatives if a in held or b in held)
+    unpaired = sum(
+        1
+        for a, b in data.negatives
+        if not (a in held or b in held) and a not in anchors and b not in anchors
+    )
+    used = total - held_out - unpaired
+    if held_out or unpaired:
+        logger.info(
+            "label-0 pairs of %s: %d used as hard negatives, %d not: %d touch a held-out "
+            "sentence (never trained on), %d have no sentence with a label-1 paraphrase (a hard "
+            "negative is used against a sentence that has one)",
+            data.source,
+            used,
+            total - used,
+            held_out,
+            unpaired,
+        )
 
 
 def _mine_negatives(
@@ -323,7 +363,7 @@ def _train_adapter(
 ) -> tuple[np.ndarray, np.ndarray | None, dict[str, Any]]:
     """Train the map; returns ``(weight, bias, log)``. Only training examples (not the
     validation slice, never the holdout) contribute gradients."""
-    from tqdm.auto import tqdm
+    from walletfaq._progress import progress_bar
 
     rng = np.random.default_rng(seed + 1)
     dim = problem.vectors.shape[1]
@@ -362,9 +402,13 @@ def _train_adapter(
     start_score = best_score
     best_epoch = 0
     history: list[dict[str, float]] = []
-    bar = tqdm(range(1, settings.epochs + 1), desc="tuning", unit="epoch", disable=not progress)
+    bar = progress_bar(
+        range(1, settings.epochs + 1), desc="tuning", unit="epoch", disable=not progress
+    )
     stale = 0
+    stopped_early = False
     epochs_run = 0
+    started = time.perf_counter()
     for epoch in bar:
         order = rng.permutation(train)
         losses = [
@@ -377,6 +421,15 @@ def _train_adapter(
         score = _validation_metric(problem, w, b, settings.apply_to)
         history.append({"epoch": epoch, "loss": float(np.mean(losses)), "val_mrr@10": score})
         bar.set_postfix(loss=f"{np.mean(losses):.3f}", val=f"{score:.3f}")
+        if epoch == 1 and settings.epochs > 1:  # measured, so it holds on a busy machine too
+            took = time.perf_counter() - started
+            logger.info(
+                "first epoch took %.1f s: at most %.0f s more for the other %d epochs (early "
+                "stopping usually ends sooner)",
+                took,
+                took * (settings.epochs - 1),
+                settings.epochs - 1,
+            )
         if math.isnan(score) or settings.patience == 0:
             best_w, best_b, best_epoch = w, b, epoch
             continue
@@ -384,7 +437,15 @@ def _train_adapter(
             best_w, best_b, best_score, best_epoch, stale = w, b, score, epoch, 0
         else:
             stale += 1
-            if stale >= settings.patience:
+            if stale >= settings.patience:  # the bar ends short: say why, on it and in the log
+                stopped_early = True
+                note = (
+                    f"stopped early at epoch {epoch} of {settings.epochs}: no better validation"
+                    f" MRR@10 for {settings.patience} epochs; kept epoch {best_epoch} "
+                    f"({best_score:.3f})"
+                )
+                bar.set_postfix_str(note)  # before the break, which closes the bar
+                logger.info("tuning %s", note)
                 break
     bar.close()
     log = {
@@ -392,6 +453,7 @@ def _train_adapter(
         "best_epoch": best_epoch,
         "validation_mrr@10_start": start_score,
         "validation_mrr@10_best": best_score,
+        "stopped_early": stopped_early,
         "history": history,
     }
     return best_w, best_b, log
@@ -513,6 +575,8 @@ class _Adam:
 
 
 def _estimate_seconds(pairs: int, dim: int, settings: AdapterSettings) -> float:
-    """Rough upper bound of the training time: measured ≈ 25 µs per pair and epoch at
-    dim 384 on one busy core (scales with dim²)."""
+    """Rough upper bound of the training loop alone (not embedding the data, measuring or
+    recalibrating) on an idle machine: ≈ 25 µs per pair and epoch at dim 384 (scales with
+    dim²); a busy machine takes several times longer, which the first epoch's measured time
+    (logged) shows."""
     return settings.epochs * pairs * 25e-6 * (dim / 384) ** 2 + 1.0

@@ -59,6 +59,8 @@ class TuningData:
         negatives: ``(anchor, negative)`` text positions from label-0 pairs.
         gold: for evaluation data, the gold entry ids of each ``positives`` row.
         source: where the data came from (a path or ``"<tuples>"``).
+        self_pairs: pairs left out because both sentences are the same text (they teach
+            nothing).
     """
 
     kind: Literal["queries", "pairs"]
@@ -67,6 +69,7 @@ class TuningData:
     negatives: tuple[tuple[int, int], ...] = ()
     gold: tuple[tuple[str, ...], ...] = ()
     source: str = "<tuples>"
+    self_pairs: int = 0
 
     def summary(self) -> dict[str, object]:
         """JSON-ready counts."""
@@ -76,6 +79,7 @@ class TuningData:
             "texts": len(self.texts),
             "positives": len(self.positives),
             "negatives": len(self.negatives),
+            "self_pairs": self.self_pairs,
         }
 
 
@@ -143,6 +147,7 @@ class _Builder:
         self.positives: list[tuple[int, int]] = []
         self.negatives: list[tuple[int, int]] = []
         self.gold: list[tuple[str, ...]] = []
+        self.self_pairs = 0
 
     def text(self, value: str) -> int:
         value = value.strip()
@@ -151,7 +156,8 @@ class _Builder:
     def pair(self, first: str, second: str, label: int) -> None:
         a, b = self.text(first), self.text(second)
         if a == b:
-            return  # a sentence paired with itself teaches nothing
+            self.self_pairs += 1  # a sentence paired with itself teaches nothing
+            return
         (self.positives if label == 1 else self.negatives).append((a, b))
 
     def build(self, kind: Literal["queries", "pairs"]) -> TuningData:
@@ -160,6 +166,13 @@ class _Builder:
                 "no positive example (label-1 pair or query with a gold entry); tuning needs some",
                 path=None if self.source == "<tuples>" else self.source,
             )
+        if self.self_pairs:
+            logger.info(
+                "%s: %d pair(s) whose two sentences are the same text left out (they teach "
+                "nothing)",
+                self.source,
+                self.self_pairs,
+            )
         return TuningData(
             kind,
             tuple(self.position),
@@ -167,6 +180,7 @@ class _Builder:
             tuple(self.negatives),
             tuple(self.gold),
             self.source,
+            self.self_pairs,
         )
 
 
@@ -314,8 +328,7 @@ def _split_groups(groups: np.ndarray, share: float, rng: np.random.Generator) ->
 def _encode_texts(encoder: Any, texts: Sequence[str], progress: bool) -> np.ndarray:
     """Base query vectors of ``texts`` (batched when the encoder can), with a progress bar and
     a time estimate logged after the first chunk."""
-    from tqdm.auto import tqdm
-
+    from walletfaq._progress import progress_bar
     from walletfaq.encoders.protocol import as_unit_rows
 
     if not texts:
@@ -323,7 +336,7 @@ def _encode_texts(encoder: Any, texts: Sequence[str], progress: bool) -> np.ndar
     encode = getattr(encoder, "encode_queries_bulk", encoder.encode_queries)
     chunks = []
     started = time.perf_counter()
-    with tqdm(
+    with progress_bar(
         total=len(texts), desc="embedding tuning data", unit="text", disable=not progress
     ) as bar:
         for start in range(0, len(texts), ENCODE_CHUNK):

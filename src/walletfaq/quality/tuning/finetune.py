@@ -437,13 +437,11 @@ def finetune(
     encoder.info = _json_ready(info)
     tuned = retriever._derived(encoder, index)
     logger.info(
-        "fine-tuned in %.1f s (training %.1f s): held-out MRR@10 %s → %s (the answer "
-        "threshold %.3f was calibrated for the base model: recalibrate with walletfaq.calibrate)",
+        "fine-tuned in %.1f s (training %.1f s): held-out MRR@10 %s → %s",
         seconds,
         log["training_seconds"],
         f"{before.get('mrr@10', math.nan):.4f}",
         f"{after.get('mrr@10', math.nan):.4f}",
-        retriever.threshold,
     )
     return TuneResult(
         retriever=tuned,

@@ -22,8 +22,9 @@ from __future__ import annotations
 import logging
 import math
 import time
+import warnings
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -39,7 +40,13 @@ from walletfaq.quality.tuning.adapter import (
     _train_adapter,
 )
 from walletfaq.quality.tuning.data import _encode_texts, load_tuning_data
-from walletfaq.quality.tuning.result import TuneResult, _json_ready
+from walletfaq.quality.tuning.recalibration import recalibrate as _recalibrate
+from walletfaq.quality.tuning.result import (
+    MIN_HOLDOUT_QUERIES,
+    TuneResult,
+    TuningWarning,
+    _json_ready,
+)
 from walletfaq.quality.tuning.settings import AdapterSettings, FinetuneSettings, _method_settings
 
 if TYPE_CHECKING:
@@ -63,6 +70,7 @@ def tune(
     epochs: int | None = None,
     seed: int = 0,
     progress: bool = True,
+    recalibrate: bool = True,
     **settings: Any,
 ) -> TuneResult:
     """Adapt ``retriever`` to labelled questions of its domain; returns a new retriever.
@@ -95,18 +103,71 @@ def tune(
             stopping on a validation slice of the training part may stop sooner; finetune: 1).
         seed: seeds the split, the initialisation and the batch order.
         progress: show progress bars.
+        recalibrate: choose the tuned retriever's no-answer threshold again, by the presets'
+            rule, on labelled queries tuning did not train on (the bundled evaluation set
+            without the training queries when the corpus is the bundled one, else the
+            held-out and out-of-domain queries of evaluation-format data; see
+            :mod:`walletfaq.quality.tuning.recalibration`). The base model's threshold does
+            not fit a tuned model. ``False`` keeps it.
         **settings: any field of :class:`AdapterSettings` (``rank``, ``apply_to``, ``lr``...)
             or, for ``"finetune"``, of :class:`FinetuneSettings` (``batch_size``, ``lr``,
             ``hard_negatives``, ``max_steps``...).
 
     Returns:
         A :class:`TuneResult`: the new retriever, held-out metrics before and after, sizes,
-        time and settings.
+        time and settings, the threshold recalibration (before/after coverage and
+        out-of-domain acceptance) and whether the held-out split was too small to mean much.
+
+    Warns:
+        TuningWarning: fewer than :data:`~walletfaq.quality.tuning.result.MIN_HOLDOUT_QUERIES`
+            held-out queries, or no labelled queries to recalibrate the threshold on.
+        CalibrationWarning: the queries the threshold was recalibrated on are few.
 
     Raises:
         CorpusError: unreadable or malformed data (file, line and field named).
         WalletFAQError: an unknown method or setting, a bad ``holdout``, or too little data.
     """
+    started = time.perf_counter()
+    result = _tune(retriever, data, method, holdout, epochs, seed, progress, settings)
+    finished = _finish(retriever, data, result, holdout, recalibrate)
+    return replace(finished, seconds=time.perf_counter() - started)
+
+
+def _finish(
+    retriever: FAQRetriever | HybridRetriever,
+    data: str | Path | Sequence[tuple[str, str]],
+    result: TuneResult,
+    holdout: float,
+    recalibrate: bool,
+) -> TuneResult:
+    """Say when the held-out split is too small, and recalibrate the threshold."""
+    too_small = holdout > 0 and result.holdout_size < MIN_HOLDOUT_QUERIES
+    if too_small:
+        warnings.warn(
+            f"only {result.holdout_size} held-out queries measure before/after (fewer than "
+            f"{MIN_HOLDOUT_QUERIES}): the difference is mostly luck; give more labelled data "
+            "or a larger holdout",
+            TuningWarning,
+            stacklevel=3,
+        )
+    recalibration = None
+    if recalibrate:
+        tuning = load_tuning_data(data, retriever.corpus.ids)
+        recalibration = _recalibrate(retriever, result.retriever, tuning, result.holdout_queries)
+    return replace(result, recalibration=recalibration, holdout_too_small=too_small)
+
+
+def _tune(
+    retriever: FAQRetriever | HybridRetriever,
+    data: str | Path | Sequence[tuple[str, str]],
+    method: TuneMethod,
+    holdout: float,
+    epochs: int | None,
+    seed: int,
+    progress: bool,
+    settings: dict[str, Any],
+) -> TuneResult:
+    """:func:`tune` without its last step (:func:`_finish`)."""
     from walletfaq.retrieval.hybrid import HybridRetriever
     from walletfaq.retrieval.retriever import FAQRetriever
 
@@ -168,7 +229,8 @@ def tune(
         )
     logger.info(
         "training on %d pairs (%d from the data, %d corpus alt pairs; %d set apart for "
-        "early stopping); %d held-out queries; estimated ≤ %.0f s",
+        "early stopping); %d held-out queries; the training loop alone: about %.0f s at most "
+        "on an idle machine",
         n_train,
         problem.data_examples,
         len(problem.anchor) - problem.data_examples,
@@ -210,12 +272,10 @@ def tune(
     index = build_index(encoder.corpus_rows(base_rows), retriever.index_spec)
     tuned = retriever._derived(encoder, index)
     logger.info(
-        "tuned in %.1f s: held-out MRR@10 %s → %s (the answer threshold %.3f was calibrated "
-        "for the base model: recalibrate with walletfaq.calibrate)",
+        "tuned in %.1f s: held-out MRR@10 %s → %s",
         seconds,
         f"{before.get('mrr@10', math.nan):.4f}",
         f"{after.get('mrr@10', math.nan):.4f}",
-        retriever.threshold,
     )
     return TuneResult(
         retriever=tuned,
@@ -252,16 +312,7 @@ def _tune_hybrid(
     from walletfaq.retrieval.retriever import clean_question
 
     def tune_member(member: FAQRetriever) -> TuneResult:
-        return tune(
-            member,
-            data,
-            method=method,
-            holdout=holdout,
-            epochs=epochs,
-            seed=seed,
-            progress=progress,
-            **settings,
-        )
+        return _tune(member, data, method, holdout, epochs, seed, progress, settings)
 
     primary = hybrid.primary
     result = tune_member(primary)

@@ -9,6 +9,7 @@ request on the retriever it read once from the served index.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from walletfaq.service.extra import check_server_dependencies
@@ -163,7 +164,10 @@ def make_router(state: ServiceState) -> APIRouter:
         metrics.questions.inc()
         if retriever.is_cached(question, k, None):
             metrics.cache_hits.inc()
-        return retriever.answer(question, k=k).to_dict()
+        outcome = retriever.answer(question, threshold=settings.threshold, k=k)
+        if settings.fallback is not None and not outcome.confident:
+            outcome = replace(outcome, message=settings.fallback)  # the service's own
+        return outcome.to_dict()
 
     @router.post(
         "/v1/answer",

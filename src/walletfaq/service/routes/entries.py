@@ -1,6 +1,7 @@
-"""The corpus endpoints and the admin edits, with their models: ``GET /v1/entries/{id}``,
-``POST /v1/entries``, ``PUT`` and ``DELETE /v1/entries/{id}``, ``POST /v1/reload`` and
-``GET /v1/categories`` (in this order in the schema).
+"""The corpus endpoints and the admin edits, with their models: ``GET /v1/entries`` (a page of
+the entries), ``GET /v1/entries/{id}``, ``POST /v1/entries``, ``PUT`` and
+``DELETE /v1/entries/{id}``, ``POST /v1/reload`` and ``GET /v1/categories`` (in this order in
+the schema).
 
 Every id, in a path or a body, is checked against the one id grammar
 (:func:`walletfaq.data.ids.check_id`) before anything else: an id outside it is ``400`` with a
@@ -22,7 +23,7 @@ from walletfaq.service.extra import check_server_dependencies
 
 check_server_dependencies()
 
-from fastapi import APIRouter  # noqa: E402
+from fastapi import APIRouter, Query  # noqa: E402
 from pydantic import BaseModel, Field  # noqa: E402
 from starlette.convertors import Convertor, register_url_convertor  # noqa: E402
 
@@ -49,6 +50,20 @@ class EntryOut(BaseModel):
     question: str
     answer: str
     alt_questions: list[str]
+
+
+MAX_PAGE = 500
+"""Most entries ``GET /v1/entries`` returns at once."""
+
+
+class EntryPageOut(BaseModel):
+    """A page of the entries, in corpus order."""
+
+    entries: list[EntryOut]
+    total: int = Field(description="entries in the index (all pages)")
+    offset: int = Field(description="position of the first entry of this page")
+    limit: int = Field(description="most entries on a page")
+    version: int = Field(description="the index version the page was read from")
 
 
 class EntryIn(RequestModel):
@@ -132,6 +147,28 @@ def make_router(state: ServiceState) -> APIRouter:
             503: "busy: retry after the Retry-After seconds",
         }
     )
+
+    @router.get(
+        "/v1/entries",
+        response_model=EntryPageOut,
+        dependencies=read,
+        tags=["corpus"],
+        summary="A page of the FAQ entries, in corpus order (with the total, for paging)",
+    )
+    async def entries(
+        offset: int = Query(0, ge=0, description="skip this many entries"),
+        limit: int = Query(50, ge=1, le=MAX_PAGE, description=f"at most {MAX_PAGE}"),
+    ) -> dict[str, Any]:
+        served = served_index.current  # one snapshot: the page and its total agree
+        corpus = served.retriever.corpus
+        page = corpus.entries[offset : offset + limit]
+        return {
+            "entries": [entry.to_dict() for entry in page],
+            "total": len(corpus),
+            "offset": offset,
+            "limit": limit,
+            "version": served.version,
+        }
 
     @router.get(
         ENTRY_PATH,
@@ -275,8 +312,10 @@ def make_router(state: ServiceState) -> APIRouter:
 __all__ = [
     "CategoriesOut",
     "EditOut",
+    "MAX_PAGE",
     "EntryIn",
     "EntryOut",
+    "EntryPageOut",
     "ReloadOut",
     "make_router",
 ]

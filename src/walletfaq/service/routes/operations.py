@@ -47,7 +47,10 @@ class ReadyOut(BaseModel):
     entries: int
     vectors: int
     model: str
-    index_version: int = Field(description="1 at start, +1 per applied edit or reload")
+    index_version: int = Field(
+        description="the version saved in the index directory at start (1 for a new build), "
+        "+1 per applied edit or reload; survives a restart"
+    )
     corpus_hash: str = Field(description="the served corpus content hash (16 hex digits)")
     index_checksum: str | None = Field(
         None,
