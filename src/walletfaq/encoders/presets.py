@@ -334,6 +334,8 @@ class PresetEncoder:
     def _light(self, texts: Sequence[str], documents: bool, progress: bool) -> np.ndarray:
         """``texts`` through the light engine, ``batch`` texts per call under the lock (so
         that questions are answered between the calls of a long build)."""
+        with self._lock:
+            batch = max(1, self._light_engine().batch)
         rows: list[np.ndarray] = []
         with tqdm(
             total=len(texts),
@@ -341,18 +343,14 @@ class PresetEncoder:
             unit="text",
             disable=not progress or len(texts) <= PROGRESS_MIN_TEXTS,
         ) as bar:
-            for start in range(0, len(texts), self._batch()):
-                chunk = list(texts[start : start + self._batch()])
+            for start in range(0, len(texts), batch):
+                chunk = list(texts[start : start + batch])
                 with self._lock:
                     engine = self._light_engine()
                     encode = engine.documents if documents else engine.queries
                     rows.append(as_unit_rows(encode(chunk)))
                 bar.update(len(chunk))
         return np.vstack(rows) if rows else np.zeros((0, self.dim), dtype=np.float32)
-
-    def _batch(self) -> int:
-        with self._lock:
-            return max(1, self._light_engine().batch)
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
         """Encode user questions, each on its own, so that a question gets the same vector
