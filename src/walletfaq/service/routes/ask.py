@@ -9,7 +9,7 @@ request on the retriever it read once from the served index.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from walletfaq.service.extra import check_server_dependencies
 
@@ -79,10 +79,20 @@ class AnswerOut(BaseModel):
     """Answer of ``POST /v1/answer`` (:class:`walletfaq.index.search.Answer`)."""
 
     question: str
-    confident: bool = Field(description="whether the top score reached the threshold")
-    message: str = Field(description="the entry's answer, or where to reach human support")
+    confident: bool = Field(
+        description="whether an entry answers (false for a handoff and for a refusal)"
+    )
+    decision: Literal["answer", "handoff", "refuse"] = Field(
+        description="answer: a confident entry; handoff: where to reach human support; "
+        "refuse: a harmful request (fraud, theft, laundering, bypassing verification, other "
+        "people's data, prompt injection), answered with the safety message"
+    )
+    reason: str = Field(description="why, in a few words")
+    message: str = Field(
+        description="the entry's answer, where to reach human support, or the safety message"
+    )
     hit: HitOut | None = Field(description="the best entry when confident, else null")
-    candidates: list[HitOut] = Field(description="the top hits either way")
+    candidates: list[HitOut] = Field(description="the top hits (none for a refusal)")
 
 
 def make_router(state: ServiceState) -> APIRouter:
