@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -137,6 +138,19 @@ def isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
     """Unit tests write cached indexes into a temporary directory, never the user's cache.
     Derived models are shared across tests via WALLETFAQ_TEST_MODEL_CACHE when set."""
     monkeypatch.setenv("WALLETFAQ_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+
+
+@pytest.fixture
+def user_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Real-model tests share the user cache (the model is built once, not per test)."""
+    monkeypatch.delenv("WALLETFAQ_CACHE_DIR", raising=False)
+
+
+@pytest.fixture(scope="module")
+def default_retriever() -> FAQRetriever:
+    """The bundled corpus with the default model, built in (or read from) the user cache."""
+    os.environ.pop("WALLETFAQ_CACHE_DIR", None)
+    return FAQRetriever.from_corpus()
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ model and the cached index go to the user cache directory, so later runs reuse t
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -63,15 +62,13 @@ HOTLINES = [
 
 
 @pytest.fixture(scope="module")
-def retriever() -> FAQRetriever:
-    os.environ.pop("WALLETFAQ_CACHE_DIR", None)
-    return FAQRetriever.from_corpus()
+def retriever(default_retriever: FAQRetriever) -> FAQRetriever:
+    return default_retriever
 
 
 @pytest.fixture(autouse=True)
-def user_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+def shared_cache(user_cache: None) -> None:
     """Real-model tests share the user cache (the model is built once, not per test)."""
-    monkeypatch.delenv("WALLETFAQ_CACHE_DIR", raising=False)
 
 
 @pytest.mark.parametrize(

@@ -57,7 +57,7 @@ def _parser() -> argparse.ArgumentParser:
     answer.add_argument(
         "--json",
         action="store_true",
-        help="print {confident, message, hit, candidates} as JSON",
+        help="print {confident, decision, reason, message, hit, candidates} as JSON",
     )
     _add_source_arguments(answer)
 
@@ -353,6 +353,8 @@ def _answer(args: argparse.Namespace) -> int:
     if outcome.confident and outcome.hit is not None:
         hit = outcome.hit
         print(f"[{hit.score:.3f}] {hit.question}  ({hit.id}, {hit.category})")
+    elif outcome.decision == "refuse":
+        print(f"(refused: {outcome.reason})")
     else:
         best = outcome.candidates[0].score if outcome.candidates else float("nan")
         print(f"(no confident answer: best score {best:.3f} is below the threshold)")

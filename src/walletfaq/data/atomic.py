@@ -151,11 +151,17 @@ def remove_debris(target: Path) -> list[Path]:
 def write_text_atomic(path: Path, text: str) -> Path:
     """Write ``text`` (UTF-8) to a temporary sibling, flush it, and rename it over ``path``:
     readers see the old or the new file, never a part of it. Returns ``path``."""
+    return write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> Path:
+    """:func:`write_text_atomic` for bytes: a temporary sibling, flushed, renamed over
+    ``path``. Returns ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as out:
-            out.write(text)
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
             out.flush()
             os.fsync(out.fileno())
         os.chmod(temporary, 0o644)  # mkstemp creates it private

@@ -386,6 +386,31 @@ def load_bundled_contacts() -> ContactDirectory:
     return load_contacts(bundled_data_dir() / BUNDLED_CONTACTS_FILE)
 
 
+def corpus_with_contacts(
+    corpus: str | Path | Corpus | None, contacts: str | Path | ContactDirectory | None
+) -> tuple[Corpus, ContactDirectory | None]:
+    """The corpus a retriever indexes (``corpus`` plus one entry per hotline of ``contacts``)
+    and the contact directory it answers with.
+
+    ``corpus``: a JSONL path or a :class:`Corpus`; ``None`` = the bundled wallet FAQ.
+    ``contacts``: a contacts JSON path or directory; ``None`` = the bundled directory with the
+    bundled corpus, and none with any other corpus.
+    """
+    from walletfaq.data.corpus import load_bundled_corpus, load_corpus
+
+    directory: ContactDirectory | None
+    if isinstance(contacts, ContactDirectory) or contacts is None:
+        directory = contacts
+    else:
+        directory = load_contacts(contacts)
+    if corpus is None:
+        base = load_bundled_corpus()
+        directory = load_bundled_contacts() if contacts is None else directory
+    else:
+        base = corpus if isinstance(corpus, Corpus) else load_corpus(corpus)
+    return (base.merged(contact_entries(directory)) if directory is not None else base), directory
+
+
 def contact_entries(directory: ContactDirectory) -> Corpus:
     """One FAQ entry per contact, asking for that wallet's customer-service hotline."""
     entries = []

@@ -27,6 +27,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from walletfaq.data.atomic import write_text_atomic
 from walletfaq.data.ids import check_id, id_problem
@@ -48,6 +49,10 @@ MAX_ALT_QUESTIONS = 1_000
 """The most alt questions one entry may have."""
 
 _REQUIRED = ("id", "category", "question", "answer")
+ENTRY_SHAPE = (
+    '{"id": ..., "category": ..., "question": ..., "answer": ..., "alt_questions": [...]} '
+    "with unique keys"
+)
 _KNOWN = frozenset((*_REQUIRED, "alt_questions"))
 
 
@@ -179,16 +184,7 @@ def load_corpus(path: str | Path) -> Corpus:
             line = line.removeprefix("\ufeff")
         if not line.strip():
             continue
-        try:
-            record = loads(line)
-        except JSONProblem as exc:
-            column = f" (column {exc.column})" if exc.column is not None else ""
-            raise CorpusError(
-                f"{exc.message}{column}; each line must be one JSON object with unique keys",
-                path=path,
-                line=number,
-                field=exc.key,
-            ) from None
+        record = parse_json_line(line, path, number, ENTRY_SHAPE)
         entry = _entry_from_record(record, path=path, line=number, source=str(path))
         _check_unique(entry.id, number, seen, path=path, source=str(path))
         entries.append(entry)
@@ -213,6 +209,27 @@ def read_text_file(path: Path, what: str) -> str:
         ) from None
     except OSError as exc:
         raise CorpusError(f"cannot read the {what} ({exc.strerror})", path=path) from None
+
+
+def parse_json_line(line: str, path: Path, number: int, shape: str) -> Any:
+    """One line of a JSONL file, parsed strictly (:func:`~walletfaq.data.strictjson.loads`).
+
+    Raises:
+        CorpusError: the line is not valid JSON (named by ``path`` and ``number``; the message
+            shows ``shape``, the object each line should hold).
+    """
+    try:
+        return loads(line)
+    except JSONProblem as exc:
+        column = f" (column {exc.column})" if exc.column is not None else ""
+        raise CorpusError(
+            f"{exc.message}{column}; write one JSON object per line: {shape}",
+            path=path,
+            line=number,
+            field=exc.key,
+        ) from None
+    except ValueError as exc:  # e.g. an integer literal over Python's digit limit
+        raise CorpusError(f"unreadable JSON value ({exc})", path=path, line=number) from None
 
 
 def write_corpus(entries: Iterable[FAQEntry], path: str | Path) -> Path:
@@ -297,7 +314,7 @@ def _entry_from_record(record: object, *, path: Path | None, line: int, source: 
                 raise fail(problem, name)
             values[name] = value
             continue
-        problem = _length_problem(value, TEXT_LIMITS.get(name)) or _text_problem(value)
+        problem = length_problem(value, TEXT_LIMITS.get(name)) or text_problem(value)
         if problem:
             raise fail(problem, name)
         values[name] = value.strip()
@@ -316,7 +333,7 @@ def _entry_from_record(record: object, *, path: Path | None, line: int, source: 
             raise fail(
                 f"item {position} is {type(alt).__name__}, expected a string", "alt_questions"
             )
-        problem = _length_problem(alt, TEXT_LIMITS["alt_questions"]) or _text_problem(alt)
+        problem = length_problem(alt, TEXT_LIMITS["alt_questions"]) or text_problem(alt)
         if problem:
             raise fail(f"item {position}: {problem}", "alt_questions")
         alts.append(alt.strip())
@@ -329,7 +346,7 @@ def _entry_from_record(record: object, *, path: Path | None, line: int, source: 
     )
 
 
-def _length_problem(value: str, limit: int | None) -> str | None:
+def length_problem(value: str, limit: int | None) -> str | None:
     """Why ``value`` is too long for a field limited to ``limit`` characters (``None``: fine)."""
     if limit is None or len(value) <= limit:
         return None
@@ -339,8 +356,9 @@ def _length_problem(value: str, limit: int | None) -> str | None:
     )
 
 
-def _text_problem(value: str) -> str | None:
-    """Why a text field is unusable (``None`` if it is fine)."""
+def text_problem(value: str) -> str | None:
+    """Why a text field is unusable (``None`` if it is fine): a lone surrogate, or nothing
+    left once control and invisible characters are removed."""
     bad = lone_surrogate(value)
     if bad is not None:
         return (

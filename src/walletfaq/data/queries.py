@@ -12,14 +12,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from walletfaq.data.corpus import read_text_file
-from walletfaq.data.strictjson import JSONProblem, loads
+from walletfaq.data.corpus import parse_json_line, read_text_file
 from walletfaq.errors import CorpusError
 
 QUERY_FIELDS = ("query", "gold", "style")
 """Fields a labelled query may have (``style`` is optional)."""
 
 BUNDLED_QUERIES_FILE = "queries.jsonl"
+QUERY_SHAPE = '{"query": ..., "gold": [...], "style": ...}'
 
 
 @dataclass(frozen=True)
@@ -51,22 +51,6 @@ def bundled_queries_path() -> Path:
 def load_bundled_queries() -> list[LabelledQuery]:
     """The bundled labelled evaluation queries (in- and out-of-domain)."""
     return load_queries(bundled_queries_path())
-
-
-def _parse_line(line: str, path: Path, number: int) -> Any:
-    try:
-        return loads(line)
-    except JSONProblem as exc:
-        column = f" (column {exc.column})" if exc.column is not None else ""
-        raise CorpusError(
-            f"{exc.message}{column}; write one JSON object per line: "
-            '{"query": ..., "gold": [...], "style": ...}',
-            path=path,
-            line=number,
-            field=exc.key,
-        ) from None
-    except ValueError as exc:  # e.g. an integer literal over Python's digit limit
-        raise CorpusError(f"unreadable JSON value ({exc})", path=path, line=number) from None
 
 
 def load_queries(
@@ -108,7 +92,7 @@ def numbered_queries(
         text = read_text_file(path, "queries file")
         for number, line in enumerate(text.splitlines(), start=1):
             if line.strip():
-                records.append((number, _parse_line(line, path, number)))
+                records.append((number, parse_json_line(line, path, number, QUERY_SHAPE)))
     elif isinstance(source, Mapping):
         raise CorpusError(
             "expected a JSONL path or a list of query objects, got a single mapping; "

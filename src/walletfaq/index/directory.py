@@ -84,7 +84,7 @@ _TEXT_FIELDS = {"model": 1_000, "model_fingerprint": 256, "walletfaq_version": 6
 _COUNT_FIELDS = {"dim": 65_536, "entry_count": 10_000_000, "vector_count": 100_000_000}
 """The manifest's counts and their largest values."""
 
-_SETTINGS = frozenset(("threshold", "fallback"))
+_SETTINGS = frozenset(("threshold", "fallback", "safety", "safety_message", "safety_examples"))
 _SHA256 = re.compile("[0-9a-f]{64}")
 
 _FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
@@ -441,6 +441,13 @@ def _settings_problems(settings: dict[str, Any]) -> list[str]:
     problem = fallback_problem(settings.get("fallback"))
     if problem is not None:
         problems.append(f"settings.{problem}")
+    if not isinstance(settings.get("safety", True), bool):
+        problems.append(f"settings.safety must be true or false, got {settings['safety']!r:.40}")
+    problem = fallback_problem(settings.get("safety_message"))
+    if problem is not None:
+        problems.append(f"settings.safety_message: {problem}")
+    if not isinstance(settings.get("safety_examples", []), list):
+        problems.append("settings.safety_examples must be a list of exemplar objects")
     return problems
 
 

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
 from walletfaq.data.contacts import ContactDirectory
 from walletfaq.data.corpus import TEXT_LIMITS, FAQEntry
+from walletfaq.errors import WalletFAQError
 
 SCORE_ROUNDING = 1e-5
 """How far float32 rounding may take a cosine of unit vectors beyond [-1, 1]."""
@@ -89,16 +91,31 @@ class Hit:
         }
 
 
+Decision = Literal["answer", "handoff", "refuse"]
+"""What :meth:`FAQRetriever.answer` decided: ``"answer"`` (a confident entry), ``"handoff"``
+(no confident entry: a pointer to human support) or ``"refuse"`` (a harmful request: the
+safety message, no entry)."""
+
+DECISIONS: tuple[Decision, ...] = ("answer", "handoff", "refuse")
+
+
 @dataclass(frozen=True)
 class Answer:
-    """Outcome of :meth:`FAQRetriever.answer`: an answer, or a pointer to human support.
+    """Outcome of :meth:`FAQRetriever.answer`: an answer, a pointer to human support, or a
+    refusal.
 
     Attributes:
         question: the question asked.
-        hit: the best entry when confident, else ``None``.
-        confident: whether the top score reached the threshold.
-        message: the text to show: the entry's answer, or the human-support fallback.
-        candidates: the top hits either way (for logging or "did you mean").
+        hit: the best entry when confident, else ``None`` (always ``None`` for a refusal).
+        confident: whether an entry answers (the top score reached the threshold and the
+            question was not refused); ``True`` exactly when ``decision == "answer"``.
+        message: the text to show: the entry's answer, the human-support fallback, or the
+            safety message.
+        candidates: the top hits (for logging or "did you mean"); empty for a refusal.
+        decision: ``"answer"``, ``"handoff"`` or ``"refuse"`` (:data:`Decision`); left at its
+            default, ``"answer"`` if confident else ``"handoff"``.
+        reason: why, in a few words (e.g. ``"score 0.912 >= threshold 0.860"``, ``"harmful
+            request (fraud)"``).
     """
 
     question: str
@@ -106,12 +123,33 @@ class Answer:
     confident: bool
     message: str
     candidates: tuple[Hit, ...]
+    decision: Decision = "answer"
+    reason: str = ""
+
+    def __post_init__(self) -> None:
+        decision = self.decision
+        if decision == "answer" and not self.confident:
+            decision = "handoff"  # the two-outcome form: Answer(q, None, False, message, hits)
+            object.__setattr__(self, "decision", decision)
+        if decision not in DECISIONS:
+            raise WalletFAQError(f"decision must be one of {DECISIONS}, got {decision!r}")
+        if (decision == "answer") != (self.confident and self.hit is not None):
+            raise WalletFAQError(
+                f"decision {decision!r} with confident={self.confident} and "
+                f"hit={'an entry' if self.hit is not None else None}: an answer is confident "
+                "and has a hit; a handoff or a refusal has neither"
+            )
+        if decision == "refuse" and self.candidates:
+            raise WalletFAQError("a refusal carries no candidates")
 
     def to_dict(self) -> dict[str, object]:
-        """JSON-ready form: ``confident``, ``message``, ``hit`` (or ``None``), ``candidates``."""
+        """JSON-ready form: ``question``, ``confident``, ``decision``, ``reason``,
+        ``message``, ``hit`` (or ``None``), ``candidates``."""
         return {
             "question": self.question,
             "confident": self.confident,
+            "decision": self.decision,
+            "reason": self.reason,
             "message": self.message,
             "hit": self.hit.to_dict() if self.hit is not None else None,
             "candidates": [hit.to_dict() for hit in self.candidates],
@@ -126,11 +164,21 @@ def decide(
     contacts: ContactDirectory | None,
 ) -> Answer:
     """The :class:`Answer` for ranked ``hits``: the top hit when its score reaches
-    ``threshold``, else ``fallback`` (or :func:`fallback_message`)."""
+    ``threshold`` (``"answer"``), else ``fallback`` (or :func:`fallback_message`:
+    ``"handoff"``)."""
     if hits and hits[0].score >= threshold:
-        return Answer(question, hits[0], True, hits[0].answer, tuple(hits))
+        reason = f"score {hits[0].score:.3f} >= threshold {threshold:.3f}"
+        return Answer(question, hits[0], True, hits[0].answer, tuple(hits), "answer", reason)
     message = fallback or fallback_message(question, contacts)
-    return Answer(question, None, False, message, tuple(hits))
+    reason = (
+        f"score {hits[0].score:.3f} < threshold {threshold:.3f}" if hits else "no entry matched"
+    )
+    return Answer(question, None, False, message, tuple(hits), "handoff", reason)
+
+
+def refusal(question: str, message: str, reason: str) -> Answer:
+    """The :class:`Answer` that refuses ``question``: ``message``, no entry, no candidates."""
+    return Answer(question, None, False, message, (), "refuse", reason)
 
 
 def fallback_message(question: str, contacts: ContactDirectory | None) -> str:

@@ -2,6 +2,7 @@
 
 :class:`~walletfaq.retrieval.retriever.FAQRetriever` (build, ask, answer, live edits, save and
 load), :class:`~walletfaq.retrieval.hybrid.HybridRetriever` (several encoders and BM25 fused),
-and BM25 over jieba tokens (:mod:`~walletfaq.retrieval.lexical`). Imports only the layers
+BM25 over jieba tokens (:mod:`~walletfaq.retrieval.lexical`) and the safety gate of
+``answer()`` (:mod:`~walletfaq.retrieval.safety`). Imports only the layers
 below it: :mod:`walletfaq.index`, :mod:`walletfaq.encoders`, :mod:`walletfaq.data`.
 """

@@ -34,7 +34,7 @@ from walletfaq.errors import (
     IndexWriteError,
     WalletFAQError,
 )
-from walletfaq.index.search import Answer, Hit, decide
+from walletfaq.index.search import Answer, Hit
 from walletfaq.retrieval.embedding import QuestionEncoding
 from walletfaq.retrieval.fusion import (
     DEFAULT_WEIGHTS,
@@ -57,6 +57,7 @@ from walletfaq.retrieval.hybrid_manifest import (
 from walletfaq.retrieval.lexical import LexicalIndex, Tokenizer, bundled_lexicon_path, read_lexicon
 from walletfaq.retrieval.questions import check_k, check_threshold, clean_question, clean_questions
 from walletfaq.retrieval.retriever import FAQRetriever
+from walletfaq.retrieval.safety import OnEncoded
 from walletfaq.retrieval.state import RetrieverState
 
 logger = logging.getLogger(__name__)
@@ -306,10 +307,14 @@ class HybridRetriever:
 
     def answer(self, question: str, threshold: float | None = None, k: int = 3) -> Answer:
         """The best entry if its primary score reaches ``threshold`` (default
-        :attr:`threshold`), else a pointer to human support."""
+        :attr:`threshold`), else a pointer to human support; a harmful request is refused by
+        the primary's safety gate (:meth:`FAQRetriever.answer`), from the primary vector."""
         primary = self.primary
         cutoff = primary.threshold if threshold is None else check_threshold(threshold)
-        return decide(question, self.ask(question, k=k), cutoff, primary.fallback, primary.contacts)
+        text = clean_question(question)
+        return primary._gated(
+            question, text, cutoff, lambda hook: self._ask([text], k, None, hook)[0]
+        )
 
     def channel_scores(self, questions: Sequence[str]) -> dict[str, np.ndarray]:
         """Per channel, the ``(questions, entries)`` array of each entry's best-row score
@@ -317,9 +322,10 @@ class HybridRetriever:
         return self._channel_scores(self._view, clean_questions(questions))[0]
 
     def _channel_scores(
-        self, view: _View, questions: Sequence[str]
+        self, view: _View, questions: Sequence[str], on_encoded: OnEncoded | None = None
     ) -> tuple[dict[str, np.ndarray], np.ndarray]:
-        """Entry scores per channel and, for the primary, the best row of each entry."""
+        """Entry scores per channel and, for the primary, the best row of each entry (the
+        primary's encoded questions go to ``on_encoded``)."""
         out: dict[str, np.ndarray] = {}
         primary_rows = np.zeros(0)
         for position, (member, matrix) in enumerate(zip(self.members, view.matrices, strict=True)):
@@ -331,6 +337,8 @@ class HybridRetriever:
             rows = vectors @ matrix.T  # (questions, rows)
             out[name] = np.maximum.reduceat(rows, view.starts, axis=1)
             if position == 0:
+                if on_encoded is not None:
+                    on_encoded(texts, vectors)
                 primary_rows = best_rows(rows, view.starts)
                 primary_texts = texts
         if view.lexical is not None and self.weights[LEXICAL_CHANNEL] > 0:
@@ -340,12 +348,18 @@ class HybridRetriever:
             out[LEXICAL_CHANNEL] = np.maximum.reduceat(rows, view.starts, axis=1)
         return out, primary_rows
 
-    def _ask(self, questions: Sequence[str], k: int, category: str | None) -> list[list[Hit]]:
+    def _ask(
+        self,
+        questions: Sequence[str],
+        k: int,
+        category: str | None,
+        on_encoded: OnEncoded | None = None,
+    ) -> list[list[Hit]]:
         view = self._view
         state = view.members[0]
         check_k(k)
         mask = state.category_mask(category)
-        scores, primary_rows = self._channel_scores(view, questions)
+        scores, primary_rows = self._channel_scores(view, questions, on_encoded)
         fused = fuse(scores, self.weights)
         primary = scores[self.channels[0]]
         contacts = self.primary.contacts

@@ -85,3 +85,24 @@ def check_k(k: object) -> None:
     """Refuse a ``k`` that is not a positive int (bools included) with :class:`QueryError`."""
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise QueryError(f"k must be a positive int, got {k!r}")
+
+
+def check_vectors(vectors: object, dim: int, texts: Sequence[str] | None) -> np.ndarray:
+    """``vectors`` as a float32 ``(n, dim)`` array (one row for a single vector), checked
+    finite, with one question of ``texts`` (when given) per row.
+
+    Raises:
+        QueryError: not numeric, the wrong shape, NaN or infinite values, or ``texts`` of
+            another length.
+    """
+    try:
+        array = np.atleast_2d(np.asarray(vectors, dtype=np.float32))
+    except (TypeError, ValueError) as exc:
+        raise QueryError(f"vectors must be a numeric (n, dim) array ({exc})") from None
+    if array.ndim != 2 or array.shape[1] != dim or not np.isfinite(array).all():
+        raise QueryError(
+            f"vectors must be a finite array of shape (n, {dim}), got shape {array.shape}"
+        )
+    if texts is not None and len(texts) != len(array):
+        raise QueryError(f"texts must give one question per vector row ({len(array)})")
+    return array

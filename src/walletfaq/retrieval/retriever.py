@@ -4,39 +4,46 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 import walletfaq.encoders.restore as tuned_encoders
-import walletfaq.index.directory as index_directory
 import walletfaq.index.vector_index as vector_index
-from walletfaq._version import __version__
-from walletfaq.data.contacts import ContactDirectory, contact_entries, load_bundled_contacts
+from walletfaq.data.contacts import ContactDirectory, corpus_with_contacts
 from walletfaq.data.corpus import (
     Corpus,
     FAQEntry,
     index_texts,
-    load_bundled_corpus,
-    load_corpus,
     write_corpus,
 )
 from walletfaq.data.normalize import QuestionNormalizer
+from walletfaq.data.safety import SafetyExample, load_safety_examples
 from walletfaq.encoders.presets import cache_dir, default_threshold, resolve_encoder
 from walletfaq.encoders.protocol import Encoder, as_unit_rows
-from walletfaq.errors import CorpusError, IndexMismatchError, ModelError, QueryError, WalletFAQError
+from walletfaq.errors import CorpusError, IndexMismatchError, WalletFAQError
 from walletfaq.index.directory import Destination
-from walletfaq.index.search import Answer, Hit, decide, fallback_problem
+from walletfaq.index.search import Answer, Hit, decide, fallback_problem, refusal
 from walletfaq.index.vector_index import IndexKind, IndexSpec
 from walletfaq.retrieval.edits import edited_state, validated_entries, validated_ids
 from walletfaq.retrieval.embedding import QuestionEncoding, cache_key, embed_corpus_texts
+from walletfaq.retrieval.index_cache import load_or_build
+from walletfaq.retrieval.persistence import load_arguments, save_state
 from walletfaq.retrieval.questions import (
     check_k,
     check_threshold,
+    check_vectors,
     clean_question,
     clean_questions,
+)
+from walletfaq.retrieval.safety import (
+    DEFAULT_SAFETY_MESSAGE,
+    SafetyGate,
+    check_safety,
+    check_safety_message,
+    safety_settings,
 )
 from walletfaq.retrieval.state import RetrieverState
 
@@ -73,6 +80,10 @@ class FAQRetriever:
             the human support of the wallet named in the question (from ``contacts``), or to
             the app's customer-service centre. Saved with the index.
         version: the index version to start from (:meth:`load` restores the saved one).
+        safety, safety_message, safety_examples: whether :meth:`answer` refuses harmful
+            requests, what it says then (``None`` = the default message), the gate's exemplars
+            (a JSONL path or exemplar objects; ``None`` = the bundled ones). All saved with
+            the index (:mod:`walletfaq.retrieval.safety`).
     """
 
     def __init__(
@@ -89,6 +100,9 @@ class FAQRetriever:
         normalizer: QuestionNormalizer | None = None,
         fallback: str | None = None,
         version: int = 1,
+        safety: bool = True,
+        safety_message: str | None = None,
+        safety_examples: str | Path | Iterable[SafetyExample | Mapping[str, object]] | None = None,
     ) -> None:
         if index.d != encoder.dim:
             raise IndexMismatchError(
@@ -106,6 +120,10 @@ class FAQRetriever:
         if problem is not None:
             raise WalletFAQError(problem)
         self.fallback = fallback
+        self.safety = safety
+        self.safety_message = safety_message  # type: ignore[assignment]
+        examples = None if safety_examples is None else load_safety_examples(safety_examples)
+        self._safety_gate = SafetyGate(examples)
         self._state = RetrieverState.of(corpus, index, index_answers, contacts, version=version)
         self._cache_lock = threading.Lock()
         self._edit_lock = threading.Lock()
@@ -128,6 +146,24 @@ class FAQRetriever:
     @threshold.setter
     def threshold(self, value: float) -> None:
         self._threshold = check_threshold(value)
+
+    @property
+    def safety(self) -> bool:
+        """Whether :meth:`answer` refuses harmful requests (``False`` turns the gate off)."""
+        return self._safety
+
+    @safety.setter
+    def safety(self, value: bool) -> None:
+        self._safety = check_safety(value)
+
+    @property
+    def safety_message(self) -> str:
+        """What :meth:`answer` says when it refuses (set ``None`` for the default)."""
+        return self._safety_message or DEFAULT_SAFETY_MESSAGE
+
+    @safety_message.setter
+    def safety_message(self, value: str | None) -> None:
+        self._safety_message = check_safety_message(value)
 
     # ----------------------------------------------------------------- construction
     @classmethod
@@ -191,14 +227,7 @@ class FAQRetriever:
             cache: reuse/save the built index in the user cache directory, keyed by the
                 model fingerprint, corpus hash and index settings.
         """
-        directory: ContactDirectory | None
-        if corpus is None:
-            base = load_bundled_corpus()
-            directory = load_bundled_contacts() if contacts is None else _contacts(contacts)
-        else:
-            base = corpus if isinstance(corpus, Corpus) else load_corpus(corpus)
-            directory = None if contacts is None else _contacts(contacts)
-        full = base.merged(contact_entries(directory)) if directory is not None else base
+        full, directory = corpus_with_contacts(corpus, contacts)
         encoder = resolve_encoder(model)
         spec = index if isinstance(index, IndexSpec) else IndexSpec(kind=index)
 
@@ -216,22 +245,18 @@ class FAQRetriever:
             return build()
         key = cache_key(encoder, full, spec, index_answers, question_encoding)
         location = cache_dir() / "indexes" / key
-        if location.exists():
-            try:
-                cached = cls.load(location, model=encoder, corpus=full)
-                cached.threshold = default_threshold(encoder.name)  # as built: no stale value
-                return cached
-            except (WalletFAQError, OSError, RuntimeError, MemoryError) as exc:
-                if isinstance(exc, ModelError):
-                    raise
-                logger.warning("cached index %s unusable (%s); rebuilding it", location, exc)
-        retriever = build()
-        logger.info("saving the index to the cache (%s) for later runs", location)
-        try:
-            retriever._save(location, replace_anything=True)
-        except WalletFAQError as exc:
-            logger.warning("cannot cache the index (%s); answering from memory", exc)
-        return retriever
+
+        def load() -> FAQRetriever:
+            cached = cls.load(location, model=encoder, corpus=full)
+            cached.threshold = default_threshold(encoder.name)  # as built: no stale value
+            return cached
+
+        return load_or_build(
+            location,
+            load=load,
+            build=build,
+            save=lambda r: r._save(location, replace_anything=True),
+        )
 
     # ----------------------------------------------------------------- persistence
     def save(self, directory: str | Path) -> Path:
@@ -252,30 +277,19 @@ class FAQRetriever:
         self, directory: Destination, *, replace_anything: bool, state: RetrieverState | None = None
     ) -> Path:
         state = self._state if state is None else state
-        tuned = tuned_encoders.tuned_parts(self.encoder)
-        manifest = index_directory.Manifest(
-            model=self.encoder.name,
-            model_fingerprint=self.encoder.fingerprint,
-            dim=int(state.index.d),
-            corpus_hash=state.corpus.content_hash(),
-            entry_count=len(state.corpus),
-            vector_count=int(state.index.ntotal),
-            index=self.index_spec.to_dict(),
+        return save_state(
+            directory,
+            state=state,
+            encoder=self.encoder,
+            index_spec=self.index_spec,
             index_answers=self.index_answers,
             question_encoding=self.question_encoding,
-            walletfaq_version=__version__,
-            settings={"threshold": self.threshold, "fallback": self.fallback},
-            tuning=tuned.record,
-        )
-        return index_directory.save(
-            directory,
-            manifest=manifest,
-            corpus=state.corpus,
-            row_entry=state.row_entry,
-            index=state.index,
+            settings={
+                "threshold": self.threshold,
+                "fallback": self.fallback,
+                **safety_settings(self.safety, self._safety_message, self._safety_gate),
+            },
             contacts=self.contacts,
-            adapter=tuned.adapter,
-            finetune=tuned.finetune,
             replace_anything=replace_anything,
             version=state.version,
         )
@@ -298,49 +312,7 @@ class FAQRetriever:
             corpus: optionally, the corpus the index must have been built from; a changed
                 corpus raises :class:`IndexMismatchError` instead of answering from stale data.
         """
-        stored = index_directory.load(directory)
-        manifest = stored.manifest
-        base = tuned_encoders.matching_engine(
-            resolve_encoder(model if model is not None else manifest.model),
-            tuned_encoders.base_fingerprint(manifest.tuning) or manifest.model_fingerprint,
-        )
-        encoder = tuned_encoders.restore(
-            base,
-            manifest.tuning,
-            adapter=stored.adapter,
-            finetune=stored.finetune,
-            where=directory,
-        )
-        if encoder.fingerprint != manifest.model_fingerprint:
-            raise IndexMismatchError(
-                f"{directory}: built with model {manifest.model!r} (fingerprint "
-                f"{manifest.model_fingerprint[:12]}), but the model given is {encoder.name!r} "
-                f"(fingerprint {encoder.fingerprint[:12]}); load it with the model it was built "
-                "with, or rebuild the index"
-            )
-        if corpus is not None:
-            expected = corpus if isinstance(corpus, Corpus) else load_corpus(corpus)
-            if expected.content_hash() != manifest.corpus_hash:
-                raise IndexMismatchError(
-                    f"{directory}: built from a different corpus (hash "
-                    f"{manifest.corpus_hash[:12]}, yours {expected.content_hash()[:12]}: entries "
-                    "were added, removed or edited); rebuild the index"
-                )
-        spec = IndexSpec(**manifest.index)
-        if spec.kind == "hnsw":
-            vector_index.set_ef_search(stored.index, spec.ef_search)
-        return cls(
-            stored.corpus,
-            encoder,
-            stored.index,
-            index_spec=spec,
-            index_answers=manifest.index_answers,
-            question_encoding=manifest.question_encoding,  # type: ignore[arg-type]
-            contacts=stored.contacts,
-            threshold=manifest.settings.get("threshold"),
-            fallback=manifest.settings.get("fallback"),
-            version=stored.version,
-        )
+        return cls(**load_arguments(directory, model=model, corpus=corpus, resolve=resolve_encoder))
 
     def _derived(self, encoder: Encoder, index: faiss.Index) -> FAQRetriever:
         """A retriever over this one's corpus and settings with another encoder and index
@@ -357,6 +329,9 @@ class FAQRetriever:
             normalizer=self.normalizer,
             fallback=self.fallback,
             version=self.version + 1,
+            safety=self.safety,
+            safety_message=self._safety_message,
+            safety_examples=self._safety_gate.custom_examples,
         )
 
     # ----------------------------------------------------------------- live edits
@@ -499,9 +474,11 @@ class FAQRetriever:
             return key in self._state.cache
 
     def clear_cache(self) -> None:
-        """Forget the cached answers of repeated questions (benchmarks measure cold asks)."""
+        """Forget the cached answers (and safety verdicts) of repeated questions (benchmarks
+        measure cold asks)."""
         with self._cache_lock:
             self._state.cache.clear()
+        self._safety_gate.forget()
 
     @property
     def categories(self) -> tuple[str, ...]:
@@ -538,9 +515,14 @@ class FAQRetriever:
         return self._ask_cleaned(clean_questions(questions), k, category)
 
     def _ask_cleaned(
-        self, questions: Sequence[str], k: int, category: str | None
+        self,
+        questions: Sequence[str],
+        k: int,
+        category: str | None,
+        on_encoded: Callable[[Sequence[str], np.ndarray], None] | None = None,
     ) -> list[list[Hit]]:
-        """Normalise cleaned questions, serve cached ones, encode and search the rest.
+        """Normalise cleaned questions, serve cached ones, encode and search the rest (and
+        hand what was encoded to ``on_encoded``).
 
         Everything is read from one snapshot of the state, so a concurrent edit is seen
         entirely or not at all."""
@@ -561,6 +543,8 @@ class FAQRetriever:
         if missing:
             texts = [cleaned[i] for i in missing]
             vectors = as_unit_rows(self.encoder.encode_queries(texts))
+            if on_encoded is not None:
+                on_encoded(texts, vectors)
             found = state.search(vectors, k, allowed, self.contacts, texts)
             with self._cache_lock:
                 for position, hits in zip(missing, found, strict=True):
@@ -571,16 +555,45 @@ class FAQRetriever:
         return [list(hits) for hits in results if hits is not None]
 
     def answer(self, question: str, threshold: float | None = None, k: int = 3) -> Answer:
-        """The best entry if the retriever is confident, else a pointer to human support.
+        """The best entry if confident, else a pointer to human support; a harmful request
+        is refused.
 
-        Confident means the top score is at least ``threshold`` (default :attr:`threshold`,
-        which :func:`walletfaq.calibrate` can choose from labelled queries).
+        ``decision``: ``"answer"`` when the top score reaches ``threshold`` (default
+        :attr:`threshold`), else ``"handoff"``; ``"refuse"`` (:attr:`safety_message`, no hit,
+        no candidates) when :attr:`safety` is on and the gate of
+        :mod:`walletfaq.retrieval.safety` judges the question's vector harmful (fraud, theft,
+        laundering, bypassing verification, other people's data, prompt injection). Only
+        ``answer()`` refuses: :meth:`ask` stays pure retrieval.
 
         Raises:
             QueryError: an unusable question, ``threshold`` not a finite number, bad ``k``.
         """
         cutoff = self.threshold if threshold is None else check_threshold(threshold)
-        return decide(question, self.ask(question, k=k), cutoff, self.fallback, self.contacts)
+        text = clean_question(question)
+        return self._gated(
+            question, text, cutoff, lambda hook: self._ask_cleaned([text], k, None, hook)[0]
+        )
+
+    def _gated(
+        self, question: str, text: str, cutoff: float, search: Callable[..., list[Hit]]
+    ) -> Answer:
+        """The refusal of ``question`` (cleaned: ``text``) if the gate refuses it, else
+        :func:`~walletfaq.index.search.decide` on the hits of ``search(on_encoded)``."""
+        if self.safety:
+            gate = self._safety_gate
+            hits, verdict = gate.screen(self.encoder, self.normalizer, self._state, text, search)
+            if verdict.refuse:
+                return refusal(question, self.safety_message, verdict.reason)
+        else:
+            hits = search(None)
+        return decide(question, hits, cutoff, self.fallback, self.contacts)
+
+    def warm_up(self) -> None:
+        """Load the query encoder and build the safety gate now, so that the first
+        :meth:`answer` does not wait for them (a service calls it before serving)."""
+        self.ask("你好", k=1)
+        if self.safety:
+            self._safety_gate.head(self.encoder, self.normalizer, self._state)
 
     def search_vectors(
         self,
@@ -600,21 +613,5 @@ class FAQRetriever:
         state = self._state
         check_k(k)
         mask = state.category_mask(category)
-        dim = state.index.d
-        try:
-            array = np.atleast_2d(np.asarray(vectors, dtype=np.float32))
-        except (TypeError, ValueError) as exc:
-            raise QueryError(f"vectors must be a numeric (n, dim) array ({exc})") from None
-        if array.ndim != 2 or array.shape[1] != dim or not np.isfinite(array).all():
-            raise QueryError(
-                f"vectors must be a finite array of shape (n, {dim}), got shape {array.shape}"
-            )
-        if texts is not None and len(texts) != len(array):
-            raise QueryError(f"texts must give one question per vector row ({len(array)})")
+        array = check_vectors(vectors, state.index.d, texts)
         return state.search(as_unit_rows(array), k, mask, self.contacts, texts)
-
-
-def _contacts(value: str | Path | ContactDirectory) -> ContactDirectory:
-    from walletfaq.data.contacts import load_contacts
-
-    return value if isinstance(value, ContactDirectory) else load_contacts(value)

@@ -246,10 +246,11 @@ def _warn_if_exposed(host: str, settings: ServerSettings) -> None:
 
 
 def _warm_up(retriever: FAQRetriever) -> None:
-    """Answer one question, so that the first request does not load the query encoder."""
+    """Load the query encoder and build the safety gate, so that the first request does not
+    wait for them."""
     started = time.perf_counter()
     try:
-        retriever.ask("你好", k=1)
+        retriever.warm_up()
     except QueryError:  # pragma: no cover - a custom normalizer may reject it
         pass
     logger.info("model warm in %.2f s", time.perf_counter() - started)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from walletfaq.service.extra import check_server_dependencies
 
@@ -84,10 +84,20 @@ class AnswerOut(BaseModel):
     """Answer of ``POST /v1/answer`` (:class:`walletfaq.index.search.Answer`)."""
 
     question: str
-    confident: bool = Field(description="whether the top score reached the threshold")
-    message: str = Field(description="the entry's answer, or where to reach human support")
+    confident: bool = Field(
+        description="whether an entry answers (false for a handoff and for a refusal)"
+    )
+    decision: Literal["answer", "handoff", "refuse"] = Field(
+        description="answer: a confident entry; handoff: where to reach human support; "
+        "refuse: a harmful request (fraud, theft, laundering, bypassing verification, other "
+        "people's data, prompt injection), answered with the safety message"
+    )
+    reason: str = Field(description="why, in a few words")
+    message: str = Field(
+        description="the entry's answer, where to reach human support, or the safety message"
+    )
     hit: HitOut | None = Field(description="the best entry when confident, else null")
-    candidates: list[HitOut] = Field(description="the top hits either way")
+    candidates: list[HitOut] = Field(description="the top hits (none for a refusal)")
 
 
 def make_router(state: ServiceState) -> APIRouter:
@@ -165,7 +175,7 @@ def make_router(state: ServiceState) -> APIRouter:
         if retriever.is_cached(question, k, None):
             metrics.cache_hits.inc()
         outcome = retriever.answer(question, threshold=settings.threshold, k=k)
-        if settings.fallback is not None and not outcome.confident:
+        if settings.fallback is not None and outcome.decision == "handoff":
             outcome = replace(outcome, message=settings.fallback)  # the service's own
         return outcome.to_dict()
 
