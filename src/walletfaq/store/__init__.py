@@ -9,9 +9,11 @@ Needs the ``store`` extra (SQLAlchemy 2, Alembic, psycopg 3, openpyxl)::
 >>> store.entries().ids[:3], store.log()[-1].author
 
 Modules: :mod:`~walletfaq.store.store` (the :class:`Store`), :mod:`~walletfaq.store.records`
-(edits and results), :mod:`~walletfaq.store.imports` (JSONL/CSV/XLSX in and out),
-:mod:`~walletfaq.store.schema` (tables), :mod:`~walletfaq.store.migrate` (Alembic, on open),
-:mod:`~walletfaq.store.engine` (URLs, SQLite/PostgreSQL set-up).
+(edits and results), :mod:`~walletfaq.store.writer` (writing a revision),
+:mod:`~walletfaq.store.core` (connection, transactions), :mod:`~walletfaq.store.imports`
+(JSONL/CSV/XLSX in and out), :mod:`~walletfaq.store.schema` (tables),
+:mod:`~walletfaq.store.migrate` (Alembic, on open), :mod:`~walletfaq.store.engine` (URLs,
+SQLite/PostgreSQL set-up).
 """
 
 from __future__ import annotations
