@@ -25,7 +25,6 @@ from sqlalchemy.exc import DatabaseError, OperationalError
 from walletfaq.data.corpus import Corpus, FAQEntry
 from walletfaq.errors import StoreError
 from walletfaq.store import schema
-from walletfaq.store.core import StoreCore
 from walletfaq.store.engine import is_sqlite, make_engine, redact, store_url
 from walletfaq.store.migrate import prepare
 from walletfaq.store.queries import (
@@ -43,18 +42,23 @@ from walletfaq.store.records import (
     RevisionKind,
     StoreDiff,
 )
+from walletfaq.store.traffic import TrafficLog
 from walletfaq.store.writer import NOTIFY_CHANNEL, HeadMoved, Write, database_reason, write_revision
 
 __all__ = ["NOTIFY_CHANNEL", "Store"]
 
 
-class Store(StoreCore):
+class Store(TrafficLog):
     """A store of record: open with :meth:`open` (or :func:`walletfaq.open_store`).
 
     Reads (:meth:`entries`, :meth:`entry`, :meth:`log`, :meth:`history`, :meth:`diff`,
     :meth:`changes_since`) each see one consistent revision. Writes (:meth:`init`,
     :meth:`apply`, :meth:`rollback`) are one transaction each and return the new
     :class:`Revision`.
+
+    The traffic loop: the query log and feedback (:meth:`log_query`, :meth:`queries`,
+    :meth:`add_feedback`, :meth:`labelled_queries`, :meth:`purge_traffic`). Every method is one
+    transaction.
     """
 
     @classmethod
