@@ -10,7 +10,8 @@ Needs the ``store`` extra (SQLAlchemy 2, Alembic, psycopg 3, openpyxl)::
 
 Modules: :mod:`~walletfaq.store.store` (the :class:`Store`), :mod:`~walletfaq.store.records`
 (edits and results), :mod:`~walletfaq.store.traffic` (query log, feedback, retention),
-:mod:`~walletfaq.store.traffic_records` (its records and rules),
+:mod:`~walletfaq.store.staging` (staging, publishing), :mod:`~walletfaq.store.proposals` (gap
+proposals), :mod:`~walletfaq.store.traffic_records` (their records and rules),
 :mod:`~walletfaq.store.writer` (writing a revision), :mod:`~walletfaq.store.core` (connection,
 transactions), :mod:`~walletfaq.store.imports` (JSONL/CSV/XLSX in and out),
 :mod:`~walletfaq.store.schema` (tables), :mod:`~walletfaq.store.migrate` (Alembic, on open),
@@ -36,8 +37,13 @@ from walletfaq.store.traffic_records import (  # noqa: E402
     DECISIONS,
     Feedback,
     LoggedQuery,
+    NewProposal,
+    Proposal,
+    PublishConflictError,
     QueryHit,
     QueryRecord,
+    StagedChange,
+    UnknownProposalError,
     UnknownRequestError,
 )
 
@@ -56,11 +62,16 @@ __all__ = [
     "EntryVersion",
     "Feedback",
     "LoggedQuery",
+    "NewProposal",
+    "Proposal",
+    "PublishConflictError",
     "QueryHit",
     "QueryRecord",
     "Revision",
+    "StagedChange",
     "Store",
     "StoreDiff",
+    "UnknownProposalError",
     "UnknownRequestError",
     "open_store",
 ]

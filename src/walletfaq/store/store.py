@@ -27,6 +27,7 @@ from walletfaq.errors import StoreError
 from walletfaq.store import schema
 from walletfaq.store.engine import is_sqlite, make_engine, redact, store_url
 from walletfaq.store.migrate import prepare
+from walletfaq.store.proposals import Proposals
 from walletfaq.store.queries import (
     entry_from_row,
     head_revision,
@@ -48,7 +49,7 @@ from walletfaq.store.writer import NOTIFY_CHANNEL, HeadMoved, Write, database_re
 __all__ = ["NOTIFY_CHANNEL", "Store"]
 
 
-class Store(TrafficLog):
+class Store(TrafficLog, Proposals):
     """A store of record: open with :meth:`open` (or :func:`walletfaq.open_store`).
 
     Reads (:meth:`entries`, :meth:`entry`, :meth:`log`, :meth:`history`, :meth:`diff`,
@@ -57,7 +58,9 @@ class Store(TrafficLog):
     :class:`Revision`.
 
     The traffic loop: the query log and feedback (:meth:`log_query`, :meth:`queries`,
-    :meth:`add_feedback`, :meth:`labelled_queries`, :meth:`purge_traffic`). Every method is one
+    :meth:`add_feedback`, :meth:`labelled_queries`, :meth:`purge_traffic`), changes staged and
+    published as one revision (:meth:`stage`, :meth:`staged_corpus`, :meth:`publish`), and
+    gap proposals (:meth:`add_proposals`, :meth:`decide_proposal`). Every method is one
     transaction.
     """
 
