@@ -86,6 +86,13 @@ def test_a_query_without_hits_has_no_top_score_and_no_margin(store: Store) -> No
     assert (logged.top_score, logged.margin, logged.revision) == (None, None, None)
 
 
+def test_an_empty_question_is_logged_only_as_a_refused_one(store: Store) -> None:
+    store.log_query(record(question=" \u200b ", decision="refuse", hits=()))
+    assert store.query("r1").question == ""
+    with pytest.raises(StoreError, match="the question is empty"):
+        store.log_query(record("r2", question="", decision="handoff"))
+
+
 def test_a_query_logged_without_a_time_gets_the_current_utc_time(store: Store) -> None:
     store.log_query(record(created_at=None))
     assert abs(store.query("r1").created_at - datetime.now(timezone.utc)) < timedelta(minutes=5)

@@ -234,6 +234,7 @@ def _query_row(record: QueryRecord) -> dict[str, Any]:
     """The ``walletfaq_queries`` row of ``record``, every field checked, the question masked."""
     if not isinstance(record, QueryRecord):
         raise StoreError(f"log_query takes a QueryRecord, got {type(record).__name__}")
+    decision = check_choice(record.decision, DECISIONS, "decision")
     hits = _checked_hits(record.hits)
     revision = record.revision
     if revision is not None and (
@@ -246,8 +247,11 @@ def _query_row(record: QueryRecord) -> dict[str, Any]:
         "created_at": datetime.now(timezone.utc)
         if created is None
         else utc_time(created, "created_at"),
-        "question": masked_text(record.question, "the question", MAX_QUESTION_CHARS),
-        "decision": check_choice(record.decision, DECISIONS, "decision"),
+        "question": masked_text(
+            record.question, "the question", MAX_QUESTION_CHARS, required=decision != "refuse"
+        )
+        or "",
+        "decision": decision,
         "hits": json.dumps([h.to_dict() for h in hits], ensure_ascii=False),
         "top_score": hits[0].score if hits else None,
         "margin": hits[0].score - hits[1].score if len(hits) > 1 else None,

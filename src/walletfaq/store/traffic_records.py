@@ -121,7 +121,8 @@ class QueryRecord:
 
     Attributes:
         request_id: the id returned to the caller (:data:`REQUEST_ID_RULE`), unique.
-        question: the question as asked (the store cleans and masks it).
+        question: the question as asked (the store cleans and masks it); empty only for a
+            refused question (an empty one is what a retriever refuses).
         decision: one of :data:`DECISIONS`.
         hits: the ranked entries, best first (at most :data:`MAX_LOGGED_HITS`).
         latency_ms: how long answering took, in milliseconds.
