@@ -382,7 +382,7 @@ def test_deciding_a_decided_proposal_is_refused(store: Store) -> None:
 def test_an_unknown_proposal_is_an_error_naming_it(store: Store) -> None:
     with pytest.raises(UnknownProposalError, match="no proposal 'prop-000000000000'"):
         store.decide_proposal("prop-000000000000", False, author="carol")
-    with pytest.raises(StoreError, match="the proposal id 'a b' is not valid"):
+    with pytest.raises(StoreError, match="the proposal id 'a b' is not valid: it must be 1 to 64"):
         store.proposal("a b")
 
 

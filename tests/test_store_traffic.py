@@ -30,6 +30,7 @@ from walletfaq.store import (
     QueryHit,
     QueryRecord,
     Store,
+    UnknownProposalError,
     UnknownRequestError,
     open_store,
     schema,
@@ -129,6 +130,22 @@ def test_queries_filter_by_decision_and_stop_at_the_limit(store: Store) -> None:
     assert [q.request_id for q in store.queries(decision="answer", limit=2)] == ["r0", "r2"]
 
 
+def test_queries_logged_together_are_written_in_one_transaction(store: Store) -> None:
+    store.log_queries([record("r1"), record("r2", question="第二个问题")])
+    assert [q.request_id for q in store.queries()] == ["r1", "r2"]
+
+
+def test_a_batch_with_one_bad_record_logs_none_of_them(store: Store) -> None:
+    with pytest.raises(StoreError, match="query 1: decision must be one of"):
+        store.log_queries([record("r1"), record("r2", decision="maybe")])
+    with pytest.raises(StoreError, match="'r3' is twice in one log_queries call"):
+        store.log_queries([record("r3"), record("r3")])
+    store.log_query(record("r4"))
+    with pytest.raises(StoreError, match="'r4' is already in the query log"):
+        store.log_queries([record("r5"), record("r4")])
+    assert [q.request_id for q in store.queries()] == ["r4"]
+
+
 def test_an_unknown_request_id_is_an_error_naming_it(store: Store) -> None:
     with pytest.raises(UnknownRequestError, match="no logged query with request id 'nope'"):
         store.query("nope")
@@ -145,7 +162,7 @@ def test_a_request_id_logged_twice_is_refused_and_the_first_is_kept(store: Store
     ("fields", "message"),
     [
         ({"request_id": ""}, "request_id '' is not valid"),
-        ({"request_id": "x" * 65}, "request_id 'x+' is not valid: a request id is 1 to 64"),
+        ({"request_id": "x" * 65}, "request_id 'x+' is not valid: it must be 1 to 64 characters"),
         ({"request_id": "a/b"}, "request_id 'a/b' is not valid"),
         ({"request_id": 7}, "request_id must be a string"),
         ({"decision": "maybe"}, "decision must be one of answer, clarify, handoff, refuse"),
@@ -339,14 +356,20 @@ def test_every_entry_point_applies_the_request_id_grammar(valid: str, other: str
         store.log_query(record(valid))
         assert store.query(valid).request_id == valid
         assert store.add_feedback(valid, helpful=True).request_id == valid
+        with pytest.raises(UnknownProposalError):
+            store.proposal(valid)
         for entry_point in (
             lambda: store.log_query(record(other)),
+            lambda: store.log_queries([record(valid + "x"), record(other)]),
             lambda: store.query(other),
             lambda: store.add_feedback(other, helpful=True),
+            lambda: store.proposal(other),
+            lambda: store.decide_proposal(other, False, author="carol"),
         ):
-            with pytest.raises(StoreError, match="a request id is 1 to 64 characters") as caught:
+            with pytest.raises(StoreError, match="must be .*1 to 64 characters") as caught:
                 entry_point()
-            assert not isinstance(caught.value, UnknownRequestError)
+            assert not isinstance(caught.value, (UnknownRequestError, UnknownProposalError))
+        assert [q.request_id for q in store.queries()] == [valid]
         store.close()
 
 

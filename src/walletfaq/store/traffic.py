@@ -59,15 +59,41 @@ class TrafficLog(StoreCore):
             StoreError: a field breaks its rule (the message names it), or the request id is
                 already in the log.
         """
-        row = _query_row(record)
+        self.log_queries([record])
+
+    def log_queries(self, records: Sequence[QueryRecord]) -> None:
+        """Add ``records`` to the query log in one transaction, all or none (one commit for
+        many queries: a service logging in the background writes its queue this way).
+
+        Raises:
+            StoreError: a record breaks a rule (the message names it and its place), or a
+                request id is already in the log or twice in ``records``.
+        """
+        if isinstance(records, QueryRecord) or not isinstance(records, Sequence):
+            raise StoreError("log_queries takes a list of QueryRecord")
+        rows = []
+        for place, record in enumerate(records):
+            try:
+                rows.append(_query_row(record))
+            except StoreError as exc:
+                raise StoreError(
+                    f"query {place}: {exc}" if len(records) > 1 else str(exc)
+                ) from None
+        ids = [row["request_id"] for row in rows]
+        twice = next((i for i in ids if ids.count(i) > 1), None)
+        if twice is not None:
+            raise StoreError(f"request id {twice!r} is twice in one log_queries call")
+        if not rows:
+            return
         try:
             with self._writing() as connection:
-                connection.execute(schema.queries.insert().values(**row))
+                connection.execute(schema.queries.insert(), rows)
         except StoreError:
-            if self._has_query(row["request_id"]):
+            logged = self._logged_ids(ids)
+            if logged:
                 raise StoreError(
-                    f"request id {row['request_id']!r} is already in the query log of "
-                    f"{self.url}; give each query a new id (e.g. uuid4().hex)"
+                    f"request id {logged[0]!r} is already in the query log of {self.url}; give "
+                    "each query a new id (e.g. uuid4().hex)"
                 ) from None
             raise
 
@@ -223,11 +249,11 @@ class TrafficLog(StoreCore):
             deleted = connection.execute(q.delete().where(q.c.created_at < cut)).rowcount
         return int(deleted)
 
-    def _has_query(self, request_id: str) -> bool:
+    def _logged_ids(self, ids: list[str]) -> list[str]:
         q = schema.queries
         with self._reading() as connection:
-            found = connection.execute(select(q.c.request_id).where(q.c.request_id == request_id))
-            return found.first() is not None
+            found = connection.execute(select(q.c.request_id).where(q.c.request_id.in_(ids)))
+            return sorted(found.scalars())
 
 
 def _query_row(record: QueryRecord) -> dict[str, Any]:

@@ -33,9 +33,7 @@ PROPOSAL_KINDS: tuple[ProposalKind, ...] = ("add_alts", "new_entry")
 ProposalStatus = Literal["open", "accepted", "rejected"]
 PROPOSAL_STATUSES: tuple[ProposalStatus, ...] = ("open", "accepted", "rejected")
 
-REQUEST_ID_RULE = (
-    "a request id is 1 to 64 characters: ASCII letters, digits, '-' and '_' (e.g. a uuid4 hex)"
-)
+REQUEST_ID_RULE = "1 to 64 characters: ASCII letters, digits, '-' and '_' (e.g. a uuid4 hex)"
 """The request id grammar in words (proposal ids follow it too)."""
 _REQUEST_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 SOURCE_RULE = "a source is 1 to 32 characters: a-z, 0-9, '-', '_', starting with a letter"
@@ -312,10 +310,12 @@ class Proposal:
 def check_request_id(value: object, what: str = "request_id") -> str:
     """``value`` if it follows :data:`REQUEST_ID_RULE`, else a StoreError saying why."""
     if not isinstance(value, str):
-        raise StoreError(f"{what} must be a string, got {type(value).__name__}; {REQUEST_ID_RULE}")
+        raise StoreError(
+            f"{what} must be a string of {REQUEST_ID_RULE}, got {type(value).__name__}"
+        )
     if not _REQUEST_ID.fullmatch(value):
         shown = ascii(value if len(value) <= 80 else value[:77] + "...")
-        raise StoreError(f"{what} {shown} is not valid: {REQUEST_ID_RULE}")
+        raise StoreError(f"{what} {shown} is not valid: it must be {REQUEST_ID_RULE}")
     return value
 
 
