@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from tests.store_support import small_corpus
+from tests.store_support import small_corpus, store_with_small_corpus  # noqa: F401 (fixture)
 from walletfaq import StoreConflictError, StoreError
 from walletfaq.cli import main
 from walletfaq.data.corpus import MAX_ALT_QUESTIONS
@@ -25,14 +25,6 @@ from walletfaq.store import (
 )
 
 NEW = {"id": "new", "category": "money", "question": "新问题", "answer": "新答案。"}
-
-
-@pytest.fixture
-def store(store_location: str) -> Store:
-    created = open_store(store_location, create=True)
-    created.init(small_corpus(), author="alice")
-    yield created
-    created.close()
 
 
 def _answer(store: Store, entry_id: str, answer: str) -> Change:

@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import inspect, select, text
 
-from tests.store_support import small_corpus
+from tests.store_support import small_corpus, store_with_small_corpus  # noqa: F401 (fixture)
 from walletfaq import StoreError
 from walletfaq.data.queries import LabelledQuery
 from walletfaq.store import (
@@ -42,14 +42,6 @@ from walletfaq.store.queries import version_row
 ROOT = Path(__file__).resolve().parents[1]
 T0 = datetime(2026, 5, 1, 8, 0, tzinfo=timezone.utc)
 HITS = (QueryHit("q1", 0.91), QueryHit("q2", 0.72), QueryHit("q3", 0.5))
-
-
-@pytest.fixture
-def store(store_location: str) -> Store:
-    created = open_store(store_location, create=True)
-    created.init(small_corpus(), author="alice")
-    yield created
-    created.close()
 
 
 def record(request_id: str = "r1", **fields: object) -> QueryRecord:

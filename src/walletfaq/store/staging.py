@@ -39,6 +39,7 @@ from walletfaq.store.records import Change, Revision
 from walletfaq.store.traffic_records import PublishConflictError, StagedChange, StagedOp
 from walletfaq.store.writer import (
     Write,
+    check_changes,
     check_op,
     clean_author,
     clean_reason,
@@ -60,7 +61,7 @@ class Staging(StoreCore):
                 held or staged, an ``update``/``remove`` of one neither held nor staged.
         """
         author, reason = clean_author(author), clean_reason(reason)
-        _check_changes(changes)
+        check_changes(changes, "stage")
         with self._writing() as connection:
             head = _published_head(connection, self.url)
             pending = pending_content(connection, head)
@@ -258,18 +259,6 @@ def _changed_since(connection: Connection, entry_id: str, base: int) -> bool:
         select(v.c.revision).where(v.c.entry_id == entry_id, v.c.revision > base).limit(1)
     ).first()
     return found is not None
-
-
-def _check_changes(changes: Sequence[Change]) -> None:
-    if not changes:
-        raise StoreError("no changes to stage; pass at least one Change")
-    seen: set[str] = set()
-    for change in changes:
-        if not isinstance(change, Change):
-            raise StoreError(f"expected Change objects, got {type(change).__name__}")
-        if change.entry_id in seen:
-            raise StoreError(f"entry {change.entry_id!r} is changed twice in one stage")
-        seen.add(change.entry_id)
 
 
 def _published_head(connection: Connection, url: str) -> int:

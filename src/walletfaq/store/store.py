@@ -44,7 +44,14 @@ from walletfaq.store.records import (
     StoreDiff,
 )
 from walletfaq.store.traffic import TrafficLog
-from walletfaq.store.writer import NOTIFY_CHANNEL, HeadMoved, Write, database_reason, write_revision
+from walletfaq.store.writer import (
+    NOTIFY_CHANNEL,
+    HeadMoved,
+    Write,
+    check_changes,
+    database_reason,
+    write_revision,
+)
 
 __all__ = ["NOTIFY_CHANNEL", "Store"]
 
@@ -260,15 +267,7 @@ class Store(TrafficLog, Proposals):
             StoreError: an ``add`` of an id the store holds, an ``update``/``remove`` of one it
                 does not, an id twice, no changes, the last entry removed.
         """
-        if not changes:
-            raise StoreError("no changes to apply; pass at least one Change")
-        seen: set[str] = set()
-        for change in changes:
-            if not isinstance(change, Change):
-                raise StoreError(f"expected Change objects, got {type(change).__name__}")
-            if change.entry_id in seen:
-                raise StoreError(f"entry {change.entry_id!r} is changed twice in one apply")
-            seen.add(change.entry_id)
+        check_changes(changes, "apply")
         checks = {c.entry_id: c.op for c in changes}
         writes = [Write(c.entry_id, c.entry, None) for c in changes]
         return self._write(writes, author, reason, kind="edit", checks=checks, if_match=if_match)

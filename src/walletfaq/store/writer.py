@@ -10,7 +10,7 @@ transaction may write more before it commits (a publish empties the staging tabl
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -23,7 +23,7 @@ from walletfaq.data.normalize import clean_text
 from walletfaq.errors import StoreConflictError, StoreError
 from walletfaq.store import schema
 from walletfaq.store.queries import latest_versions, version_row, versions_at
-from walletfaq.store.records import EntryVersion, Revision, RevisionKind
+from walletfaq.store.records import Change, EntryVersion, Revision, RevisionKind
 
 logger = logging.getLogger(__name__)
 
@@ -181,6 +181,20 @@ def database_reason(exc: BaseException) -> str:
     """The database's own message of ``exc``, on one line."""
     original = getattr(exc, "orig", None) or exc
     return " ".join(str(original).split()) or type(original).__name__
+
+
+def check_changes(changes: Sequence[Change], verb: str) -> None:
+    """Refuse no changes, anything but :class:`Change` objects, and an entry changed twice
+    (``verb``: what is done with them, for messages: ``apply``, ``stage``)."""
+    if not changes:
+        raise StoreError(f"no changes to {verb}; pass at least one Change")
+    seen: set[str] = set()
+    for change in changes:
+        if not isinstance(change, Change):
+            raise StoreError(f"expected Change objects, got {type(change).__name__}")
+        if change.entry_id in seen:
+            raise StoreError(f"entry {change.entry_id!r} is changed twice in one {verb}")
+        seen.add(change.entry_id)
 
 
 def check_op(op: str, entry_id: str, exists: bool) -> None:
