@@ -5,9 +5,13 @@ racing an edit never half-writes, and a proposal's decision is final."""
 from __future__ import annotations
 
 import dataclasses
+import tempfile
 import threading
+from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.store_support import small_corpus, store_with_small_corpus  # noqa: F401 (fixture)
 from walletfaq import StoreConflictError, StoreError
@@ -58,6 +62,14 @@ def test_the_staged_corpus_is_the_head_with_the_staged_changes_applied(store: St
     corpus = store.staged_corpus()
     assert corpus.ids == ("q2", "q3", "q4", "q5", "new")
     assert corpus["q3"].answer == "改了"
+
+
+def test_an_entry_removed_and_added_again_while_staged_keeps_its_place(store: Store) -> None:
+    store.stage([Change.remove("q2")], author="bob")
+    store.stage([Change.add({**store.entry("q2").to_dict(), "answer": "回来了。"})], author="bob")
+    assert store.staged_corpus().ids == ("q1", "q2", "q3", "q4", "q5")
+    store.publish(author="dora")
+    assert store.entries().ids == ("q1", "q2", "q3", "q4", "q5")
 
 
 def test_stage_checks_each_change_against_the_head_plus_what_is_staged(store: Store) -> None:
@@ -200,6 +212,67 @@ def test_a_publish_racing_an_apply_is_all_or_nothing(store: Store) -> None:
             assert "publish" in [r.kind for r in store.log()[-2:]]
         else:
             assert not published and len(store.staged()) == 2 and store.head() == head + 1
+
+
+IDS = [f"q{n}" for n in range(1, 9)]  # q1..q5 exist at revision 1
+STAGED = st.tuples(
+    st.sampled_from(["add", "update", "remove"]), st.sampled_from(IDS), st.integers(0, 9)
+)
+
+
+def _change(op: str, entry_id: str, version: int) -> Change:
+    if op == "remove":
+        return Change.remove(entry_id)
+    entry = {
+        "id": entry_id,
+        "category": "c",
+        "question": f"问{entry_id}",
+        "answer": f"答{version}。",
+    }
+    return Change.add(entry) if op == "add" else Change.update(entry)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.lists(st.lists(STAGED, min_size=1, max_size=3, unique_by=lambda c: c[1]), max_size=6))
+def test_publishing_gives_the_staged_corpus_and_stage_refuses_what_a_reference_refuses(
+    batches: list[list[tuple[str, str, int]]],
+) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        store = open_store(str(Path(folder) / "faq.db"), create=True)
+        store.init(small_corpus(), author="alice")
+        held = set(store.entries().ids)  # the reference: ids held or staged
+        for batch in batches:
+            after = set(held)
+            refused = False
+            for op, entry_id, _version in batch:
+                refused = refused or ((entry_id in after) == (op == "add"))
+                (after.discard if op == "remove" else after.add)(entry_id)
+            try:
+                store.stage([_change(*c) for c in batch], author="gen")
+            except StoreError:
+                assert refused
+                continue
+            assert not refused
+            held = after
+        assert set(store.staged_corpus().ids) == held
+        expected = store.staged_corpus().entries
+        refusal = (
+            "nothing is staged"
+            if not store.staged()
+            else "would remove every entry"
+            if not expected
+            else "leave revision 1's content as it is"
+            if {e.id: e for e in expected} == {e.id: e for e in small_corpus()}
+            else None
+        )
+        if refusal is None:
+            store.publish(author="gen")
+            assert store.entries().entries == expected and store.staged() == ()
+        else:
+            with pytest.raises(StoreError, match=refusal):
+                store.publish(author="gen")
+            assert store.head() == 1
+        store.close()
 
 
 # --- gap proposals -----------------------------------------------------------------------

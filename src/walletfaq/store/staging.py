@@ -219,13 +219,12 @@ def staged_rows(connection: Connection) -> list[StagedChange]:
 
 def pending_content(connection: Connection, head: int) -> dict[str, FAQEntry]:
     """Revision ``head``'s content with the staged changes applied, by id, in corpus order."""
-    content = {v.entry_id: v.entry for v in versions_at(connection, head) if v.entry}
+    content: dict[str, FAQEntry | None] = {
+        v.entry_id: v.entry for v in versions_at(connection, head) if v.entry
+    }
     for change in staged_rows(connection):
-        if change.entry is None:
-            content.pop(change.entry_id, None)
-        else:
-            content[change.entry_id] = change.entry
-    return content
+        content[change.entry_id] = change.entry  # a removal keeps the entry's place (None)
+    return {entry_id: entry for entry_id, entry in content.items() if entry is not None}
 
 
 def _net_writes(
