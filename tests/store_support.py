@@ -22,10 +22,14 @@ import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from walletfaq.data.corpus import Corpus
+
+if TYPE_CHECKING:
+    from walletfaq.store import Store
 
 PG_USER = "walletfaq-pg"
 
@@ -156,3 +160,15 @@ def store_location(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return str(tmp_path / "faq.db")
     cluster: PostgresCluster = request.getfixturevalue("postgres_cluster")
     return cluster.new_database()
+
+
+@pytest.fixture(name="store")
+def store_with_small_corpus(store_location: str) -> Iterator[Store]:
+    """A new store on each backend holding :func:`small_corpus` as revision 1 (by alice).
+    Test modules that want it import it (``store_with_small_corpus``); tests ask for ``store``."""
+    from walletfaq.store import open_store  # the store extra is needed by store tests only
+
+    created = open_store(store_location, create=True)
+    created.init(small_corpus(), author="alice")
+    yield created
+    created.close()

@@ -13,7 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.store_support import PostgresCluster, small_corpus
+from tests.store_support import (  # noqa: F401 (fixture)
+    PostgresCluster,
+    small_corpus,
+    store_with_small_corpus,
+)
 from walletfaq import StoreConflictError
 from walletfaq.store import NOTIFY_CHANNEL, Change, Store, open_store
 
@@ -24,14 +28,6 @@ EDITS_PER_WRITER = 8
 
 def _entry(entry_id: str) -> dict[str, object]:
     return {"id": entry_id, "category": "c", "question": f"问{entry_id}", "answer": "答。"}
-
-
-@pytest.fixture
-def store(store_location: str) -> Store:
-    created = open_store(store_location, create=True)
-    created.init(small_corpus(), author="alice")
-    yield created
-    created.close()
 
 
 def _assert_gapless(store: Store, expected_head: int) -> None:

@@ -151,12 +151,12 @@ def test_processes_opening_a_new_store_at_once_create_its_schema_once(
         assert store.head() == 0
 
 
-SECOND_REVISION = """
+NEXT_REVISION = """
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0002"
-down_revision = "0001"
+revision = "9000"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 
@@ -183,12 +183,12 @@ def test_an_older_store_is_upgraded_on_open_and_keeps_its_content(
         store.init(small_corpus(), author="alice")
     newer = tmp_path / "migrations"
     shutil.copytree(migrate.SCRIPT_LOCATION, newer)
-    (newer / "versions" / "r0002_note.py").write_text(SECOND_REVISION, encoding="utf-8")
+    (newer / "versions" / "r9000_note.py").write_text(NEXT_REVISION, encoding="utf-8")
     monkeypatch.setattr(migrate, "SCRIPT_LOCATION", newer)  # "a newer walletfaq"
     with open_store(store_location) as upgraded, upgraded.engine.connect() as conn:
         context = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
-        assert context.get_current_revision() == "0002"
+        assert context.get_current_revision() == "9000"
         assert upgraded.entries().entries == small_corpus().entries
-    monkeypatch.undo()  # back to this walletfaq, which knows only 0001
-    with pytest.raises(StoreError, match="newer walletfaq .*'0002'"):
+    monkeypatch.undo()  # back to this walletfaq, which does not know 9000
+    with pytest.raises(StoreError, match="newer walletfaq .*'9000'"):
         open_store(store_location)

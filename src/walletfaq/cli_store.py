@@ -69,6 +69,7 @@ def run_store_command(args: argparse.Namespace) -> int:
             print(json.dumps(revision.to_dict(), ensure_ascii=False))
             continue
         what = f"restores {revision.restores}" if revision.restores else revision.kind
+        what += " (forced past its gate)" if revision.forced else ""
         reason = f"  {revision.reason}" if revision.reason else ""
         print(
             f"{revision.number:>6}  {revision.created_at:%Y-%m-%d %H:%M:%S}Z  {revision.author}  "

@@ -9,7 +9,11 @@ Needs the ``store`` extra (SQLAlchemy 2, Alembic, psycopg 3, openpyxl)::
 >>> store.entries().ids[:3], store.log()[-1].author
 
 Modules: :mod:`~walletfaq.store.store` (the :class:`Store`), :mod:`~walletfaq.store.records`
-(edits and results), :mod:`~walletfaq.store.imports` (JSONL/CSV/XLSX in and out),
+(edits and results), :mod:`~walletfaq.store.traffic` (query log, feedback, retention),
+:mod:`~walletfaq.store.staging` (staging, publishing), :mod:`~walletfaq.store.proposals` (gap
+proposals), :mod:`~walletfaq.store.traffic_records` (their records and rules),
+:mod:`~walletfaq.store.writer` (writing a revision), :mod:`~walletfaq.store.core` (connection,
+transactions), :mod:`~walletfaq.store.imports` (JSONL/CSV/XLSX in and out),
 :mod:`~walletfaq.store.schema` (tables), :mod:`~walletfaq.store.migrate` (Alembic, on open),
 :mod:`~walletfaq.store.engine` (URLs, SQLite/PostgreSQL set-up).
 """
@@ -29,6 +33,19 @@ except ImportError as _missing:
 
 from walletfaq.store.records import Change, EntryDiff, EntryVersion, Revision, StoreDiff  # noqa: E402
 from walletfaq.store.store import NOTIFY_CHANNEL, Store  # noqa: E402
+from walletfaq.store.traffic_records import (  # noqa: E402
+    DECISIONS,
+    Feedback,
+    LoggedQuery,
+    NewProposal,
+    Proposal,
+    PublishConflictError,
+    QueryHit,
+    QueryRecord,
+    StagedChange,
+    UnknownProposalError,
+    UnknownRequestError,
+)
 
 
 def open_store(location: str, *, create: bool = False) -> Store:
@@ -38,12 +55,23 @@ def open_store(location: str, *, create: bool = False) -> Store:
 
 
 __all__ = [
+    "DECISIONS",
     "NOTIFY_CHANNEL",
     "Change",
     "EntryDiff",
     "EntryVersion",
+    "Feedback",
+    "LoggedQuery",
+    "NewProposal",
+    "Proposal",
+    "PublishConflictError",
+    "QueryHit",
+    "QueryRecord",
     "Revision",
+    "StagedChange",
     "Store",
     "StoreDiff",
+    "UnknownProposalError",
+    "UnknownRequestError",
     "open_store",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from datetime import timezone
+from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import Connection, and_, func, select
@@ -96,17 +96,22 @@ def version_from_row(row: Any) -> EntryVersion:
     )
 
 
+def utc(moment: datetime) -> datetime:
+    """A time read from the store, in UTC (SQLite keeps no zone; the store writes UTC)."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc)
+
+
 def revision_from_row(row: Any) -> Revision:
     """A revision row (with its ``changes`` count) as a :class:`Revision`."""
-    created = row.created_at
-    if created.tzinfo is None:  # SQLite keeps no zone; the store writes UTC
-        created = created.replace(tzinfo=timezone.utc)
     return Revision(
         number=int(row.number),
-        created_at=created,
+        created_at=utc(row.created_at),
         author=row.author,
         reason=row.reason,
         kind=row.kind,
         restores=row.restores,
         changes=int(row.changes),
+        forced=bool(row.forced),
     )

@@ -11,7 +11,7 @@ from walletfaq.data.corpus import Corpus, FAQEntry
 from walletfaq.errors import StoreError
 
 ChangeOp = Literal["add", "update", "remove"]
-RevisionKind = Literal["import", "edit", "rollback"]
+RevisionKind = Literal["import", "edit", "rollback", "publish", "proposal"]
 
 
 @dataclass(frozen=True)
@@ -55,9 +55,11 @@ class Revision:
         created_at: when it was committed (UTC).
         author: who made it (a name).
         reason: why, if given.
-        kind: ``import`` (revision 1), ``edit`` or ``rollback``.
+        kind: ``import`` (revision 1), ``edit``, ``rollback``, ``publish`` (the staged
+            changes, published) or ``proposal`` (an accepted gap proposal).
         restores: for a rollback, the revision whose content it restores.
         changes: how many entries it added, changed or removed.
+        forced: a publish that went ahead although its quality gate refused it.
     """
 
     number: int
@@ -67,6 +69,7 @@ class Revision:
     kind: RevisionKind
     restores: int | None
     changes: int
+    forced: bool = False
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready form (the time in ISO 8601, UTC)."""
@@ -78,6 +81,7 @@ class Revision:
             "kind": self.kind,
             "restores": self.restores,
             "changes": self.changes,
+            "forced": self.forced,
         }
 
 

@@ -16,36 +16,23 @@ listeners receive when (and only if) it commits.
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
-from datetime import datetime, timezone
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from sqlalchemy import Connection, Engine, func, select, text
+from sqlalchemy import Connection, func, select
 from sqlalchemy.exc import DatabaseError, OperationalError
 
 from walletfaq.data.corpus import Corpus, FAQEntry
-from walletfaq.data.normalize import clean_text
-from walletfaq.errors import StoreConflictError, StoreError
+from walletfaq.errors import StoreError
 from walletfaq.store import schema
-from walletfaq.store.engine import (
-    is_sqlite,
-    make_engine,
-    read_transaction,
-    redact,
-    store_url,
-    write_transaction,
-)
+from walletfaq.store.engine import is_sqlite, make_engine, redact, store_url
 from walletfaq.store.migrate import prepare
+from walletfaq.store.proposals import Proposals
 from walletfaq.store.queries import (
     entry_from_row,
     head_revision,
-    latest_versions,
     revision_from_row,
     version_from_row,
-    version_row,
     versions_at,
 )
 from walletfaq.store.records import (
@@ -56,37 +43,33 @@ from walletfaq.store.records import (
     RevisionKind,
     StoreDiff,
 )
+from walletfaq.store.traffic import TrafficLog
+from walletfaq.store.writer import (
+    NOTIFY_CHANNEL,
+    HeadMoved,
+    Write,
+    check_changes,
+    database_reason,
+    write_revision,
+)
 
-logger = logging.getLogger(__name__)
-
-NOTIFY_CHANNEL = "walletfaq_changes"
-"""The PostgreSQL channel notified with the new revision number on every commit."""
-
-MAX_AUTHOR_CHARS = 200
-MAX_REASON_CHARS = 2000
-
-
-@dataclass(frozen=True)
-class _Write:
-    """One entry version to write: content (``None`` = removal) and position."""
-
-    entry_id: str
-    entry: FAQEntry | None
-    position: int | None  # None: keep the entry's position, or append a new one
+__all__ = ["NOTIFY_CHANNEL", "Store"]
 
 
-class Store:
+class Store(TrafficLog, Proposals):
     """A store of record: open with :meth:`open` (or :func:`walletfaq.open_store`).
 
     Reads (:meth:`entries`, :meth:`entry`, :meth:`log`, :meth:`history`, :meth:`diff`,
     :meth:`changes_since`) each see one consistent revision. Writes (:meth:`init`,
     :meth:`apply`, :meth:`rollback`) are one transaction each and return the new
     :class:`Revision`.
-    """
 
-    def __init__(self, engine: Engine, url: str) -> None:
-        self._engine = engine
-        self._url = url
+    The traffic loop: the query log and feedback (:meth:`log_query`, :meth:`queries`,
+    :meth:`add_feedback`, :meth:`labelled_queries`, :meth:`purge_traffic`), changes staged and
+    published as one revision (:meth:`stage`, :meth:`staged_corpus`, :meth:`publish`), and
+    gap proposals (:meth:`add_proposals`, :meth:`decide_proposal`). Every method is one
+    transaction.
+    """
 
     @classmethod
     def open(cls, location: str, *, create: bool = False) -> Store:
@@ -117,34 +100,17 @@ class Store:
             prepare(engine, create=create, where=where)
         except (OperationalError, DatabaseError) as exc:
             engine.dispose()
-            raise StoreError(f"cannot use the store at {where}: {_reason(exc)}") from None
+            raise StoreError(f"cannot use the store at {where}: {database_reason(exc)}") from None
         except BaseException:
             engine.dispose()
             raise
         return cls(engine, url)
-
-    @property
-    def url(self) -> str:
-        """The store's URL (password hidden)."""
-        return redact(self._url)
-
-    @property
-    def engine(self) -> Engine:
-        """The SQLAlchemy engine (for the change-feed follower and tests)."""
-        return self._engine
-
-    def close(self) -> None:
-        """Close the store's connections."""
-        self._engine.dispose()
 
     def __enter__(self) -> Store:
         return self
 
     def __exit__(self, *_exc: object) -> None:
         self.close()
-
-    def __repr__(self) -> str:
-        return f"Store(url={self.url!r})"
 
     # --- reading -------------------------------------------------------------------------
 
@@ -275,7 +241,7 @@ class Store:
         """
         if not len(corpus):
             raise StoreError("the corpus to import has no entries; add at least one")
-        writes = [_Write(e.id, e, position) for position, e in enumerate(corpus.entries)]
+        writes = [Write(e.id, e, position) for position, e in enumerate(corpus.entries)]
         return self._write(writes, author, reason, kind="import", expect_empty=True)
 
     def apply(
@@ -301,17 +267,9 @@ class Store:
             StoreError: an ``add`` of an id the store holds, an ``update``/``remove`` of one it
                 does not, an id twice, no changes, the last entry removed.
         """
-        if not changes:
-            raise StoreError("no changes to apply; pass at least one Change")
-        seen: set[str] = set()
-        for change in changes:
-            if not isinstance(change, Change):
-                raise StoreError(f"expected Change objects, got {type(change).__name__}")
-            if change.entry_id in seen:
-                raise StoreError(f"entry {change.entry_id!r} is changed twice in one apply")
-            seen.add(change.entry_id)
+        check_changes(changes, "apply")
         checks = {c.entry_id: c.op for c in changes}
-        writes = [_Write(c.entry_id, c.entry, None) for c in changes]
+        writes = [Write(c.entry_id, c.entry, None) for c in changes]
         return self._write(writes, author, reason, kind="edit", checks=checks, if_match=if_match)
 
     def rollback(self, to: int, *, author: str, reason: str | None = None) -> Revision:
@@ -328,11 +286,11 @@ class Store:
                 target = {v.entry_id: v for v in versions_at(connection, to)}
                 current = {v.entry_id: v for v in versions_at(connection, head)}
             writes = [
-                _Write(i, v.entry, v.position)
+                Write(i, v.entry, v.position)
                 for i, v in target.items()
                 if i not in current or current[i].entry != v.entry
             ]
-            writes += [_Write(i, None, None) for i in current if i not in target]
+            writes += [Write(i, None, None) for i in current if i not in target]
             if not writes:
                 raise StoreError(
                     f"nothing to roll back: revision {to}'s content equals the latest "
@@ -343,7 +301,7 @@ class Store:
                 return self._write(
                     writes, author, reason, kind="rollback", restores=to, expect_head=head
                 )
-            except _HeadMoved:
+            except HeadMoved:
                 continue  # someone wrote meanwhile: recompute against the new head
         raise StoreError(f"could not roll back to revision {to}: the store kept changing")
 
@@ -357,9 +315,6 @@ class Store:
                 .order_by(schema.entry_versions.c.position)
             ).all()
         return [version_from_row(row) for row in rows]
-
-    def _reading(self) -> AbstractContextManager[Connection]:
-        return _guarded(read_transaction(self._engine), self.url)
 
     def _revision_or_head(self, connection: Connection, revision: int | None) -> int:
         head = head_revision(connection)
@@ -377,7 +332,7 @@ class Store:
 
     def _write(
         self,
-        writes: list[_Write],
+        writes: list[Write],
         author: str,
         reason: str | None,
         *,
@@ -388,145 +343,17 @@ class Store:
         expect_empty: bool = False,
         expect_head: int | None = None,
     ) -> Revision:
-        author = _clean_author(author)
-        reason = _clean_reason(reason)
-        for write in writes:
-            if len(write.entry_id) > schema.MAX_ID_CHARS:
-                raise StoreError(
-                    f"entry id {write.entry_id[:40]!r}... is {len(write.entry_id)} characters; "
-                    f"the store holds ids of at most {schema.MAX_ID_CHARS}"
-                )
-        if if_match is not None and (isinstance(if_match, bool) or not isinstance(if_match, int)):
-            raise StoreError(f"if_match is a revision number, got {if_match!r}")
-        with _guarded(write_transaction(self._engine), self.url) as connection:
-            row = connection.execute(
-                select(schema.head.c.revision, schema.head.c.next_position)
-                .where(schema.head.c.id == 1)
-                .with_for_update()
-            ).one()
-            head, next_position = int(row.revision), int(row.next_position)
-            if expect_empty and head:
-                raise StoreError(
-                    f"{self.url} already holds {head} revision(s); init imports into an empty "
-                    "store only (edit it, or roll back)"
-                )
-            if not expect_empty and not head:
-                raise StoreError(f"{self.url} is empty; import a corpus first (store init)")
-            if expect_head is not None and head != expect_head:
-                raise _HeadMoved
-            if if_match is not None and not 1 <= if_match <= head:
-                raise StoreError(
-                    f"if_match={if_match} is not a revision of {self.url} (1 to {head})"
-                )
-            latest = latest_versions(connection, [w.entry_id for w in writes])
-            rows: list[dict[str, object]] = []
-            number = head + 1
-            for write in writes:
-                last = latest.get(write.entry_id)
-                exists = last is not None and not last.deleted
-                if checks is not None:
-                    _check_op(checks[write.entry_id], write.entry_id, exists)
-                if if_match is not None and last is not None and last.revision > if_match:
-                    raise StoreConflictError(write.entry_id, if_match, last.revision)
-                position = write.position
-                if position is None:
-                    if exists and last is not None:
-                        position = last.position
-                    else:
-                        position, next_position = next_position, next_position + 1
-                rows.append(version_row(write.entry_id, write.entry, number, position))
-            if not expect_empty:
-                _check_not_emptied(connection, head, writes, latest)
-            created = datetime.now(timezone.utc)
-            connection.execute(
-                schema.revisions.insert().values(
-                    number=number,
-                    created_at=created,
-                    author=author,
-                    reason=reason,
-                    kind=kind,
-                    restores=restores,
-                )
+        with self._writing() as connection:
+            return write_revision(
+                connection,
+                writes,
+                author=author,
+                reason=reason,
+                kind=kind,
+                url=self.url,
+                checks=checks,
+                if_match=if_match,
+                restores=restores,
+                expect_empty=expect_empty,
+                expect_head=expect_head,
             )
-            connection.execute(schema.entry_versions.insert(), rows)
-            connection.execute(
-                schema.head.update()
-                .where(schema.head.c.id == 1)
-                .values(revision=number, next_position=max(next_position, _after(rows)))
-            )
-            if not is_sqlite(self._engine):
-                connection.execute(
-                    text("SELECT pg_notify(:channel, :payload)"),
-                    {"channel": NOTIFY_CHANNEL, "payload": str(number)},
-                )
-        logger.debug(
-            "store %s: revision %d by %s (%d change(s))", self.url, number, author, len(rows)
-        )
-        return Revision(number, created, author, reason, kind, restores, len(rows))
-
-
-class _HeadMoved(Exception):
-    """Internal: the head moved between computing a rollback and writing it."""
-
-
-@contextmanager
-def _guarded(transaction: AbstractContextManager[Connection], where: str) -> Iterator[Connection]:
-    """``transaction``, with the database's own errors turned into one-line StoreErrors."""
-    try:
-        with transaction as connection:
-            yield connection
-    except (OperationalError, DatabaseError) as exc:
-        raise StoreError(f"the store at {where} failed: {_reason(exc)}") from None
-
-
-def _check_op(op: str, entry_id: str, exists: bool) -> None:
-    if op == "add" and exists:
-        raise StoreError(f"entry {entry_id!r} already exists; update it instead of adding it")
-    if op in ("update", "remove") and not exists:
-        raise StoreError(f"no entry {entry_id!r} to {op}; check the id (or add it)")
-
-
-def _check_not_emptied(
-    connection: Connection, head: int, writes: list[_Write], latest: dict[str, EntryVersion]
-) -> None:
-    def held(entry_id: str) -> bool:
-        return entry_id in latest and not latest[entry_id].deleted
-
-    removed = sum(1 for w in writes if w.entry is None and held(w.entry_id))
-    if not removed:
-        return
-    added = sum(1 for w in writes if w.entry is not None and not held(w.entry_id))
-    if len(versions_at(connection, head)) + added - removed < 1:
-        raise StoreError("this change would remove every entry; a store keeps at least one")
-
-
-def _after(rows: list[dict[str, object]]) -> int:
-    return max(int(str(row["position"])) for row in rows) + 1
-
-
-def _clean_author(author: object) -> str:
-    if not isinstance(author, str) or not clean_text(author):
-        raise StoreError(f"a change needs an author (a name), got {author!r}")
-    author = author.strip()
-    if len(author) > MAX_AUTHOR_CHARS or any(ord(c) < 32 for c in author):
-        raise StoreError(
-            f"the author must be one line of at most {MAX_AUTHOR_CHARS} characters, "
-            f"got {author[:40]!r}..."
-        )
-    return author
-
-
-def _clean_reason(reason: object) -> str | None:
-    if reason is None:
-        return None
-    if not isinstance(reason, str):
-        raise StoreError(f"the reason must be text, got {type(reason).__name__}")
-    reason = reason.strip()
-    if len(reason) > MAX_REASON_CHARS:
-        raise StoreError(f"the reason is {len(reason)} characters; keep it to {MAX_REASON_CHARS}")
-    return reason or None
-
-
-def _reason(exc: BaseException) -> str:
-    original = getattr(exc, "orig", None) or exc
-    return " ".join(str(original).split()) or type(original).__name__
