@@ -213,3 +213,22 @@ def test_with_the_real_model_the_rule_chooses_the_presets_margin(default_retriev
     assert calibration.reached
     assert calibration.margin == default_clarify_margin("e5-small")
     assert calibration.chosen.precision > calibration.before.precision
+
+
+# ------------------------------------------------------------------ after tuning
+def test_tune_chooses_the_margin_again_at_the_recalibrated_threshold(tiny_corpus, tmp_path) -> None:
+    from walletfaq.quality.tuning import tune
+
+    from .conftest import HashEncoder
+    from .test_tune_recalibration import quietly, write_labelled
+
+    base = FAQRetriever.build(tiny_corpus, model=HashEncoder())
+    base.clarify_margin = 0.5  # a stale margin the tuned model must not keep blindly
+    queries = write_labelled(tmp_path / "logs.jsonl")
+    result = quietly(tune, base, queries, holdout=0.5, seed=0, progress=False)
+    recalibration = result.recalibration
+    assert recalibration is not None and recalibration.margin is not None
+    assert recalibration.margin_before == 0.5
+    assert recalibration.margin.threshold == result.retriever.threshold
+    assert result.retriever.clarify_margin == recalibration.margin.margin
+    assert "clarify margin 0.5000 → " in recalibration.summary()
