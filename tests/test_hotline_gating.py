@@ -37,6 +37,19 @@ def test_a_question_naming_one_wallet_never_gets_another_wallets_hotline(
     assert {q: ids for q, ids in leaks.items() if ids} == {}
 
 
+@pytest.mark.parametrize("wallet", BUNDLED.contacts, ids=lambda c: c.id)
+def test_a_clarify_never_offers_another_wallets_hotline(
+    retriever: FAQRetriever, wallet: Contact
+) -> None:
+    offered = {}
+    for question in questions_naming(wallet):
+        outcome = retriever.answer(question, threshold=-1.0, clarify_margin=2.0)  # all close
+        offered[question] = [o.id for o in outcome.options if o.id.startswith("hotline-")]
+    assert any(wallet.entry_id in ids for ids in offered.values())  # its own hotline is offered
+    others = {q: [i for i in ids if i != wallet.entry_id] for q, ids in offered.items()}
+    assert {q: ids for q, ids in others.items() if ids} == {}
+
+
 @pytest.mark.parametrize(
     "question",
     [

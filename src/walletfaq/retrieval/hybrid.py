@@ -55,7 +55,7 @@ from walletfaq.retrieval.hybrid_manifest import (
     read_manifest,
 )
 from walletfaq.retrieval.lexical import LexicalIndex, Tokenizer, bundled_lexicon_path, read_lexicon
-from walletfaq.retrieval.questions import check_k, check_threshold, clean_question, clean_questions
+from walletfaq.retrieval.questions import check_k, clean_question, clean_questions
 from walletfaq.retrieval.retriever import FAQRetriever
 from walletfaq.retrieval.safety import OnEncoded
 from walletfaq.retrieval.state import RetrieverState
@@ -282,6 +282,16 @@ class HybridRetriever:
         self.primary.threshold = value
 
     @property
+    def clarify_margin(self) -> float:
+        """How close (primary cosine) a second entry must come to the top one for
+        :meth:`answer` to ask the user to choose (the primary's setting)."""
+        return self.primary.clarify_margin
+
+    @clarify_margin.setter
+    def clarify_margin(self, value: float) -> None:
+        self.primary.clarify_margin = value
+
+    @property
     def categories(self) -> tuple[str, ...]:
         """The corpus' categories."""
         return self.corpus.categories
@@ -305,15 +315,24 @@ class HybridRetriever:
         """:meth:`ask` for many questions, in input order."""
         return self._ask(clean_questions(questions), k, category)
 
-    def answer(self, question: str, threshold: float | None = None, k: int = 3) -> Answer:
-        """The best entry if its primary score reaches ``threshold`` (default
-        :attr:`threshold`), else a pointer to human support; a harmful request is refused by
-        the primary's safety gate (:meth:`FAQRetriever.answer`), from the primary vector."""
+    def answer(
+        self,
+        question: str,
+        threshold: float | None = None,
+        k: int = 3,
+        *,
+        clarify_margin: float | None = None,
+    ) -> Answer:
+        """As :meth:`FAQRetriever.answer` on the fused ranking, with the primary scores: the
+        best entry if its score reaches ``threshold`` (default :attr:`threshold`), the entries
+        within ``clarify_margin`` (default :attr:`clarify_margin`) of it to choose from, or a
+        pointer to human support; a harmful request is refused by the primary's safety gate,
+        from the primary vector."""
         primary = self.primary
-        cutoff = primary.threshold if threshold is None else check_threshold(threshold)
+        cutoffs = primary._cutoffs(threshold, clarify_margin)
         text = clean_question(question)
         return primary._gated(
-            question, text, cutoff, lambda hook: self._ask([text], k, None, hook)[0]
+            question, text, cutoffs, lambda hook: self._ask([text], k, None, hook)[0]
         )
 
     def channel_scores(self, questions: Sequence[str]) -> dict[str, np.ndarray]:

@@ -118,6 +118,9 @@ def load_arguments(
         "contacts": stored.contacts,
         "threshold": manifest.settings.get("threshold"),
         "fallback": manifest.settings.get("fallback"),
+        # an index saved before clarify existed: None, the model's default margin
+        "clarify_margin": manifest.settings.get("clarify_margin"),
+        "clarify_message": manifest.settings.get("clarify_message"),
         "version": stored.version,
         **safety_arguments(manifest.settings, directory),
     }

@@ -1,5 +1,5 @@
-"""The one gate every question passes: validation, cleaning and length limit; ``k`` and
-threshold checks."""
+"""The one gate every question passes: validation, cleaning and length limit; ``k``,
+threshold and clarify margin checks."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 
 from walletfaq.data.normalize import clean_text, lone_surrogate
 from walletfaq.errors import QueryError
-from walletfaq.index.search import in_score_range
+from walletfaq.index.search import in_score_range, margin_problem
 
 MAX_QUESTION_CHARS = 2000
 """Questions longer than this are cut before encoding (the model truncates to its own limit
@@ -79,6 +79,19 @@ def check_threshold(value: object) -> float:
     if not in_score_range(float(value)):
         raise QueryError(f"threshold must be a cosine score, from -1 to 1, got {value!r}")
     return float(value)
+
+
+def check_clarify_margin(value: object) -> float:
+    """``value`` as a float if it is a clarify margin: a finite number from 0 (never clarify)
+    to 2 (:func:`~walletfaq.index.search.margin_problem`).
+
+    Raises:
+        QueryError: a bool, a non-number, NaN, an infinity, or a number outside [0, 2].
+    """
+    problem = margin_problem(value)
+    if problem is not None:
+        raise QueryError(problem)
+    return float(value)  # type: ignore[arg-type]
 
 
 def check_k(k: object) -> None:

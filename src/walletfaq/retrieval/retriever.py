@@ -21,30 +21,24 @@ from walletfaq.data.corpus import (
 )
 from walletfaq.data.normalize import QuestionNormalizer
 from walletfaq.data.safety import SafetyExample, load_safety_examples
-from walletfaq.encoders.presets import cache_dir, default_threshold, resolve_encoder
+from walletfaq.encoders.presets import cache_dir, resolve_encoder
 from walletfaq.encoders.protocol import Encoder, as_unit_rows
 from walletfaq.errors import CorpusError, IndexMismatchError, WalletFAQError
 from walletfaq.index.directory import Destination
 from walletfaq.index.search import Answer, Hit, decide, fallback_problem, refusal
 from walletfaq.index.vector_index import IndexKind, IndexSpec
+from walletfaq.retrieval.answer_settings import AnswerSettings, Cutoffs
 from walletfaq.retrieval.edits import edited_state, validated_entries, validated_ids
 from walletfaq.retrieval.embedding import QuestionEncoding, cache_key, embed_corpus_texts
 from walletfaq.retrieval.index_cache import load_or_build
 from walletfaq.retrieval.persistence import load_arguments, save_state
 from walletfaq.retrieval.questions import (
     check_k,
-    check_threshold,
     check_vectors,
     clean_question,
     clean_questions,
 )
-from walletfaq.retrieval.safety import (
-    DEFAULT_SAFETY_MESSAGE,
-    SafetyGate,
-    check_safety,
-    check_safety_message,
-    safety_settings,
-)
+from walletfaq.retrieval.safety import SafetyGate, safety_settings
 from walletfaq.retrieval.state import RetrieverState
 
 if TYPE_CHECKING:
@@ -57,7 +51,7 @@ QUERY_CACHE_SIZE = 1024
 """How many recent (question, k, category) results each retriever keeps."""
 
 
-class FAQRetriever:
+class FAQRetriever(AnswerSettings):
     """Semantic search over an FAQ corpus.
 
     Build one with :meth:`from_corpus` (embeds the corpus, or reuses a cached index) or
@@ -73,6 +67,11 @@ class FAQRetriever:
         contacts: support directory used by :meth:`answer` to point to human support.
         threshold: minimum top score for :meth:`answer` to answer; ``None`` = the model's
             calibrated default (:func:`walletfaq.encoders.presets.default_threshold`).
+        clarify_margin, clarify_message: :meth:`answer` asks the user to choose when a second
+            entry above the threshold is less than ``clarify_margin`` below the top one (in
+            [0, 2]; 0 never; ``None`` = the model's calibrated default,
+            :func:`~walletfaq.encoders.presets.default_clarify_margin`), saying
+            ``clarify_message`` (``None`` = the default). Saved with the index.
         normalizer: applied to every question after cleaning (control characters removed,
             whitespace collapsed: :func:`~walletfaq.data.normalize.clean_text`) and before encoding
             (default: Traditional → Simplified conversion).
@@ -100,6 +99,8 @@ class FAQRetriever:
         normalizer: QuestionNormalizer | None = None,
         fallback: str | None = None,
         version: int = 1,
+        clarify_margin: float | None = None,
+        clarify_message: str | None = None,
         safety: bool = True,
         safety_message: str | None = None,
         safety_examples: str | Path | Iterable[SafetyExample | Mapping[str, object]] | None = None,
@@ -115,7 +116,8 @@ class FAQRetriever:
         self.question_encoding = question_encoding
         self.normalizer = normalizer if normalizer is not None else QuestionNormalizer()
         self.contacts = contacts
-        self.threshold = default_threshold(encoder.name) if threshold is None else threshold
+        self._model_defaults(encoder.name, threshold, clarify_margin)
+        self.clarify_message = clarify_message
         problem = fallback_problem(fallback)
         if problem is not None:
             raise WalletFAQError(problem)
@@ -135,35 +137,9 @@ class FAQRetriever:
             + (f"tuned={tuned!r}, " if tuned else "")
             + f"entries={len(self.corpus)}, vectors={self.index.ntotal}, "
             f"index={self.index_spec.kind!r}, index_answers={self.index_answers}, "
-            f"question_encoding={self.question_encoding!r}, threshold={self.threshold:.4f})"
+            f"question_encoding={self.question_encoding!r}, threshold={self.threshold:.4f}, "
+            f"clarify_margin={self.clarify_margin:g})"
         )
-
-    @property
-    def threshold(self) -> float:
-        """Minimum top score for :meth:`answer` to answer (a cosine similarity, ≤ 1)."""
-        return self._threshold
-
-    @threshold.setter
-    def threshold(self, value: float) -> None:
-        self._threshold = check_threshold(value)
-
-    @property
-    def safety(self) -> bool:
-        """Whether :meth:`answer` refuses harmful requests (``False`` turns the gate off)."""
-        return self._safety
-
-    @safety.setter
-    def safety(self, value: bool) -> None:
-        self._safety = check_safety(value)
-
-    @property
-    def safety_message(self) -> str:
-        """What :meth:`answer` says when it refuses (set ``None`` for the default)."""
-        return self._safety_message or DEFAULT_SAFETY_MESSAGE
-
-    @safety_message.setter
-    def safety_message(self, value: str | None) -> None:
-        self._safety_message = check_safety_message(value)
 
     # ----------------------------------------------------------------- construction
     @classmethod
@@ -248,7 +224,7 @@ class FAQRetriever:
 
         def load() -> FAQRetriever:
             cached = cls.load(location, model=encoder, corpus=full)
-            cached.threshold = default_threshold(encoder.name)  # as built: no stale value
+            cached._model_defaults(encoder.name)  # as built: no stale threshold or margin
             return cached
 
         return load_or_build(
@@ -287,6 +263,8 @@ class FAQRetriever:
             settings={
                 "threshold": self.threshold,
                 "fallback": self.fallback,
+                "clarify_margin": self.clarify_margin,
+                "clarify_message": self._clarify_message,
                 **safety_settings(self.safety, self._safety_message, self._safety_gate),
             },
             contacts=self.contacts,
@@ -329,6 +307,8 @@ class FAQRetriever:
             normalizer=self.normalizer,
             fallback=self.fallback,
             version=self.version + 1,
+            clarify_margin=self.clarify_margin,
+            clarify_message=self._clarify_message,
             safety=self.safety,
             safety_message=self._safety_message,
             safety_examples=self._safety_gate.custom_examples,
@@ -554,31 +534,44 @@ class FAQRetriever:
                         state.cache.popitem(last=False)
         return [list(hits) for hits in results if hits is not None]
 
-    def answer(self, question: str, threshold: float | None = None, k: int = 3) -> Answer:
-        """The best entry if confident, else a pointer to human support; a harmful request
-        is refused.
+    def answer(
+        self,
+        question: str,
+        threshold: float | None = None,
+        k: int = 3,
+        *,
+        clarify_margin: float | None = None,
+    ) -> Answer:
+        """The best entry if confident, the close entries to choose from, or a pointer to
+        human support; a harmful request is refused.
 
-        ``decision``: ``"answer"`` when the top score reaches ``threshold`` (default
-        :attr:`threshold`), else ``"handoff"``; ``"refuse"`` (:attr:`safety_message`, no hit,
-        no candidates) when :attr:`safety` is on and the gate of
-        :mod:`walletfaq.retrieval.safety` judges the question's vector harmful (fraud, theft,
-        laundering, bypassing verification, other people's data, prompt injection). Only
-        ``answer()`` refuses: :meth:`ask` stays pure retrieval.
+        ``decision`` (:func:`~walletfaq.index.search.close_positions`, on the top ``k``):
+        ``"answer"`` when the top score reaches ``threshold`` (default :attr:`threshold`);
+        ``"clarify"`` (not confident: the app must ask the user to choose among ``options``,
+        2 or 3 distinct entries) when a second entry also reaches it less than
+        ``clarify_margin`` (default :attr:`clarify_margin`) below the top one; else
+        ``"handoff"``; ``"refuse"`` (:attr:`safety_message`, no hit, no candidates) when
+        :attr:`safety` is on and the gate of :mod:`walletfaq.retrieval.safety` judges the
+        question's vector harmful (fraud, theft, laundering, bypassing verification, other
+        people's data, prompt injection). Only ``answer()`` refuses: :meth:`ask` stays pure
+        retrieval.
 
         Raises:
-            QueryError: an unusable question, ``threshold`` not a finite number, bad ``k``.
+            QueryError: an unusable question, ``threshold`` not a finite number in [-1, 1],
+                ``clarify_margin`` not one in [0, 2], bad ``k``.
         """
-        cutoff = self.threshold if threshold is None else check_threshold(threshold)
+        cutoffs = self._cutoffs(threshold, clarify_margin)
         text = clean_question(question)
         return self._gated(
-            question, text, cutoff, lambda hook: self._ask_cleaned([text], k, None, hook)[0]
+            question, text, cutoffs, lambda hook: self._ask_cleaned([text], k, None, hook)[0]
         )
 
     def _gated(
-        self, question: str, text: str, cutoff: float, search: Callable[..., list[Hit]]
+        self, question: str, text: str, cutoffs: Cutoffs, search: Callable[..., list[Hit]]
     ) -> Answer:
         """The refusal of ``question`` (cleaned: ``text``) if the gate refuses it, else
-        :func:`~walletfaq.index.search.decide` on the hits of ``search(on_encoded)``."""
+        :func:`~walletfaq.index.search.decide` at ``cutoffs`` (threshold, clarify margin) on
+        the hits of ``search(on_encoded)``."""
         if self.safety:
             gate = self._safety_gate
             hits, verdict = gate.screen(self.encoder, self.normalizer, self._state, text, search)
@@ -586,7 +579,10 @@ class FAQRetriever:
                 return refusal(question, self.safety_message, verdict.reason)
         else:
             hits = search(None)
-        return decide(question, hits, cutoff, self.fallback, self.contacts)
+        threshold, margin = cutoffs
+        return decide(
+            question, hits, threshold, self.fallback, self.contacts, margin, self._clarify_message
+        )
 
     def warm_up(self) -> None:
         """Load the query encoder and build the safety gate now, so that the first

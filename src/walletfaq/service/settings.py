@@ -12,7 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from walletfaq.errors import WalletFAQError
-from walletfaq.retrieval.questions import MAX_QUESTION_CHARS, check_threshold
+from walletfaq.retrieval.questions import (
+    MAX_QUESTION_CHARS,
+    check_clarify_margin,
+    check_threshold,
+)
 
 READ_TOKEN_ENV = "WALLETFAQ_READ_TOKEN"
 ADMIN_TOKEN_ENV = "WALLETFAQ_ADMIN_TOKEN"
@@ -68,6 +72,10 @@ class ServerSettings:
             (saved with it). The index is not changed.
         fallback: the message ``POST /v1/answer`` gives when not confident; ``None`` = the
             served index's own.
+        clarify_margin: the clarify margin of ``POST /v1/answer`` (in [0, 2]; 0 = never ask
+            the user to choose); ``None`` = the served index's own. A request may give its own.
+        clarify_message: what ``POST /v1/answer`` says before the options of a clarify;
+            ``None`` = the served index's own.
     """
 
     workers: int = field(default_factory=_default_workers)
@@ -83,6 +91,8 @@ class ServerSettings:
     reload_interval_s: float = 2.0
     threshold: float | None = None
     fallback: str | None = None
+    clarify_margin: float | None = None
+    clarify_message: str | None = None
 
     def __post_init__(self) -> None:
         positive_ints = {
@@ -120,12 +130,12 @@ class ServerSettings:
             )
         if self.threshold is not None:
             check_threshold(self.threshold)
-        if self.fallback is not None and (
-            not isinstance(self.fallback, str) or not self.fallback.strip()
-        ):
-            raise WalletFAQError(
-                f"fallback must be a non-empty string or None, got {self.fallback!r}"
-            )
+        if self.clarify_margin is not None:
+            check_clarify_margin(self.clarify_margin)
+        for name in ("fallback", "clarify_message"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, str) or not value.strip()):
+                raise WalletFAQError(f"{name} must be a non-empty string or None, got {value!r}")
         for name, variable in (("read_token", READ_TOKEN_ENV), ("admin_token", ADMIN_TOKEN_ENV)):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, str) or not value.strip()):

@@ -1,4 +1,5 @@
-"""After tuning: choose the tuned retriever's no-answer threshold again, by the presets' rule.
+"""After tuning: choose the tuned retriever's no-answer threshold again, by the presets' rule
+(and its clarify margin at that threshold, by :data:`~walletfaq.quality.clarify.MARGIN_RULE`).
 
 A tuned model spreads its scores differently from the base model: the base model's threshold,
 kept as it is, can leave most questions unanswered (on the bundled set, an adapter tuned on 333
@@ -28,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from walletfaq.data.queries import LabelledQuery, load_bundled_queries, load_queries
 from walletfaq.errors import WalletFAQError
 from walletfaq.quality.calibration import PRESET_RULE
+from walletfaq.quality.clarify import calibrate_margin
 from walletfaq.quality.tuning.data import TuningData
 from walletfaq.quality.tuning.result import Recalibration, TuningWarning
 
@@ -91,7 +93,8 @@ def recalibrate(
     data: TuningData,
     holdout_queries: tuple[str, ...],
 ) -> Recalibration | None:
-    """Set ``tuned.threshold`` by :data:`~walletfaq.quality.calibration.PRESET_RULE` on
+    """Set ``tuned.threshold`` by :data:`~walletfaq.quality.calibration.PRESET_RULE` (and
+    ``tuned.clarify_margin`` at it by :data:`~walletfaq.quality.clarify.MARGIN_RULE`) on
     queries tuning did not train on (:func:`calibration_queries`) and return what changed;
     ``None`` (threshold kept, :class:`TuningWarning` issued) when there are no such queries.
 
@@ -122,6 +125,9 @@ def recalibrate(
     calibration = PRESET_RULE.calibrate(tuned, tuned_report)  # type: ignore[arg-type]
     old = float(base.threshold)
     tuned.threshold = calibration.threshold
+    margin = calibrate_margin(tuned, tuned_report, threshold=calibration.threshold)  # type: ignore[arg-type]
+    old_margin = float(tuned.clarify_margin)
+    tuned.clarify_margin = margin.margin
     assert before_report.abstention is not None
     result = Recalibration(
         source=source,
@@ -132,6 +138,8 @@ def recalibrate(
         after=tuned_report.at_threshold(calibration.threshold),
         kept=tuned_report.at_threshold(old),
         reached=calibration.reached,
+        margin_before=old_margin,
+        margin=margin,
     )
     logger.info("%s", result.summary())
     return result

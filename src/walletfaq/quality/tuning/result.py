@@ -14,6 +14,7 @@ import numpy as np
 from walletfaq.quality.evaluation.abstention import OperatingPoint
 
 if TYPE_CHECKING:
+    from walletfaq.quality.clarify import MarginCalibration
     from walletfaq.retrieval.hybrid import HybridRetriever
     from walletfaq.retrieval.retriever import FAQRetriever
 
@@ -42,6 +43,9 @@ class Recalibration:
         after: the tuned retriever, at the new threshold.
         kept: the tuned retriever at the base threshold (what keeping it would have done).
         reached: whether a threshold met the rule (else the best precision was taken).
+        margin_before: the clarify margin the tuned retriever had (the base's).
+        margin: the clarify margin chosen at the new threshold, and its curves (``None``:
+            not chosen again).
     """
 
     source: str
@@ -52,6 +56,8 @@ class Recalibration:
     after: OperatingPoint
     kept: OperatingPoint
     reached: bool
+    margin_before: float = 0.0
+    margin: MarginCalibration | None = field(default=None, repr=False)
 
     def summary(self) -> str:
         """The threshold change and what it does, before and after, in a few lines."""
@@ -77,6 +83,14 @@ class Recalibration:
                 line(f"after (tuned at {self.threshold_after:.4f})", self.after),
                 line(f"tuned at the old {self.threshold_before:.4f}", self.kept),
             ]
+            + (
+                [
+                    f"clarify margin {self.margin_before:.4f} → {self.margin.margin:.4f} "
+                    f"({self.margin.rule}): {self.margin.chosen.summary()}"
+                ]
+                if self.margin is not None
+                else []
+            )
         )
 
 

@@ -19,6 +19,7 @@ check_server_dependencies()
 from fastapi import APIRouter  # noqa: E402
 from pydantic import BaseModel, Field  # noqa: E402
 
+from walletfaq.index.search import MAX_CLARIFY_MARGIN, clarify_text  # noqa: E402
 from walletfaq.retrieval.retriever import FAQRetriever  # noqa: E402
 from walletfaq.service.auth import read_access  # noqa: E402
 from walletfaq.service.errors import PayloadTooLargeError  # noqa: E402
@@ -55,6 +56,15 @@ class AnswerIn(RequestModel):
 
     question: str = Field(description="the user's question", examples=["今天天气怎么样"])
     k: int = Field(3, ge=1, le=MAX_K, strict=True, description="number of candidates")
+    clarify_margin: float | None = Field(
+        None,
+        ge=0.0,
+        le=MAX_CLARIFY_MARGIN,
+        allow_inf_nan=False,
+        strict=True,
+        description="this request's clarify margin, in [0, 2] (0 = never ask the user to "
+        "choose; out of range: 422); null = the service's",
+    )
 
 
 class HitOut(BaseModel):
@@ -87,16 +97,22 @@ class AnswerOut(BaseModel):
     confident: bool = Field(
         description="whether an entry answers (false for a handoff and for a refusal)"
     )
-    decision: Literal["answer", "handoff", "refuse"] = Field(
-        description="answer: a confident entry; handoff: where to reach human support; "
-        "refuse: a harmful request (fraud, theft, laundering, bypassing verification, other "
-        "people's data, prompt injection), answered with the safety message"
+    decision: Literal["answer", "clarify", "handoff", "refuse"] = Field(
+        description="answer: a confident entry; clarify: two or more entries close to each "
+        "other above the threshold, ask the user to choose among the options; handoff: where "
+        "to reach human support; refuse: a harmful request (fraud, theft, laundering, "
+        "bypassing verification, other people's data, prompt injection), answered with the "
+        "safety message"
     )
-    reason: str = Field(description="why, in a few words")
+    reason: str = Field(description="why, in a few words, with the scores and the margin")
     message: str = Field(
-        description="the entry's answer, where to reach human support, or the safety message"
+        description="the entry's answer, the question back with the options numbered, where "
+        "to reach human support, or the safety message"
     )
     hit: HitOut | None = Field(description="the best entry when confident, else null")
+    options: list[HitOut] = Field(
+        description="for a clarify, the 2 or 3 close entries to choose from, best first; else empty"
+    )
     candidates: list[HitOut] = Field(description="the top hits (none for a refusal)")
 
 
@@ -170,13 +186,19 @@ def make_router(state: ServiceState) -> APIRouter:
         results = await state.run(ask_counted, retriever, body.questions, body.k, body.category)
         return {"results": [[hit.to_dict() for hit in hits] for hits in results]}
 
-    def answer_counted(retriever: FAQRetriever, question: str, k: int) -> dict[str, Any]:
+    def answer_counted(
+        retriever: FAQRetriever, question: str, k: int, margin: float | None
+    ) -> dict[str, Any]:
         metrics.questions.inc()
         if retriever.is_cached(question, k, None):
             metrics.cache_hits.inc()
-        outcome = retriever.answer(question, threshold=settings.threshold, k=k)
+        margin = settings.clarify_margin if margin is None else margin
+        outcome = retriever.answer(question, settings.threshold, k, clarify_margin=margin)
         if settings.fallback is not None and outcome.decision == "handoff":
             outcome = replace(outcome, message=settings.fallback)  # the service's own
+        if settings.clarify_message is not None and outcome.decision == "clarify":
+            text = clarify_text(settings.clarify_message, outcome.options)
+            outcome = replace(outcome, message=text)
         return outcome.to_dict()
 
     @router.post(
@@ -185,12 +207,17 @@ def make_router(state: ServiceState) -> APIRouter:
         dependencies=read,
         responses=errors,
         tags=["questions"],
-        summary="The answer if confident, else where to reach human support",
+        summary="The answer if confident, the close entries to choose from, or where to reach "
+        "human support",
     )
     async def answer(body: AnswerIn) -> dict[str, Any]:
         check_question(body.question)
         return await state.run(
-            answer_counted, served_index.current.retriever, body.question, body.k
+            answer_counted,
+            served_index.current.retriever,
+            body.question,
+            body.k,
+            body.clarify_margin,
         )
 
     return router
