@@ -13,12 +13,7 @@ import numpy as np
 import walletfaq.encoders.restore as tuned_encoders
 import walletfaq.index.vector_index as vector_index
 from walletfaq.data.contacts import ContactDirectory, corpus_with_contacts
-from walletfaq.data.corpus import (
-    Corpus,
-    FAQEntry,
-    index_texts,
-    write_corpus,
-)
+from walletfaq.data.corpus import Corpus, FAQEntry, index_texts, write_corpus
 from walletfaq.data.normalize import QuestionNormalizer
 from walletfaq.data.safety import SafetyExample, load_safety_examples
 from walletfaq.encoders.presets import cache_dir, default_threshold, resolve_encoder
@@ -38,6 +33,7 @@ from walletfaq.retrieval.questions import (
     clean_question,
     clean_questions,
 )
+from walletfaq.retrieval.replica import FollowsStore
 from walletfaq.retrieval.safety import (
     DEFAULT_SAFETY_MESSAGE,
     SafetyGate,
@@ -57,11 +53,12 @@ QUERY_CACHE_SIZE = 1024
 """How many recent (question, k, category) results each retriever keeps."""
 
 
-class FAQRetriever:
+class FAQRetriever(FollowsStore):
     """Semantic search over an FAQ corpus.
 
-    Build one with :meth:`from_corpus` (embeds the corpus, or reuses a cached index) or
-    :meth:`load` (a directory written by :meth:`save`). Then :meth:`ask` a question.
+    Build one with :meth:`from_corpus` (embeds the corpus, or reuses a cached index),
+    :meth:`load` (a directory written by :meth:`save`) or :meth:`from_store` (the store of
+    record, followed: :mod:`walletfaq.retrieval.replica`). Then :meth:`ask` a question.
 
     Args:
         corpus: the entries searched.

@@ -28,7 +28,7 @@ from sqlalchemy.exc import DatabaseError, OperationalError
 
 from walletfaq.data.corpus import Corpus, FAQEntry
 from walletfaq.data.normalize import clean_text
-from walletfaq.errors import StoreConflictError, StoreError
+from walletfaq.errors import StoreConflictError, StoreError, StoreUnavailableError
 from walletfaq.store import schema
 from walletfaq.store.engine import (
     is_sqlite,
@@ -117,7 +117,8 @@ class Store:
             prepare(engine, create=create, where=where)
         except (OperationalError, DatabaseError) as exc:
             engine.dispose()
-            raise StoreError(f"cannot use the store at {where}: {_reason(exc)}") from None
+            error = StoreUnavailableError if isinstance(exc, OperationalError) else StoreError
+            raise error(f"cannot use the store at {where}: {_reason(exc)}") from None
         except BaseException:
             engine.dispose()
             raise
@@ -211,6 +212,14 @@ class Store:
         with self._reading() as connection:
             rows = connection.execute(query).all()
         return tuple(version_from_row(row) for row in rows)
+
+    def snapshot(self) -> tuple[int, tuple[EntryVersion, ...]]:
+        """The latest revision and each entry's version at it (with its position, in corpus
+        order), read in one transaction: where a replica starts before it follows
+        :meth:`changes_since` from that revision."""
+        with self._reading() as connection:
+            head = head_revision(connection)
+            return head, tuple(versions_at(connection, head))
 
     def changes_since(self, revision: int, limit: int | None = None) -> tuple[EntryVersion, ...]:
         """The change feed: every entry version written after ``revision``, in revision order
@@ -476,7 +485,9 @@ def _guarded(transaction: AbstractContextManager[Connection], where: str) -> Ite
         with transaction as connection:
             yield connection
     except (OperationalError, DatabaseError) as exc:
-        raise StoreError(f"the store at {where} failed: {_reason(exc)}") from None
+        unreachable = isinstance(exc, OperationalError)  # connection, shutdown, lock timeout
+        error = StoreUnavailableError if unreachable else StoreError
+        raise error(f"the store at {where} failed: {_reason(exc)}") from None
 
 
 def _check_op(op: str, entry_id: str, exists: bool) -> None:
