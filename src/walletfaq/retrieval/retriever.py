@@ -24,6 +24,7 @@ from walletfaq.index.search import Answer, Hit, decide, fallback_problem, refusa
 from walletfaq.index.vector_index import IndexKind, IndexSpec
 from walletfaq.retrieval.edits import edited_state, validated_entries, validated_ids
 from walletfaq.retrieval.embedding import QuestionEncoding, cache_key, embed_corpus_texts
+from walletfaq.retrieval.from_store import FollowsStore
 from walletfaq.retrieval.index_cache import load_or_build
 from walletfaq.retrieval.persistence import load_arguments, save_state
 from walletfaq.retrieval.questions import (
@@ -33,7 +34,6 @@ from walletfaq.retrieval.questions import (
     clean_question,
     clean_questions,
 )
-from walletfaq.retrieval.replica import FollowsStore
 from walletfaq.retrieval.safety import (
     DEFAULT_SAFETY_MESSAGE,
     SafetyGate,
