@@ -13,7 +13,7 @@ import logging
 import sys
 import warnings
 from collections.abc import Sequence
-from typing import TextIO
+from typing import Any, TextIO
 
 from walletfaq.errors import WalletFAQError
 
@@ -414,42 +414,21 @@ def _serve(args: argparse.Namespace) -> int:
         fallback=args.fallback,
     )
     log_level = "warning" if args.quiet else "info"
+    common: dict[str, Any] = {
+        "host": args.host,
+        "port": args.port,
+        "settings": settings,
+        "access_log": args.access_log,
+        "log_level": log_level,
+        "read_timeout_s": args.read_timeout,
+    }
     if args.store:
-        serve_store(
-            args.store,
-            model=args.model,
-            workers=args.workers,
-            poll_interval=args.poll_interval,
-            listen=not args.no_listen,
-            host=args.host,
-            port=args.port,
-            settings=settings,
-            access_log=args.access_log,
-            log_level=log_level,
-            read_timeout_s=args.read_timeout,
-        )
+        follow = {"poll_interval": args.poll_interval, "listen": not args.no_listen}
+        serve_store(args.store, model=args.model, workers=args.workers, **follow, **common)
     elif args.index:
-        serve_index(
-            args.index,
-            model=args.model,
-            workers=args.workers,
-            host=args.host,
-            port=args.port,
-            settings=settings,
-            access_log=args.access_log,
-            log_level=log_level,
-            read_timeout_s=args.read_timeout,
-        )
+        serve_index(args.index, model=args.model, workers=args.workers, **common)
     else:
-        serve(
-            _retriever(args),
-            host=args.host,
-            port=args.port,
-            settings=settings,
-            access_log=args.access_log,
-            log_level=log_level,
-            read_timeout_s=args.read_timeout,
-        )
+        serve(_retriever(args), **common)
     return 0
 
 

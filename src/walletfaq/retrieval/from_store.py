@@ -45,7 +45,7 @@ class FollowsStore:
         ) -> None: ...
 
         @classmethod
-        def from_corpus(
+        def from_corpus(  # FAQRetriever's, declared for the type checker
             cls: type[_R],
             corpus: str | Path | Corpus | None = None,
             *,

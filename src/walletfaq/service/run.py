@@ -30,7 +30,7 @@ import json
 import logging
 import os
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -160,20 +160,11 @@ def serve_index(
     settings = replace(
         settings if settings is not None else ServerSettings.from_env(), persist_dir=root
     )
+    process = _Process(host, port, settings, access_log, log_level, read_timeout_s)
     if workers == 1:
-        retriever = FAQRetriever.load(root, model=model)
-        serve(
-            retriever,
-            host=host,
-            port=port,
-            settings=settings,
-            access_log=access_log,
-            log_level=log_level,
-            read_timeout_s=read_timeout_s,
-        )
+        process.serve(FAQRetriever.load(root, model=model))
         return
-    config = {"index": str(root), "model": model}
-    _serve_workers(config, workers, host, port, settings, access_log, log_level, read_timeout_s)
+    process.serve_workers({"index": str(root), "model": model}, workers)
 
 
 def serve_store(
@@ -214,81 +205,88 @@ def serve_store(
     settings = settings if settings is not None else ServerSettings.from_env()
     if settings.persist_dir is not None:
         raise WalletFAQError("a store replica has no index directory: leave persist_dir unset")
+    process = _Process(host, port, settings, access_log, log_level, read_timeout_s)
+    follow: dict[str, Any] = {"poll_interval": poll_interval, "listen": listen}
     if workers == 1:
-        with FAQRetriever.from_store(
-            location, model=model, follow=True, poll_interval=poll_interval, listen=listen
-        ) as retriever:
-            serve(
-                retriever,
-                host=host,
-                port=port,
-                settings=settings,
-                access_log=access_log,
-                log_level=log_level,
-                read_timeout_s=read_timeout_s,
-            )
+        with FAQRetriever.from_store(location, model=model, follow=True, **follow) as retriever:
+            process.serve(retriever)
         return
     from walletfaq.store import open_store
 
     with open_store(location) as store:  # a bad store fails here, in one line, not in N workers
         if not store.head():
             raise StoreError(f"{store.url} holds no revision yet; run walletfaq store init first")
-    config = {"store": location, "model": model, "poll_interval": poll_interval, "listen": listen}
-    _serve_workers(config, workers, host, port, settings, access_log, log_level, read_timeout_s)
+    process.serve_workers({"store": location, "model": model, **follow}, workers)
 
 
-def _serve_workers(
-    config: dict[str, Any],
-    workers: int,
-    host: str,
-    port: int,
-    settings: ServerSettings,
-    access_log: bool,
-    log_level: str,
-    read_timeout_s: float,
-) -> None:
-    """Run ``workers`` uvicorn worker processes of :func:`app_from_environment`, handing
-    them ``config`` (plus the settings) through ``$WALLETFAQ_SERVE_CONFIG``."""
-    import uvicorn
+@dataclass(frozen=True)
+class _Process:
+    """How :func:`serve_index` and :func:`serve_store` run uvicorn: the options they share."""
 
-    connections = uvicorn_options(read_timeout_s)
-    _warn_if_exposed(host, settings)
-    persist_dir = settings.persist_dir
-    config = {
-        **config,
-        "log_level": log_level,
-        "settings": {
-            **asdict(settings),
-            "persist_dir": None if persist_dir is None else str(persist_dir),
-        },
-    }
-    previous = os.environ.get(WORKER_CONFIG_ENV)
-    os.environ[WORKER_CONFIG_ENV] = json.dumps(config)  # inherited by the worker processes
-    worker_environment(workers, threads_per_process(1), os.environ)  # cores shared by workers
-    logger.info(
-        "serving %s on http://%s:%d with %d worker processes (%d threads each)",
-        persist_dir if persist_dir is not None else _redacted(str(config["store"])),
-        host,
-        port,
-        workers,
-        settings.workers,
-    )
-    try:
-        uvicorn.run(
-            f"{__name__}:app_from_environment",
-            factory=True,
-            workers=workers,
-            host=host,
-            port=port,
-            access_log=access_log,
-            log_level=log_level,
-            **connections,
+    host: str
+    port: int
+    settings: ServerSettings
+    access_log: bool
+    log_level: str
+    read_timeout_s: float
+
+    def serve(self, retriever: FAQRetriever) -> None:
+        """:func:`serve` ``retriever`` in this process."""
+        serve(
+            retriever,
+            host=self.host,
+            port=self.port,
+            settings=self.settings,
+            access_log=self.access_log,
+            log_level=self.log_level,
+            read_timeout_s=self.read_timeout_s,
         )
-    finally:
-        if previous is None:
-            os.environ.pop(WORKER_CONFIG_ENV, None)
-        else:
-            os.environ[WORKER_CONFIG_ENV] = previous
+
+    def serve_workers(self, config: dict[str, Any], workers: int) -> None:
+        """Run ``workers`` uvicorn worker processes of :func:`app_from_environment`, handing
+        them ``config`` (plus the settings) through ``$WALLETFAQ_SERVE_CONFIG``."""
+        import uvicorn
+
+        host, port, settings = self.host, self.port, self.settings
+        access_log, log_level = self.access_log, self.log_level
+        connections = uvicorn_options(self.read_timeout_s)
+        _warn_if_exposed(host, settings)
+        persist_dir = settings.persist_dir
+        config = {
+            **config,
+            "log_level": log_level,
+            "settings": {
+                **asdict(settings),
+                "persist_dir": None if persist_dir is None else str(persist_dir),
+            },
+        }
+        previous = os.environ.get(WORKER_CONFIG_ENV)
+        os.environ[WORKER_CONFIG_ENV] = json.dumps(config)  # inherited by the worker processes
+        worker_environment(workers, threads_per_process(1), os.environ)  # cores shared by workers
+        logger.info(
+            "serving %s on http://%s:%d with %d worker processes (%d threads each)",
+            persist_dir if persist_dir is not None else _redacted(str(config["store"])),
+            host,
+            port,
+            workers,
+            settings.workers,
+        )
+        try:
+            uvicorn.run(
+                f"{__name__}:app_from_environment",
+                factory=True,
+                workers=workers,
+                host=host,
+                port=port,
+                access_log=access_log,
+                log_level=log_level,
+                **connections,
+            )
+        finally:
+            if previous is None:
+                os.environ.pop(WORKER_CONFIG_ENV, None)
+            else:
+                os.environ[WORKER_CONFIG_ENV] = previous
 
 
 def app_from_environment() -> FastAPI:

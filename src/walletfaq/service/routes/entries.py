@@ -76,7 +76,9 @@ class EntryPageOut(BaseModel):
     limit: int = Field(description="most entries on a page")
     version: int = Field(description="the index version the page was read from")
     revision: int | None = Field(
-        None, description="the store revision the page was read from; null without a store"
+        None,
+        description="the store revision served when the page was read (the page is at least "
+        "that new); null without a store",
     )
 
 
