@@ -25,7 +25,9 @@ assignment (readers see one revision or the next, never a mix).
 
 Faults: a store that fails (unreachable, shutting down) leaves the last revision served; the
 follower is then *degraded* (:attr:`StoreFollower.degraded_reason` says why), retries with
-backoff (0.25 s doubling to 2 s) and catches up by itself when the store answers again. A lost
+backoff (0.25 s doubling to 2 s) and catches up by itself when the store answers again (a
+change that cannot be applied, e.g. an id clashing with a hotline entry, is tried again
+up to every 30 s, still serving the last revision, until the store is fixed). A lost
 LISTEN connection is reconnected with backoff, and polling covers the gap. A store written by a
 newer walletfaq is refused when opened (:class:`~walletfaq.errors.StoreError`).
 
@@ -59,6 +61,9 @@ DEFAULT_POLL_INTERVAL_S = 1.0
 RETRY_FIRST_S = 0.25
 RETRY_MAX_S = 2.0
 """Backoff after a failed read of the store: the first wait, doubling up to the last."""
+
+APPLY_RETRY_MAX_S = 30.0
+"""Longest wait before trying again a change that could not be applied (not a store error)."""
 
 LISTEN_RETRY_MAX_S = 5.0
 """Longest wait between two attempts to open the LISTEN connection again (PostgreSQL)."""
@@ -410,9 +415,12 @@ class StoreFollower:
                 self._connect_listener()  # before the read: no commit falls between the two
             try:
                 self.sync()
-            except Exception:  # degraded (logged by sync); retried with backoff
+            except Exception as exc:  # degraded (logged by sync); retried with backoff
                 failures += 1
-                self._wait(min(RETRY_MAX_S, RETRY_FIRST_S * 2 ** min(failures - 1, 10)))
+                # a store that fails comes back by itself; a change that cannot be applied
+                # needs a fix in the store: try it again less often (it embeds each time)
+                cap = RETRY_MAX_S if isinstance(exc, StoreError) else APPLY_RETRY_MAX_S
+                self._wait(min(cap, RETRY_FIRST_S * 2 ** min(failures - 1, 10)))
                 continue
             failures = 0
             self._wait(self.poll_interval)
