@@ -83,6 +83,10 @@ class PostgresCluster:
             "initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust", "-E", "UTF8",
             "--no-locale", "--no-sync",
         )  # fmt: skip
+        self.start()
+
+    def start(self) -> None:
+        """Start the server (again, after :meth:`stop_server`: same port, same data)."""
         options = (
             f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.root} -c fsync=off "
             "-c full_page_writes=off -c synchronous_commit=off -c max_connections=60"
@@ -91,6 +95,10 @@ class PostgresCluster:
             "pg_ctl", "-D", str(self.data), "-l", str(self.root / "server.log"), "-w", "-t", "60",
             "-o", options, "start",
         )  # fmt: skip
+
+    def stop_server(self) -> None:
+        """``pg_ctl stop -m fast``: sessions are ended, the data stays; :meth:`start` again."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
 
     def url(self, database: str = "postgres") -> str:
         """A ``postgresql://`` URL of ``database`` on this cluster."""

@@ -73,7 +73,13 @@ def test_post_adds_an_entry_that_is_asked_and_persisted_before_the_answer(
 ) -> None:
     response = client.post("/v1/entries", json=NEW, headers=ADMIN)
     assert response.status_code == 201
-    assert response.json() == {"id": "repay", "action": "added", "version": 2, "persisted": True}
+    assert response.json() == {
+        "id": "repay",
+        "action": "added",
+        "version": 2,
+        "persisted": True,
+        "revision": None,
+    }
     assert "repay" in reloaded(saved).corpus  # on disk when the answer came
     hits = client.post("/v1/ask", json={"question": "信用卡还款", "k": 1}).json()["hits"]
     assert hits[0]["id"] == "repay"

@@ -26,6 +26,7 @@ from walletfaq.errors import (
     QueryError,
     StoreConflictError,
     StoreError,
+    StoreUnavailableError,
     WalletFAQError,
 )
 
@@ -74,6 +75,8 @@ _LAZY = {
     "DoctorReport": "walletfaq.quality.doctor.report",
     "Finding": "walletfaq.quality.doctor.report",
     "open_store": "walletfaq.store",
+    "StoreFollower": "walletfaq.retrieval.replica",
+    "ReplicaStatus": "walletfaq.retrieval.replica",
 }
 
 __all__ = [
@@ -86,6 +89,7 @@ __all__ = [
     "QueryError",
     "StoreConflictError",
     "StoreError",
+    "StoreUnavailableError",
     "WalletFAQError",
     "__version__",
     *_LAZY,
@@ -118,6 +122,7 @@ if TYPE_CHECKING:
     from walletfaq.quality.evaluation.stats import diff_reports, paired_test
     from walletfaq.quality.tuning import TuneResult, TuningWarning, tune
     from walletfaq.retrieval.hybrid import HybridRetriever
+    from walletfaq.retrieval.replica import ReplicaStatus, StoreFollower
     from walletfaq.retrieval.retriever import FAQRetriever
     from walletfaq.store import open_store
 

@@ -13,7 +13,7 @@ import logging
 import sys
 import warnings
 from collections.abc import Sequence
-from typing import TextIO
+from typing import Any, TextIO
 
 from walletfaq.errors import WalletFAQError
 
@@ -160,6 +160,11 @@ def _parser() -> argparse.ArgumentParser:
     serve_source = serve.add_mutually_exclusive_group()
     serve_source.add_argument("--index", help="a saved index directory")
     serve_source.add_argument("--corpus", help="a JSONL corpus (default: the bundled one)")
+    serve_source.add_argument(
+        "--store",
+        help="a store of record (SQLite path or postgresql:// URL): build from its latest "
+        "revision, follow its changes, write admin edits to it",
+    )
     serve.add_argument("--model", help="model preset, hub name or path (default: e5-small)")
     serve.add_argument("--host", default="127.0.0.1", help="address (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
@@ -167,8 +172,23 @@ def _parser() -> argparse.ArgumentParser:
         "--workers",
         type=int,
         default=1,
-        help="worker processes (default 1); more than 1 needs --index: each loads it, saves "
-        "the edits it accepts there and picks up those of the others",
+        help="worker processes (default 1); more than 1 needs --index (each loads it, saves "
+        "the edits it accepts there and picks up those of the others) or --store (each is a "
+        "replica of the store)",
+    )
+    serve.add_argument(
+        "--poll-interval",
+        type=float,
+        default=1.0,
+        metavar="SECONDS",
+        help="with --store, read the store's head this often when no change was notified "
+        "(default 1)",
+    )
+    serve.add_argument(
+        "--no-listen",
+        action="store_true",
+        help="with a PostgreSQL --store, poll only (no LISTEN; e.g. behind a pooler in "
+        "transaction mode)",
     )
     serve.add_argument(
         "--threads",
@@ -381,7 +401,8 @@ def _answer(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from walletfaq.service import ServerSettings, serve, serve_index, threads_per_process
+    from walletfaq.service import ServerSettings, serve, serve_index, serve_store
+    from walletfaq.service import threads_per_process as threads
     from walletfaq.service.protocol import check_read_timeout, listen_check
 
     listen_check(args.host, args.port)  # before any model loads, like every check below
@@ -393,14 +414,14 @@ def _serve(args: argparse.Namespace) -> int:
         raise WalletFAQError(f"--workers must be at least 1 (processes), got {args.workers}")
     if args.threads is not None and args.threads < 1:
         raise WalletFAQError(f"--threads must be at least 1 (per process), got {args.threads}")
-    if args.workers > 1 and not args.index:
+    if args.workers > 1 and not (args.index or args.store):
         raise WalletFAQError(
-            "--workers above 1 needs --index DIR: every worker process loads that saved index "
-            "and picks up the edits the others save there (build one with `walletfaq build "
-            "--out DIR`)"
+            "--workers above 1 needs --index DIR (every worker process loads that saved index "
+            "and picks up the edits the others save there; build one with `walletfaq build "
+            "--out DIR`) or --store URL (every worker process follows the store)"
         )
     settings = ServerSettings.from_env(
-        workers=args.threads if args.threads is not None else threads_per_process(args.workers),
+        workers=args.threads if args.threads is not None else threads(args.workers),
         queue_size=args.queue,
         timeout_s=args.timeout,
         persist_dir=Path(args.index) if args.index else None,
@@ -411,28 +432,21 @@ def _serve(args: argparse.Namespace) -> int:
         clarify_message=args.clarify_message,
     )
     log_level = "warning" if args.quiet else "info"
-    if args.index:
-        serve_index(
-            args.index,
-            model=args.model,
-            workers=args.workers,
-            host=args.host,
-            port=args.port,
-            settings=settings,
-            access_log=args.access_log,
-            log_level=log_level,
-            read_timeout_s=args.read_timeout,
-        )
+    common: dict[str, Any] = {
+        "host": args.host,
+        "port": args.port,
+        "settings": settings,
+        "access_log": args.access_log,
+        "log_level": log_level,
+        "read_timeout_s": args.read_timeout,
+    }
+    if args.store:
+        follow = {"poll_interval": args.poll_interval, "listen": not args.no_listen}
+        serve_store(args.store, model=args.model, workers=args.workers, **follow, **common)
+    elif args.index:
+        serve_index(args.index, model=args.model, workers=args.workers, **common)
     else:
-        serve(
-            _retriever(args),
-            host=args.host,
-            port=args.port,
-            settings=settings,
-            access_log=args.access_log,
-            log_level=log_level,
-            read_timeout_s=args.read_timeout,
-        )
+        serve(_retriever(args), **common)
     return 0
 
 

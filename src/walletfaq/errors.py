@@ -72,6 +72,12 @@ class StoreError(WalletFAQError):
     store, written by a newer walletfaq, unreachable, or the edit is invalid)."""
 
 
+class StoreUnavailableError(StoreError):
+    """The store of record could not be reached or did not answer (connection refused or lost,
+    the server shutting down, an SQLite file locked past the busy timeout). Nothing was written
+    by the failed call; try again later (a replica keeps serving its last revision)."""
+
+
 class StoreConflictError(StoreError):
     """A conditional edit (``if_match``) lost: the entry changed after the revision it was
     based on. Nothing was written; read the entry again and redo the edit.

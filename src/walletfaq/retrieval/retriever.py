@@ -13,12 +13,7 @@ import numpy as np
 import walletfaq.encoders.restore as tuned_encoders
 import walletfaq.index.vector_index as vector_index
 from walletfaq.data.contacts import ContactDirectory, corpus_with_contacts
-from walletfaq.data.corpus import (
-    Corpus,
-    FAQEntry,
-    index_texts,
-    write_corpus,
-)
+from walletfaq.data.corpus import Corpus, FAQEntry, index_texts, write_corpus
 from walletfaq.data.normalize import QuestionNormalizer
 from walletfaq.data.safety import SafetyExample, load_safety_examples
 from walletfaq.encoders.presets import cache_dir, resolve_encoder
@@ -30,6 +25,7 @@ from walletfaq.index.vector_index import IndexKind, IndexSpec
 from walletfaq.retrieval.answer_settings import AnswerSettings, Cutoffs
 from walletfaq.retrieval.edits import edited_state, validated_entries, validated_ids
 from walletfaq.retrieval.embedding import QuestionEncoding, cache_key, embed_corpus_texts
+from walletfaq.retrieval.from_store import FollowsStore
 from walletfaq.retrieval.index_cache import load_or_build
 from walletfaq.retrieval.persistence import load_arguments, save_state
 from walletfaq.retrieval.questions import (
@@ -51,11 +47,12 @@ QUERY_CACHE_SIZE = 1024
 """How many recent (question, k, category) results each retriever keeps."""
 
 
-class FAQRetriever(AnswerSettings):
+class FAQRetriever(AnswerSettings, FollowsStore):
     """Semantic search over an FAQ corpus.
 
-    Build one with :meth:`from_corpus` (embeds the corpus, or reuses a cached index) or
-    :meth:`load` (a directory written by :meth:`save`). Then :meth:`ask` a question.
+    Build one with :meth:`from_corpus` (embeds the corpus, or reuses a cached index),
+    :meth:`load` (a directory written by :meth:`save`) or :meth:`from_store` (the store of
+    record, followed: :mod:`walletfaq.retrieval.replica`). Then :meth:`ask` a question.
 
     Args:
         corpus: the entries searched.

@@ -12,7 +12,8 @@ dependency) works without the ``serve`` extra; the app and the runners need it, 
 it their import raises a one-line :class:`~walletfaq.errors.WalletFAQError`.
 
 Modules: :mod:`.app` (:func:`create_app`: routers, handlers, middleware, lifespan),
-:mod:`.run` (:func:`serve`, :func:`serve_index`, :func:`app_from_environment`),
+:mod:`.run` (:func:`serve`, :func:`serve_index`, :func:`serve_store`,
+:func:`app_from_environment`), :mod:`.store_edits` (admin edits written to the store),
 :mod:`.settings`, :mod:`.errors`, :mod:`.state`, :mod:`.pool`, :mod:`.metrics`,
 :mod:`.middleware`, :mod:`.auth`, :mod:`.routes`, :mod:`.holder`, :mod:`.extra`.
 """
@@ -26,6 +27,7 @@ _LAZY = {
     "create_app": "walletfaq.service.app",
     "serve": "walletfaq.service.run",
     "serve_index": "walletfaq.service.run",
+    "serve_store": "walletfaq.service.run",
     "app_from_environment": "walletfaq.service.run",
     "ServerSettings": "walletfaq.service.settings",
     "threads_per_process": "walletfaq.service.settings",
@@ -39,13 +41,14 @@ __all__ = [
     "create_app",
     "serve",
     "serve_index",
+    "serve_store",
     "threads_per_process",
 ]
 
 if TYPE_CHECKING:
     from walletfaq.service.app import create_app
     from walletfaq.service.extra import check_server_dependencies
-    from walletfaq.service.run import app_from_environment, serve, serve_index
+    from walletfaq.service.run import app_from_environment, serve, serve_index, serve_store
     from walletfaq.service.settings import ServerSettings, threads_per_process
 
 

@@ -1,6 +1,8 @@
 """Bearer-token access to the ``/v1/`` endpoints: the read token (when the server has one)
-and the admin token (without one, the admin endpoints answer ``403``). The admin token also
-reads: whoever may edit the FAQ may read it."""
+and the admin tokens (without one, the admin endpoints answer ``403``). An admin token also
+reads: whoever may edit the FAQ may read it. Each admin token has a name
+(:attr:`ServerSettings.admins`: ``admin`` for ``$WALLETFAQ_ADMIN_TOKEN``, the given names for
+``$WALLETFAQ_ADMIN_TOKENS``), which :func:`admin_access` returns: the author of the edit."""
 
 from __future__ import annotations
 
@@ -15,7 +17,12 @@ from fastapi import Depends  # noqa: E402
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer  # noqa: E402
 
 from walletfaq.service.errors import ForbiddenError, UnauthorizedError  # noqa: E402
-from walletfaq.service.settings import ADMIN_TOKEN_ENV, READ_TOKEN_ENV, ServerSettings  # noqa: E402
+from walletfaq.service.settings import (  # noqa: E402
+    ADMIN_TOKEN_ENV,
+    ADMIN_TOKENS_ENV,
+    READ_TOKEN_ENV,
+    ServerSettings,
+)
 
 BEARER = HTTPBearer(
     auto_error=False,
@@ -25,24 +32,29 @@ BEARER = HTTPBearer(
 
 
 def _check_bearer(
-    credentials: HTTPAuthorizationCredentials | None, tokens: tuple[str, ...], placeholder: str
-) -> None:
-    """Raise 401 unless the request's bearer token equals one of ``tokens`` (each compared in
-    constant time, all of them every time)."""
+    credentials: HTTPAuthorizationCredentials | None,
+    tokens: tuple[tuple[str, str], ...],
+    placeholder: str,
+) -> str:
+    """The name of the one of ``tokens`` (``(name, token)`` pairs) that the request's bearer
+    token equals; 401 when none does. Each is compared in constant time, all of them every
+    time, whichever matches."""
     given = (credentials.credentials if credentials is not None else "").encode()
-    matches = [secrets.compare_digest(given, token.encode()) for token in tokens]
-    if not any(matches):
+    matches = [name for name, token in tokens if secrets.compare_digest(given, token.encode())]
+    if not matches:
         raise UnauthorizedError(
             f"a valid bearer token is required: send 'Authorization: Bearer {placeholder}'",
             headers={"WWW-Authenticate": "Bearer"},
         )
+    return matches[0]
 
 
 def read_access(settings: ServerSettings) -> Any:
     """The dependency of the ``/v1/`` read endpoints: ``401`` unless the request carries
     ``settings.read_token`` or ``settings.admin_token`` (anyone may read when the read token
     is ``None``)."""
-    tokens = tuple(t for t in (settings.read_token, settings.admin_token) if t is not None)
+    read = () if settings.read_token is None else (("reader", settings.read_token),)
+    tokens = (*read, *settings.admins)
 
     async def require_read_token(
         credentials: HTTPAuthorizationCredentials | None = Depends(BEARER),  # noqa: B008
@@ -54,17 +66,19 @@ def read_access(settings: ServerSettings) -> Any:
 
 
 def admin_access(settings: ServerSettings) -> Any:
-    """The dependency of the admin endpoints: ``403`` when ``settings.admin_token`` is
-    ``None``, else ``401`` unless the request carries it."""
+    """The dependency of the admin endpoints: ``403`` when the server has no admin token,
+    else ``401`` unless the request carries one; its value is the token's name (the author of
+    the edit)."""
 
     async def require_admin_token(
         credentials: HTTPAuthorizationCredentials | None = Depends(BEARER),  # noqa: B008
-    ) -> None:
-        if settings.admin_token is None:
+    ) -> str:
+        if not settings.admins:
             raise ForbiddenError(
-                f"the admin endpoints are disabled; start the server with {ADMIN_TOKEN_ENV} set"
+                f"the admin endpoints are disabled; start the server with {ADMIN_TOKEN_ENV} "
+                f"or {ADMIN_TOKENS_ENV} set"
             )
-        _check_bearer(credentials, (settings.admin_token,), "<admin token>")
+        return _check_bearer(credentials, settings.admins, "<admin token>")
 
     return Depends(require_admin_token)
 

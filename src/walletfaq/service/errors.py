@@ -76,6 +76,20 @@ class NotReadyError(ServerError):
     status = 503
 
 
+class PreconditionFailedError(ServerError):
+    """A conditional edit (``If-Match: <revision>``) lost: the entry changed after that
+    revision of the store (412); nothing was written."""
+
+    status = 412
+
+
+class StoreDownError(ServerError):
+    """The store of record could not be reached for an edit (503, with ``Retry-After``);
+    nothing was written, reads go on from the last revision served."""
+
+    status = 503
+
+
 SERVING_STATUS: dict[type[WalletFAQError], int] = {
     NothingToReloadError: 409,
     EditConflictError: 409,
@@ -96,6 +110,8 @@ __all__ = [
     "NotReadyError",
     "OverloadedError",
     "PayloadTooLargeError",
+    "PreconditionFailedError",
     "ServerError",
+    "StoreDownError",
     "UnauthorizedError",
 ]

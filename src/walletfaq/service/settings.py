@@ -7,6 +7,8 @@ No web dependency: the command line builds and checks settings before anything i
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,90 @@ from walletfaq.retrieval.questions import (
 
 READ_TOKEN_ENV = "WALLETFAQ_READ_TOKEN"
 ADMIN_TOKEN_ENV = "WALLETFAQ_ADMIN_TOKEN"
+ADMIN_TOKENS_ENV = "WALLETFAQ_ADMIN_TOKENS"
 """Environment variables read by :meth:`ServerSettings.from_env` for the bearer tokens."""
+
+SINGLE_ADMIN_NAME = "admin"
+"""The name (store revision author) of the single ``WALLETFAQ_ADMIN_TOKEN``."""
+
+ADMIN_NAME_RULE = (
+    "a name is 1 to 64 ASCII letters, digits, '.', '_' or '-', starting with a letter or a digit"
+)
+ADMIN_TOKEN_RULE = (
+    "a token is 1 to 512 characters among ASCII letters, digits and - . _ ~ + / "
+    "(trailing '=' allowed: the bearer token syntax of RFC 6750)"
+)
+_ADMIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_ADMIN_TOKEN = re.compile(r"[A-Za-z0-9._~+/-]+=*")
+_MAX_TOKEN_CHARS = 512
+
+
+def parse_admin_tokens(value: str, variable: str = ADMIN_TOKENS_ENV) -> tuple[tuple[str, str], ...]:
+    """The ``(name, token)`` pairs of ``$WALLETFAQ_ADMIN_TOKENS``.
+
+    Syntax: ``NAME:TOKEN`` items separated by commas (spaces around an item are ignored),
+    e.g. ``alice:3kd8...,bob:9sj2...``; names follow :data:`ADMIN_NAME_RULE`, tokens
+    :data:`ADMIN_TOKEN_RULE`; names and tokens are unique. An empty value is no token.
+
+    Raises:
+        WalletFAQError: one line naming ``variable``, the item (1-based) and its first
+            character's position; a token is never quoted back.
+    """
+    if not value.strip():
+        return ()
+    pairs: list[tuple[str, str]] = []
+    start = 0
+    for number, raw in enumerate(value.split(","), 1):
+        where = f"{variable}: item {number} (at character {start + 1})"
+        start += len(raw) + 1
+        item = raw.strip()
+        if not item:
+            raise WalletFAQError(f"{where} is empty; remove the extra ','")
+        name, colon, token = item.partition(":")
+        if not colon:
+            raise WalletFAQError(
+                f"{where} is not NAME:TOKEN (no ':'); write items as name:token separated by "
+                "commas, e.g. alice:TOKEN1,bob:TOKEN2"
+            )
+        pairs.append((_checked_name(name, where), _checked_token(token, f"{where}, {name!r}")))
+    return _unique(pairs, variable)
+
+
+def _checked_name(name: str, where: str) -> str:
+    if not isinstance(name, str) or not _ADMIN_NAME.fullmatch(name):
+        shown = repr(name[:70]) if isinstance(name, str) else type(name).__name__
+        raise WalletFAQError(f"{where}: the name {shown} is not allowed: {ADMIN_NAME_RULE}")
+    return name
+
+
+def _checked_token(token: str, where: str) -> str:
+    if (
+        not isinstance(token, str)
+        or len(token) > _MAX_TOKEN_CHARS
+        or not _ADMIN_TOKEN.fullmatch(token)
+    ):
+        size = f"{len(token)} characters" if isinstance(token, str) else type(token).__name__
+        raise WalletFAQError(f"{where}: the token ({size}) is not allowed: {ADMIN_TOKEN_RULE}")
+    return token
+
+
+def _unique(pairs: Iterable[tuple[str, str]], variable: str) -> tuple[tuple[str, str], ...]:
+    names: dict[str, int] = {}
+    tokens: dict[str, int] = {}
+    for number, (name, token) in enumerate(pairs, 1):
+        if name in names:
+            raise WalletFAQError(
+                f"{variable}: item {number}: the name {name!r} is also item {names[name]}; "
+                "give each admin one name"
+            )
+        if token in tokens:
+            raise WalletFAQError(
+                f"{variable}: item {number} ({name!r}) has the token of item {tokens[token]}; "
+                "give each admin a token of their own (the token names the author)"
+            )
+        names[name], tokens[token] = number, number
+    return tuple((name, token) for name, token in pairs)
+
 
 MAX_K = 100
 """Largest ``k`` a request may ask for."""
@@ -59,7 +144,11 @@ class ServerSettings:
             <token>`` (the admin token is accepted too).
         admin_token: enables the admin endpoints (``POST/PUT/DELETE /v1/entries``,
             ``POST /v1/reload``), which then require ``Authorization: Bearer <admin token>``;
-            ``None`` = they answer 403.
+            its holder is named ``admin`` (the author of the store revisions it makes).
+        admin_tokens: named admin tokens, ``(name, token)`` pairs (:func:`parse_admin_tokens`
+            gives the rules; from ``$WALLETFAQ_ADMIN_TOKENS``), besides or instead of
+            ``admin_token``; the name is the author of the store revisions the token makes.
+            Without any admin token the admin endpoints answer 403.
         persist_dir: the saved index directory the service answers from: every accepted edit
             is written there (atomically) before the response, ``POST /v1/reload`` loads it
             again, and it is watched for replacement (``reload_interval_s``); ``None`` = edits
@@ -87,6 +176,7 @@ class ServerSettings:
     retry_after_s: int = 1
     read_token: str | None = field(default=None, repr=False)
     admin_token: str | None = field(default=None, repr=False)
+    admin_tokens: tuple[tuple[str, str], ...] = field(default=(), repr=False)
     persist_dir: Path | None = None
     reload_interval_s: float = 2.0
     threshold: float | None = None
@@ -144,6 +234,34 @@ class ServerSettings:
                     "setting it empty"
                 )
 
+        self._check_admin_tokens()
+
+    def _check_admin_tokens(self) -> None:
+        pairs = self.admin_tokens
+        if isinstance(pairs, (str, bytes)) or not isinstance(pairs, Iterable):
+            raise WalletFAQError(
+                f"admin_tokens must be (name, token) pairs, got {type(pairs).__name__}; "
+                f"set {ADMIN_TOKENS_ENV}=name:token,... instead"
+            )
+        checked = []
+        for number, pair in enumerate(pairs, 1):
+            where = f"admin_tokens: item {number}"
+            if isinstance(pair, (str, bytes)) or len(tuple(pair)) != 2:
+                raise WalletFAQError(f"{where} is not a (name, token) pair")
+            name, token = tuple(pair)
+            checked.append((_checked_name(name, where), _checked_token(token, where)))
+        if self.admin_token is not None:
+            checked.insert(0, (SINGLE_ADMIN_NAME, self.admin_token))
+        _unique(checked, f"admin_tokens (with {ADMIN_TOKEN_ENV} named {SINGLE_ADMIN_NAME!r})")
+        object.__setattr__(self, "admin_tokens", tuple(checked[self.admin_token is not None :]))
+
+    @property
+    def admins(self) -> tuple[tuple[str, str], ...]:
+        """Every admin token with its holder's name: ``admin_token`` (named ``admin``), then
+        ``admin_tokens``; empty when the admin endpoints are disabled."""
+        single = () if self.admin_token is None else ((SINGLE_ADMIN_NAME, self.admin_token),)
+        return (*single, *self.admin_tokens)
+
     @property
     def queue_limit(self) -> int:
         """How many requests may wait for a worker (``queue_size`` resolved)."""
@@ -151,20 +269,34 @@ class ServerSettings:
 
     @classmethod
     def from_env(cls, **overrides: Any) -> ServerSettings:
-        """Settings with ``read_token`` from ``$WALLETFAQ_READ_TOKEN`` (unset or empty: no
-        token); ``overrides`` whose value is not ``None`` replace the defaults."""
+        """Settings with ``read_token`` from ``$WALLETFAQ_READ_TOKEN``, ``admin_token`` from
+        ``$WALLETFAQ_ADMIN_TOKEN`` and ``admin_tokens`` from ``$WALLETFAQ_ADMIN_TOKENS``
+        (:func:`parse_admin_tokens`; unset or empty: no token); ``overrides`` whose value is
+        not ``None`` replace the defaults.
+
+        Raises:
+            WalletFAQError: a malformed ``$WALLETFAQ_ADMIN_TOKENS`` (one line naming the
+                variable and the item), or a setting out of range.
+        """
         values = {name: value for name, value in overrides.items() if value is not None}
         if "read_token" not in values:
             values["read_token"] = os.environ.get(READ_TOKEN_ENV) or None
         if "admin_token" not in values:
             values["admin_token"] = os.environ.get(ADMIN_TOKEN_ENV) or None
+        if "admin_tokens" not in values:
+            values["admin_tokens"] = parse_admin_tokens(os.environ.get(ADMIN_TOKENS_ENV, ""))
         return cls(**values)
 
 
 __all__ = [
+    "ADMIN_NAME_RULE",
+    "ADMIN_TOKENS_ENV",
     "ADMIN_TOKEN_ENV",
+    "ADMIN_TOKEN_RULE",
+    "SINGLE_ADMIN_NAME",
     "MAX_K",
     "READ_TOKEN_ENV",
     "ServerSettings",
+    "parse_admin_tokens",
     "threads_per_process",
 ]

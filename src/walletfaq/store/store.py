@@ -23,7 +23,7 @@ from sqlalchemy import Connection, func, select
 from sqlalchemy.exc import DatabaseError, OperationalError
 
 from walletfaq.data.corpus import Corpus, FAQEntry
-from walletfaq.errors import StoreError
+from walletfaq.errors import StoreError, StoreUnavailableError
 from walletfaq.store import schema
 from walletfaq.store.engine import is_sqlite, make_engine, redact, store_url
 from walletfaq.store.migrate import prepare
@@ -100,7 +100,8 @@ class Store(TrafficLog, Proposals):
             prepare(engine, create=create, where=where)
         except (OperationalError, DatabaseError) as exc:
             engine.dispose()
-            raise StoreError(f"cannot use the store at {where}: {database_reason(exc)}") from None
+            error = StoreUnavailableError if isinstance(exc, OperationalError) else StoreError
+            raise error(f"cannot use the store at {where}: {database_reason(exc)}") from None
         except BaseException:
             engine.dispose()
             raise
@@ -177,6 +178,14 @@ class Store(TrafficLog, Proposals):
         with self._reading() as connection:
             rows = connection.execute(query).all()
         return tuple(version_from_row(row) for row in rows)
+
+    def snapshot(self) -> tuple[int, tuple[EntryVersion, ...]]:
+        """The latest revision and each entry's version at it (with its position, in corpus
+        order), read in one transaction: where a replica starts before it follows
+        :meth:`changes_since` from that revision."""
+        with self._reading() as connection:
+            head = head_revision(connection)
+            return head, tuple(versions_at(connection, head))
 
     def changes_since(self, revision: int, limit: int | None = None) -> tuple[EntryVersion, ...]:
         """The change feed: every entry version written after ``revision``, in revision order

@@ -20,7 +20,7 @@ from sqlalchemy.exc import DatabaseError, OperationalError
 
 from walletfaq.data.corpus import FAQEntry
 from walletfaq.data.normalize import clean_text
-from walletfaq.errors import StoreConflictError, StoreError
+from walletfaq.errors import StoreConflictError, StoreError, StoreUnavailableError
 from walletfaq.store import schema
 from walletfaq.store.queries import latest_versions, version_row, versions_at
 from walletfaq.store.records import Change, EntryVersion, Revision, RevisionKind
@@ -174,7 +174,9 @@ def guarded(transaction: AbstractContextManager[Connection], where: str) -> Iter
         with transaction as connection:
             yield connection
     except (OperationalError, DatabaseError) as exc:
-        raise StoreError(f"the store at {where} failed: {database_reason(exc)}") from None
+        unreachable = isinstance(exc, OperationalError)  # connection, shutdown, lock timeout
+        error = StoreUnavailableError if unreachable else StoreError
+        raise error(f"the store at {where} failed: {database_reason(exc)}") from None
 
 
 def database_reason(exc: BaseException) -> str:

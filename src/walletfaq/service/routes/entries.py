@@ -8,9 +8,13 @@ Every id, in a path or a body, is checked against the one id grammar
 message naming the rule, never trimmed into another id. The id in a path is the rest of the
 path (:data:`ENTRY_PATH`), so ``GET /v1/entries/a/b`` is refused for its id too.
 
-Edits and reloads need the admin token (:func:`walletfaq.service.auth.admin_access`). An edit
+Edits and reloads need an admin token (:func:`walletfaq.service.auth.admin_access`). An edit
 runs in the app's pool through :meth:`ServedIndex.edit <walletfaq.service.holder.ServedIndex.edit>`
 and, with a directory, is saved there before the answer; a reload runs in a thread of its own.
+A service that serves a store of record (``walletfaq serve --store``) writes each edit to the
+store as one revision instead (:mod:`walletfaq.service.store_edits`: the token's name is its
+author, ``?reason=`` its reason, ``If-Match: <revision>`` its condition) and sends the
+revision served as the ``ETag`` of ``GET /v1/entries/{id}``.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from walletfaq.service.extra import check_server_dependencies
 
 check_server_dependencies()
 
-from fastapi import APIRouter, Query  # noqa: E402
+from fastapi import APIRouter, Header, Query, Response  # noqa: E402
 from pydantic import BaseModel, Field  # noqa: E402
 from starlette.convertors import Convertor, register_url_convertor  # noqa: E402
 
@@ -40,6 +44,13 @@ from walletfaq.service.routes.common import (  # noqa: E402
     error_responses,
 )
 from walletfaq.service.state import ServiceState  # noqa: E402
+from walletfaq.service.store_edits import (  # noqa: E402
+    IF_MATCH_RULE,
+    EditKind,
+    EditRequest,
+    parse_if_match,
+    store_edit,
+)
 
 
 class EntryOut(BaseModel):
@@ -64,6 +75,11 @@ class EntryPageOut(BaseModel):
     offset: int = Field(description="position of the first entry of this page")
     limit: int = Field(description="most entries on a page")
     version: int = Field(description="the index version the page was read from")
+    revision: int | None = Field(
+        None,
+        description="the store revision served when the page was read (the page is at least "
+        "that new); null without a store",
+    )
 
 
 class EntryIn(RequestModel):
@@ -84,7 +100,14 @@ class EditOut(BaseModel):
     id: str
     action: str = Field(description="added, replaced or removed")
     version: int = Field(description="the index version after the edit")
-    persisted: bool = Field(description="written to the index directory before this answer")
+    persisted: bool = Field(
+        description="written to the index directory, or committed to the store, before this answer"
+    )
+    revision: int | None = Field(
+        None,
+        description="the store revision that holds this edit (served by this replica already); "
+        "null without a store",
+    )
 
 
 class CategoriesOut(BaseModel):
@@ -135,6 +158,7 @@ def make_router(state: ServiceState) -> APIRouter:
     router = APIRouter(route_class=StrictJSONRoute)
     read = [read_access(state.settings)]
     admin = [admin_access(state.settings)]
+    author = admin_access(state.settings)  # the token's name, for the store's log
     bad_id = error_responses({400: "the id is outside the id grammar"})
     edit_errors = error_responses(
         {
@@ -143,10 +167,34 @@ def make_router(state: ServiceState) -> APIRouter:
             403: "edits are disabled (no admin token configured)",
             409: "another save replaced the index directory during the edit; it was not "
             "applied and the new content is served",
+            412: "store: the entry changed after the If-Match revision; nothing written",
             500: "the edit could not be persisted; it was not applied",
-            503: "busy: retry after the Retry-After seconds",
+            503: "busy, or the store is unreachable: retry after the Retry-After seconds",
         }
     )
+    reason_query = Query(
+        None,
+        max_length=2000,
+        description="store: why (recorded with the revision); a service without a store "
+        "refuses it (400)",
+    )
+    if_match_header = Header(
+        None,
+        alias="If-Match",
+        description=f"store: edit only if the entry is unchanged since this revision. "
+        f"{IF_MATCH_RULE}",
+    )
+
+    def edit_request(name: str, reason: str | None, if_match: str | None) -> EditRequest:
+        request = EditRequest(name, reason, parse_if_match(if_match))
+        if served_index.current.retriever.follower is None and (
+            reason is not None or if_match is not None
+        ):
+            raise WalletFAQError(
+                "reason and If-Match need a store of record (walletfaq serve --store URL); "
+                "this service edits an index directory or memory"
+            )
+        return request
 
     @router.get(
         "/v1/entries",
@@ -160,6 +208,7 @@ def make_router(state: ServiceState) -> APIRouter:
         limit: int = Query(50, ge=1, le=MAX_PAGE, description=f"at most {MAX_PAGE}"),
     ) -> dict[str, Any]:
         served = served_index.current  # one snapshot: the page and its total agree
+        revision = _revision(served)  # read before the content: never newer than it
         corpus = served.retriever.corpus
         page = corpus.entries[offset : offset + limit]
         return {
@@ -168,6 +217,7 @@ def make_router(state: ServiceState) -> APIRouter:
             "offset": offset,
             "limit": limit,
             "version": served.version,
+            "revision": revision,
         }
 
     @router.get(
@@ -178,12 +228,17 @@ def make_router(state: ServiceState) -> APIRouter:
         tags=["corpus"],
         summary="One FAQ entry, in the corpus file format",
     )
-    async def entry(entry_id: str) -> dict[str, object]:
+    async def entry(entry_id: str, response: Response) -> dict[str, object]:
         check_id(entry_id, "the id in the path")
+        served = served_index.current
+        revision = _revision(served)  # read before the entry: an If-Match never skips a change
         try:
-            return served_index.current.retriever.entry(entry_id).to_dict()
+            found = served.retriever.entry(entry_id).to_dict()
         except KeyError:
             raise EntryNotFoundError(f"no entry has id {entry_id!r}") from None
+        if revision is not None:
+            response.headers["ETag"] = f'"{revision}"'
+        return found
 
     def persisted(edit: Callable[[], object]) -> None:
         try:
@@ -191,15 +246,35 @@ def make_router(state: ServiceState) -> APIRouter:
         except IndexFormatError as exc:  # the save before the swap failed: nothing changed
             raise PersistError(f"the edit was not applied: {exc}") from None
 
-    def edited(entry_id: str, action: str, served: Served) -> dict[str, Any]:
+    def edited(
+        entry_id: str, action: str, served: Served, revision: int | None = None
+    ) -> dict[str, Any]:
         return {
             "id": entry_id,
             "action": action,
             "version": served.version,
-            "persisted": served_index.directory is not None,
+            "persisted": served_index.directory is not None or revision is not None,
+            "revision": revision,
         }
 
-    def add_entry(record: dict[str, Any]) -> dict[str, Any]:
+    def edit_store(
+        kind: EditKind, entry_id: str, record: dict[str, Any] | None, request: EditRequest
+    ) -> dict[str, Any]:
+        def change(retriever: FAQRetriever, _directory: IfUnchanged | None) -> tuple[str, int]:
+            assert retriever.follower is not None
+            retry_after = state.settings.retry_after_s
+            return store_edit(retriever.follower, kind, entry_id, record, request, retry_after)
+
+        (action, revision), served = served_index.edit(change)
+        return edited(entry_id, action, served, revision)
+
+    def follows_store() -> bool:
+        return served_index.current.retriever.follower is not None
+
+    def add_entry(record: dict[str, Any], request: EditRequest) -> dict[str, Any]:
+        if follows_store():
+            return edit_store("add", record["id"], record, request)
+
         def change(retriever: FAQRetriever, directory: IfUnchanged | None) -> str:
             if record["id"] in retriever.corpus:
                 raise ConflictError(
@@ -211,7 +286,10 @@ def make_router(state: ServiceState) -> APIRouter:
         action, served = served_index.edit(change)
         return edited(record["id"], action, served)
 
-    def put_entry(record: dict[str, Any]) -> dict[str, Any]:
+    def put_entry(record: dict[str, Any], request: EditRequest) -> dict[str, Any]:
+        if follows_store():
+            return edit_store("put", record["id"], record, request)
+
         def change(retriever: FAQRetriever, directory: IfUnchanged | None) -> str:
             replaced = record["id"] in retriever.corpus
             persisted(lambda: retriever.update(record, persist_to=directory))
@@ -220,7 +298,10 @@ def make_router(state: ServiceState) -> APIRouter:
         action, served = served_index.edit(change)
         return edited(record["id"], action, served)
 
-    def remove_entry(entry_id: str) -> dict[str, Any]:
+    def remove_entry(entry_id: str, request: EditRequest) -> dict[str, Any]:
+        if follows_store():
+            return edit_store("remove", entry_id, None, request)
+
         def change(retriever: FAQRetriever, directory: IfUnchanged | None) -> str:
             if entry_id not in retriever.corpus:
                 raise EntryNotFoundError(f"no entry has id {entry_id!r}")
@@ -234,7 +315,6 @@ def make_router(state: ServiceState) -> APIRouter:
         "/v1/entries",
         response_model=EditOut,
         status_code=201,
-        dependencies=admin,
         responses={
             **edit_errors,
             **error_responses({409: "the id exists, or the directory was replaced meanwhile"}),
@@ -242,37 +322,54 @@ def make_router(state: ServiceState) -> APIRouter:
         tags=["edits"],
         summary="Add an entry (embeds only its texts; persisted before the answer)",
     )
-    async def post_entry(body: EntryIn) -> dict[str, Any]:
+    async def post_entry(
+        body: EntryIn,
+        name: str = author,
+        reason: str | None = reason_query,
+        if_match: str | None = if_match_header,
+    ) -> dict[str, Any]:
         if body.id is None:
             raise WalletFAQError(f"the entry needs an 'id'; {ID_RULE}")
         check_id(body.id, "the body's id")
-        return await state.run_edit(add_entry, body.model_dump())
+        request = edit_request(name, reason, if_match)
+        return await state.run_edit(add_entry, body.model_dump(), request)
 
     @router.put(
         ENTRY_PATH,
         response_model=EditOut,
-        dependencies=admin,
         responses=edit_errors,
         tags=["edits"],
         summary="Add or replace the entry with this id",
     )
-    async def put_entry_route(entry_id: str, body: EntryIn) -> dict[str, Any]:
+    async def put_entry_route(
+        entry_id: str,
+        body: EntryIn,
+        name: str = author,
+        reason: str | None = reason_query,
+        if_match: str | None = if_match_header,
+    ) -> dict[str, Any]:
         check_id(entry_id, "the id in the path")
         if body.id is not None and body.id != entry_id:
             raise WalletFAQError(f"the body's id {body.id!r} differs from the path's {entry_id!r}")
-        return await state.run_edit(put_entry, {**body.model_dump(), "id": entry_id})
+        request = edit_request(name, reason, if_match)
+        return await state.run_edit(put_entry, {**body.model_dump(), "id": entry_id}, request)
 
     @router.delete(
         ENTRY_PATH,
         response_model=EditOut,
-        dependencies=admin,
         responses={**edit_errors, **error_responses({404: "no such entry"})},
         tags=["edits"],
         summary="Remove the entry with this id",
     )
-    async def delete_entry(entry_id: str) -> dict[str, Any]:
+    async def delete_entry(
+        entry_id: str,
+        name: str = author,
+        reason: str | None = reason_query,
+        if_match: str | None = if_match_header,
+    ) -> dict[str, Any]:
         check_id(entry_id, "the id in the path")
-        return await state.run_edit(remove_entry, entry_id)
+        request = edit_request(name, reason, if_match)
+        return await state.run_edit(remove_entry, entry_id, request)
 
     @router.post(
         "/v1/reload",
@@ -307,6 +404,12 @@ def make_router(state: ServiceState) -> APIRouter:
         return {"categories": list(served_index.current.retriever.categories)}
 
     return router
+
+
+def _revision(served: Served) -> int | None:
+    """The store revision ``served`` holds (``None`` without a store)."""
+    follower = served.retriever.follower
+    return None if follower is None else follower.revision
 
 
 __all__ = [

@@ -40,10 +40,41 @@ class StatusOut(BaseModel):
     status: str
 
 
+class LagOut(BaseModel):
+    """How far a replica is behind its store."""
+
+    revisions: int = Field(description="store_head - revision")
+    seconds: float = Field(
+        description="for how long the replica has known of a revision it does not serve yet "
+        "(0 when it serves the head it last read)"
+    )
+
+
+class StoreOut(BaseModel):
+    """Where a replica stands against its store of record (``walletfaq serve --store``)."""
+
+    url: str = Field(description="the store (password hidden)")
+    revision: int = Field(description="the store revision served")
+    store_head: int = Field(description="the latest revision the store reported")
+    lag: LagOut
+    contact_age_s: float = Field(
+        description="seconds since the store last answered (how stale the content may be "
+        "while it is unreachable)"
+    )
+    listening: bool = Field(description="PostgreSQL LISTEN connection up (else polling)")
+    degraded_reason: str | None = Field(
+        description="why the store cannot be followed now (the last revision is served); "
+        "null when healthy"
+    )
+
+
 class ReadyOut(BaseModel):
     """A readiness answer: what index is served."""
 
-    status: str
+    status: str = Field(
+        description="ready; or degraded: a replica whose store is unreachable (or whose "
+        "latest change cannot be applied) answers from its last revision, still 200"
+    )
     entries: int
     vectors: int
     model: str
@@ -61,6 +92,9 @@ class ReadyOut(BaseModel):
         None,
         description="why the index directory's current content could not be loaded (the "
         "index served is the previous one); null when it is served",
+    )
+    store: StoreOut | None = Field(
+        None, description="the store of record followed (serve --store); null without one"
     )
 
 
@@ -93,14 +127,16 @@ def make_router(state: ServiceState) -> APIRouter:
         tags=["operations"],
     )
     async def readyz() -> dict[str, Any]:
-        """An index is loaded and can be searched."""
+        """An index is loaded and can be searched (200, also while degraded: reads go on from
+        the last revision; 503 only without a usable index)."""
         served = served_index.current
         retriever = served.retriever
         vectors = int(retriever.index.ntotal)
         if vectors == 0 or len(retriever.corpus) == 0:
             raise NotReadyError("the index is empty")
+        store = None if retriever.follower is None else retriever.follower.status()
         return {
-            "status": "ready",
+            "status": "ready" if store is None or store.healthy else "degraded",
             "entries": len(retriever.corpus),
             "vectors": vectors,
             "model": retriever.encoder.name,
@@ -108,6 +144,17 @@ def make_router(state: ServiceState) -> APIRouter:
             "corpus_hash": retriever.corpus.content_hash()[:16],
             "index_checksum": served.checksum[:16] if served.checksum is not None else None,
             "reload_error": served_index.last_error if served_index.failing else None,
+            "store": None
+            if store is None
+            else {
+                "url": store.store,
+                "revision": store.revision,
+                "store_head": store.store_head,
+                "lag": {"revisions": store.lag_revisions, "seconds": store.lag_seconds},
+                "contact_age_s": store.contact_age_s,
+                "listening": store.listening,
+                "degraded_reason": store.degraded_reason,
+            },
         }
 
     @router.get("/metrics", tags=["operations"], response_class=Response)
@@ -152,4 +199,12 @@ def make_router(state: ServiceState) -> APIRouter:
     return router
 
 
-__all__ = ["SWAGGER_ASSETS", "ReadyOut", "StatusOut", "make_router", "swagger_assets_dir"]
+__all__ = [
+    "SWAGGER_ASSETS",
+    "LagOut",
+    "ReadyOut",
+    "StatusOut",
+    "StoreOut",
+    "make_router",
+    "swagger_assets_dir",
+]
