@@ -18,6 +18,7 @@ from walletfaq._version import __version__
 from walletfaq.encoders.threads import apply_thread_defaults
 from walletfaq.errors import (
     CorpusError,
+    GapError,
     IndexConflictError,
     IndexFormatError,
     IndexMismatchError,
@@ -77,10 +78,16 @@ _LAZY = {
     "open_store": "walletfaq.store",
     "StoreFollower": "walletfaq.retrieval.replica",
     "ReplicaStatus": "walletfaq.retrieval.replica",
+    "find_gaps": "walletfaq.quality.gaps",
+    "apply_proposal": "walletfaq.quality.gaps",
+    "GapReport": "walletfaq.quality.gaps",
+    "GapCluster": "walletfaq.quality.gaps",
+    "TrafficQuestion": "walletfaq.quality.gaps",
 }
 
 __all__ = [
     "CorpusError",
+    "GapError",
     "IndexConflictError",
     "IndexFormatError",
     "IndexMismatchError",
@@ -120,6 +127,13 @@ if TYPE_CHECKING:
     from walletfaq.quality.evaluation.results import QueryResult
     from walletfaq.quality.evaluation.runner import compare, evaluate
     from walletfaq.quality.evaluation.stats import diff_reports, paired_test
+    from walletfaq.quality.gaps import (
+        GapCluster,
+        GapReport,
+        TrafficQuestion,
+        apply_proposal,
+        find_gaps,
+    )
     from walletfaq.quality.tuning import TuneResult, TuningWarning, tune
     from walletfaq.retrieval.hybrid import HybridRetriever
     from walletfaq.retrieval.replica import ReplicaStatus, StoreFollower

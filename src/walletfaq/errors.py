@@ -96,3 +96,25 @@ class StoreConflictError(StoreError):
             f"entry {entry_id!r} changed in revision {changed_at}, after revision {if_match} "
             "that this edit was based on; read it again and redo the edit"
         )
+
+
+class GapError(WalletFAQError):
+    """The input of gap mining is unusable: a logged question with a bad field, a bad
+    parameter, or a proposal that cannot be applied.
+
+    Attributes:
+        position: 0-based position of the offending logged question (``None`` if not one).
+        field: the offending field or parameter (``None`` if the whole item is bad).
+        detail: the message without the position and field.
+    """
+
+    def __init__(
+        self, message: str, *, position: int | None = None, field: str | None = None
+    ) -> None:
+        self.detail = message
+        self.position = position
+        self.field = field
+        where = f"questions[{position}]" if position is not None else ""
+        if field is not None:
+            where = f"{where}.{field}" if where else field
+        super().__init__(f"{where}: {message}" if where else message)

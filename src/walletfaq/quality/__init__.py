@@ -2,7 +2,8 @@
 
 Evaluation (:mod:`~walletfaq.quality.evaluation`: metrics, reports, statistics), the
 no-answer threshold (:mod:`~walletfaq.quality.calibration`), corpus diagnosis
-(:mod:`~walletfaq.quality.doctor`) and training (:mod:`~walletfaq.quality.tuning`: data
-readers, adapter training, fine-tuning). Imports the retrieval layer and those below it; the
-query-time layers never import it.
+(:mod:`~walletfaq.quality.doctor`), training (:mod:`~walletfaq.quality.tuning`: data
+readers, adapter training, fine-tuning) and gap mining (:mod:`~walletfaq.quality.gaps`:
+clusters of missed questions from the query log, with proposed FAQ changes). Imports the
+retrieval layer and those below it; the query-time layers never import it.
 """
