@@ -74,6 +74,8 @@ _LAZY = {
     "DoctorReport": "walletfaq.quality.doctor.report",
     "Finding": "walletfaq.quality.doctor.report",
     "open_store": "walletfaq.store",
+    "traffic_report": "walletfaq.quality.traffic_report",
+    "TrafficReport": "walletfaq.quality.traffic_report",
 }
 
 __all__ = [
@@ -116,6 +118,7 @@ if TYPE_CHECKING:
     from walletfaq.quality.evaluation.results import QueryResult
     from walletfaq.quality.evaluation.runner import compare, evaluate
     from walletfaq.quality.evaluation.stats import diff_reports, paired_test
+    from walletfaq.quality.traffic_report import TrafficReport, traffic_report
     from walletfaq.quality.tuning import TuneResult, TuningWarning, tune
     from walletfaq.retrieval.hybrid import HybridRetriever
     from walletfaq.retrieval.retriever import FAQRetriever
