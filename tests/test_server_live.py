@@ -25,17 +25,8 @@ import uvicorn  # noqa: E402
 from walletfaq import FAQRetriever  # noqa: E402
 from walletfaq.service import ServerSettings, create_app  # noqa: E402
 
+from .browser_support import headless_chromium  # noqa: E402, F401 (a fixture)
 from .conftest import HashEncoder  # noqa: E402
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 
 
 def free_port() -> int:
@@ -208,21 +199,6 @@ def test_walletfaq_serve_with_two_worker_processes_shares_every_edit(
 
 
 # ----------------------------------------------------------------------------- the browser
-@pytest.fixture
-def browser():  # type: ignore[no-untyped-def]
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is absent (Debian: apt-get install -y chromium)")
-    sync_api = pytest.importorskip(
-        "playwright.sync_api", reason="the playwright package is not installed"
-    )
-    with sync_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
-        try:
-            yield launched
-        finally:
-            launched.close()
-
-
 def _record_hosts(page) -> set[str]:  # type: ignore[no-untyped-def]
     hosts: set[str] = set()
     page.on("request", lambda request: hosts.add(urlsplit(request.url).hostname or ""))

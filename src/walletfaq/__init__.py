@@ -83,6 +83,8 @@ _LAZY = {
     "GapReport": "walletfaq.quality.gaps",
     "GapCluster": "walletfaq.quality.gaps",
     "TrafficQuestion": "walletfaq.quality.gaps",
+    "traffic_report": "walletfaq.quality.traffic_report",
+    "TrafficReport": "walletfaq.quality.traffic_report",
 }
 
 __all__ = [
@@ -134,6 +136,7 @@ if TYPE_CHECKING:
         apply_proposal,
         find_gaps,
     )
+    from walletfaq.quality.traffic_report import TrafficReport, traffic_report
     from walletfaq.quality.tuning import TuneResult, TuningWarning, tune
     from walletfaq.retrieval.hybrid import HybridRetriever
     from walletfaq.retrieval.replica import ReplicaStatus, StoreFollower

@@ -247,6 +247,9 @@ def _parser() -> argparse.ArgumentParser:
     from walletfaq.cli_store import add_store_commands
 
     add_store_commands(commands)
+    from walletfaq.cli_traffic import add_traffic_commands
+
+    add_traffic_commands(commands)
     return parser
 
 
@@ -543,6 +546,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "serve": _serve,
         "doctor": _doctor,
         "store": _store_command,
+        "report": _traffic_command,
     }
     try:
         with warnings.catch_warnings():  # restores the warning printer when done
@@ -605,3 +609,9 @@ def _store_command(args: argparse.Namespace) -> int:
     from walletfaq.cli_store import run_store_command
 
     return run_store_command(args)
+
+
+def _traffic_command(args: argparse.Namespace) -> int:
+    from walletfaq.cli_traffic import run_traffic_command
+
+    return run_traffic_command(args)
