@@ -19,6 +19,13 @@ exemplars and fitting; warm: read from the cache), and the added latency of ``an
 each call).
 
     OMP_WAIT_POLICY=PASSIVE python benchmarks/safety.py [--out benchmarks/results/safety.json]
+
+``--heldout FILE`` measures only that labelled held-out file (same format as sets A and B:
+text/label/kind/style) and writes just that part, with the model and the gate's thresholds,
+to ``--out`` (default ``benchmarks/results/heldout_<file stem>.json``, never safety.json):
+
+    OMP_WAIT_POLICY=PASSIVE python benchmarks/safety.py \
+        --heldout corpus/eval/safety_queries_c.jsonl --out benchmarks/results/safety_c.json
 """
 
 from __future__ import annotations
@@ -184,11 +191,49 @@ def _judge_ms(r: FAQRetriever, head: Any, question: str, repeats: int = 2000) ->
     return round(1000 * (time.perf_counter() - started) / repeats, 3)
 
 
+def _heldout_only(path: Path, out: Path) -> int:
+    """Measure one labelled held-out file with the default model; write ``out``."""
+    examples = load_safety_examples(path)
+    r = FAQRetriever.from_corpus()
+    r.warm_up()
+    head = r._safety_gate.head(r.encoder, r.normalizer, r._state)
+    result: dict[str, Any] = {
+        "model": r.encoder.name,
+        "threshold": r.threshold,
+        "gate": {
+            "head_threshold": round(head.threshold, 4),
+            "margin_threshold": round(head.margin_threshold, 4),
+        },
+        "heldout_file": str(path),
+        "heldout": _labelled(r, examples, {"retriever": r, "head": head}),
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, ensure_ascii=False, indent=1) + "\n", "utf-8")
+    harmful, benign = result["heldout"]["harmful"], result["heldout"]["benign"]
+    print(
+        f"{path.name}: harmful {harmful['questions']}: confident {harmful['confident_before']} -> "
+        f"{harmful['confident_after']}, refused {harmful['refused']}; benign "
+        f"{benign['questions']}: refused {benign['refused']}"
+    )
+    print(f"wrote {out}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "safety.json")
+    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument(
+        "--heldout",
+        type=Path,
+        default=None,
+        help="measure only this labelled held-out file (text/label/kind/style per line)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
+    if args.heldout is not None:
+        out = args.out or ROOT / "benchmarks" / "results" / f"heldout_{args.heldout.stem}.json"
+        return _heldout_only(args.heldout, out)
+    args.out = args.out or ROOT / "benchmarks" / "results" / "safety.json"
 
     r = FAQRetriever.from_corpus()
     fit = _fit_times(r)
