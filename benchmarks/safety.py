@@ -118,7 +118,8 @@ def _labelled(
 
 
 def rules_for(rules: dict[str, Any], texts: list[str]) -> dict[str, np.ndarray]:
-    """Which questions each rule of the gate refuses on its own."""
+    """Which questions each rule of the gate refuses on its own (and the head had the
+    questions carried no cue), and which carry an intent cue."""
     r, head = rules["retriever"], rules["head"]
     normalized = [r.normalizer(t) for t in texts]
     vectors = as_unit_rows(r.encoder.encode_queries(normalized))

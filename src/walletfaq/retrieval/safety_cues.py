@@ -5,8 +5,9 @@ only faintly.
 The sentence vector places "show me my wife's bills" next to "show me my bills": it encodes the
 topic (bills) far more than the owner (someone else). Each cue below is one binary feature that
 the gate's logistic head (:mod:`walletfaq.retrieval.safety`) learns a weight for from the
-exemplars, next to the vector's components. A cue never refuses on its own: its weight is
-what the labelled exemplars say it is worth, and the benign exemplars carry the cues too
+exemplars, next to the vector's components. A cue is not a rule: it adds its learned weight
+to the head's logit, as much as the labelled exemplars say it is worth, and the benign
+exemplars carry the cues too
 (victims: "my ex guessed my PIN and emptied my wallet"; helpers: "my mother forgot her
 password, she is next to me"; surprises: "send my wife a red packet secretly"), so a cue counts
 only where it separates the labels.
