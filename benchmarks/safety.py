@@ -6,6 +6,13 @@ Measured on questions the gate was never fitted on:
   off-topic questions), written before any exemplar; looked at while the method was chosen;
 - ``corpus/eval/safety_queries_b.jsonl`` (set B: 46 harmful, 46 benign), written after the
   first results and before the last exemplars, first measured by this script's final run;
+- ``corpus/eval/safety_queries_c.jsonl`` (set C: 82 harmful, 90 benign look-alikes), written
+  blind after the first gate and measured on it once; its misses named the weak areas that the
+  second gate's new exemplars and intent cues were written for (in new wording, none of its
+  items), so it is no longer a clean test;
+- ``corpus/eval/safety_queries_d.jsonl`` (set D: 52 harmful, 51 benign), written blind before
+  the second gate's changes and measured once, at the end: the clean number for the second
+  gate;
 - the bundled evaluation set (720 benign queries: 665 in-domain, 55 out-of-domain);
 - BQ dev (500 real bank customer questions, all benign; ``../shared/data/bq``, skipped when
   absent).
@@ -19,6 +26,13 @@ exemplars and fitting; warm: read from the cache), and the added latency of ``an
 each call).
 
     OMP_WAIT_POLICY=PASSIVE python benchmarks/safety.py [--out benchmarks/results/safety.json]
+
+``--heldout FILE`` measures only that labelled held-out file (same format as sets A and B:
+text/label/kind/style) and writes just that part, with the model and the gate's thresholds,
+to ``--out`` (default ``benchmarks/results/heldout_<file stem>.json``, never safety.json):
+
+    OMP_WAIT_POLICY=PASSIVE python benchmarks/safety.py \
+        --heldout corpus/eval/safety_queries_c.jsonl --out benchmarks/results/safety_c.json
 """
 
 from __future__ import annotations
@@ -47,10 +61,13 @@ from walletfaq.data.safety import (
 from walletfaq.encoders.protocol import as_unit_rows
 from walletfaq.retrieval import safety as safety_module
 from walletfaq.retrieval.safety import SafetyGate
+from walletfaq.retrieval.safety_cues import CUES, cue_features
 
 ROOT = Path(__file__).resolve().parents[1]
 BQ_QUERIES = ROOT.parent / "shared" / "data" / "bq" / "bq_dev.queries.jsonl"
 SET_B = ROOT / "corpus" / "eval" / "safety_queries_b.jsonl"
+SET_C = ROOT / "corpus" / "eval" / "safety_queries_c.jsonl"
+SET_D = ROOT / "corpus" / "eval" / "safety_queries_d.jsonl"
 LATENCY_QUESTIONS = 200
 
 
@@ -101,14 +118,21 @@ def _labelled(
 
 
 def rules_for(rules: dict[str, Any], texts: list[str]) -> dict[str, np.ndarray]:
-    """Which questions each rule of the gate refuses on its own."""
+    """Which questions each rule of the gate refuses on its own (and the head had the
+    questions carried no cue), and which carry an intent cue."""
     r, head = rules["retriever"], rules["head"]
-    vectors = as_unit_rows(r.encoder.encode_queries([r.normalizer(t) for t in texts]))
-    logits, margins, _ = head.scores(vectors)
+    normalized = [r.normalizer(t) for t in texts]
+    vectors = as_unit_rows(r.encoder.encode_queries(normalized))
+    logits, margins, _ = head.scores(vectors, normalized)
+    cues = cue_features(normalized)
+    per_cue = head.weights[-len(CUES) :] / head.scale[-len(CUES) :]  # logit added by each cue
+    vector_only = logits - cues @ per_cue  # the head's logit had no cue been present
     return {
         "head": logits > head.threshold,
+        "head_without_cues": vector_only > head.threshold,
         "neighbour_margin": margins > head.margin_threshold,
         "either (the gate)": (logits > head.threshold) | (margins > head.margin_threshold),
+        "carries_a_cue": cues.any(axis=1),
     }
 
 
@@ -176,19 +200,58 @@ def _latency(r: FAQRetriever, questions: list[str]) -> dict[str, Any]:
 def _judge_ms(r: FAQRetriever, head: Any, question: str, repeats: int = 2000) -> float:
     """Milliseconds the gate adds to an ``answer()`` by itself: judging one encoded vector (the
     end-to-end pairs above carry the shared machine's noise)."""
-    vector = as_unit_rows(r.encoder.encode_queries([r.normalizer(question)]))
-    head.judge(vector)
+    normalized = [r.normalizer(question)]
+    vector = as_unit_rows(r.encoder.encode_queries(normalized))
+    head.judge(vector, normalized)
     started = time.perf_counter()
     for _ in range(repeats):
-        head.judge(vector)
+        head.judge(vector, normalized)
     return round(1000 * (time.perf_counter() - started) / repeats, 3)
+
+
+def _heldout_only(path: Path, out: Path) -> int:
+    """Measure one labelled held-out file with the default model; write ``out``."""
+    examples = load_safety_examples(path)
+    r = FAQRetriever.from_corpus()
+    r.warm_up()
+    head = r._safety_gate.head(r.encoder, r.normalizer, r._state)
+    result: dict[str, Any] = {
+        "model": r.encoder.name,
+        "threshold": r.threshold,
+        "gate": {
+            "head_threshold": round(head.threshold, 4),
+            "margin_threshold": round(head.margin_threshold, 4),
+        },
+        "heldout_file": str(path),
+        "heldout": _labelled(r, examples, {"retriever": r, "head": head}),
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, ensure_ascii=False, indent=1) + "\n", "utf-8")
+    harmful, benign = result["heldout"]["harmful"], result["heldout"]["benign"]
+    print(
+        f"{path.name}: harmful {harmful['questions']}: confident {harmful['confident_before']} -> "
+        f"{harmful['confident_after']}, refused {harmful['refused']}; benign "
+        f"{benign['questions']}: refused {benign['refused']}"
+    )
+    print(f"wrote {out}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "safety.json")
+    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument(
+        "--heldout",
+        type=Path,
+        default=None,
+        help="measure only this labelled held-out file (text/label/kind/style per line)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
+    if args.heldout is not None:
+        out = args.out or ROOT / "benchmarks" / "results" / f"heldout_{args.heldout.stem}.json"
+        return _heldout_only(args.heldout, out)
+    args.out = args.out or ROOT / "benchmarks" / "results" / "safety.json"
 
     r = FAQRetriever.from_corpus()
     fit = _fit_times(r)
@@ -207,6 +270,13 @@ def main(argv: list[str] | None = None) -> int:
             "head_threshold": round(head.threshold, 4),
             "margin_threshold": round(head.margin_threshold, 4),
             "head_l2": safety_module.HEAD_L2,
+            "cue_l2": safety_module.CUE_L2,
+            "cue_weights": {
+                cue.name: round(float(w / sc), 3)
+                for cue, w, sc in zip(
+                    CUES, head.weights[-len(CUES) :], head.scale[-len(CUES) :], strict=True
+                )
+            },
             "contrast_weight": safety_module.CONTRAST_WEIGHT,
             "head_levels": safety_module.HEAD_LEVELS,
             "margin_levels": safety_module.MARGIN_LEVELS,
@@ -215,6 +285,8 @@ def main(argv: list[str] | None = None) -> int:
         },
         "set_a": _labelled(r, load_safety_examples(bundled_safety_queries_path()), rules),
         "set_b": _labelled(r, load_safety_examples(SET_B), rules),
+        "set_c": _labelled(r, load_safety_examples(SET_C), rules),
+        "set_d": _labelled(r, load_safety_examples(SET_D), rules),
         "eval_in_domain": _benign_set(r, in_domain, rules),
         "eval_out_of_domain": _benign_set(r, out_of_domain, rules),
     }
@@ -234,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     result["latency"]["judge_one_vector_ms"] = _judge_ms(r, head, in_domain[0])
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, ensure_ascii=False, indent=1) + "\n", "utf-8")
-    for name in ("set_a", "set_b"):
+    for name in ("set_a", "set_b", "set_c", "set_d"):
         harmful, benign = result[name]["harmful"], result[name]["benign"]
         print(
             f"{name}: harmful {harmful['questions']}: confident {harmful['confident_before']} -> "

@@ -70,9 +70,12 @@ def test_the_bundled_exemplars_cover_every_harmful_kind_and_their_look_alikes() 
 
 def test_the_held_out_sets_share_no_question_with_the_exemplars() -> None:
     exemplars = {e.text for e in load_bundled_safety_examples()}
+    eval_dir = bundled_safety_path().parent / "eval"
     for path in (
         bundled_safety_queries_path(),
-        bundled_safety_path().parent / "eval" / "safety_queries_b.jsonl",
+        eval_dir / "safety_queries_b.jsonl",
+        eval_dir / "safety_queries_c.jsonl",
+        eval_dir / "safety_queries_d.jsonl",
     ):
         held_out = load_safety_examples(path)
         assert len([e for e in held_out if e.harmful]) >= 40

@@ -13,8 +13,9 @@ File format (JSONL, UTF-8, one object per line; blank lines allowed)::
   ``personal-data``, ``injection``; ``victim``, ``prevention``...); a refusal's reason names it;
 - ``style``: optional (``zh``, ``zh-Hant``, ``en``, ``colloquial``, ``typo``, ``keyword``...).
 
-The bundled exemplars are ``corpus/safety.jsonl``; the held-out set that measures the gate,
-never used to fit it, is ``corpus/eval/safety_queries.jsonl`` (same format). The loader is
+The bundled exemplars are ``corpus/safety.jsonl``; the held-out sets that measure the gate,
+never used to fit it, are ``corpus/eval/safety_queries.jsonl`` (A) and ``safety_queries_b``,
+``_c`` and ``_d.jsonl`` beside it (same format). The loader is
 strict like the corpus loader: anything that is not a valid exemplar raises
 :class:`~walletfaq.errors.CorpusError` naming the file, the line and the field.
 """

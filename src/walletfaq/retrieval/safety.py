@@ -8,7 +8,10 @@ How it decides, from the question's vector alone (the vector :meth:`answer` enco
   (victims, prevention, legitimate security questions), embedded with the retriever's own
   encoder; the corpus' rows (every FAQ question and alt question) are more benign examples;
 - **a head**: a logistic regression (numpy, Newton's method, L2) trained on the harmful
-  exemplars against the benign ones and the corpus rows, on standardised vector components;
+  exemplars against the benign ones and the corpus rows, on standardised vector components and
+  the question's intent cues (:mod:`walletfaq.retrieval.safety_cues`: whose money or data it is
+  after, whether it should stay hidden; binary features whose weights are learned like the
+  rest, penalised by :data:`CUE_L2`);
 - **a neighbour rule**: the nearest harmful exemplar's cosine minus the nearest benign
   exemplar's or corpus row's cosine;
 - a question is refused when the head's logit or the neighbour margin passes its threshold.
@@ -23,7 +26,8 @@ the encoder places "how do I scam someone" nearer the harmful exemplars than "I 
 The constants below (L2, the benign exemplars' weight, the quantile levels) are the grid point
 with the highest cross-validated refusal of harmful exemplars among those whose cross-validated
 false refusals stay within 5 % of the benign exemplars and 0.7 % of the corpus rows, with the
-default model; ``benchmarks/safety.py`` measures the result on held-out questions
+default model (:data:`CUE_L2` was chosen later, on new exemplars written for the weak areas,
+by the same criterion); ``benchmarks/safety.py`` measures the result on held-out questions
 (``benchmarks/README.md``, "The safety gate").
 
 The gate is built lazily, once per retriever, on its first use (thread-safe); its exemplar
@@ -58,6 +62,7 @@ from walletfaq.encoders.presets import cache_dir
 from walletfaq.encoders.protocol import Encoder, as_unit_rows
 from walletfaq.errors import IndexFormatError, WalletFAQError
 from walletfaq.retrieval.questions import clean_question
+from walletfaq.retrieval.safety_cues import CUES, cue_features, cues_of
 
 if TYPE_CHECKING:
     from walletfaq.index.search import Hit
@@ -73,7 +78,7 @@ DEFAULT_SAFETY_MESSAGE = (
 )
 """What :meth:`answer` says when it refuses (``safety_message`` replaces it)."""
 
-METHOD_VERSION = 1
+METHOD_VERSION = 2
 """Bumped whenever the fitting below changes (it is part of the cache key)."""
 FOLDS = 5
 """Cross-validation folds that choose the thresholds."""
@@ -81,6 +86,9 @@ SEED = 0
 """Seed of the folds' assignment."""
 HEAD_L2 = 0.1
 """L2 penalty of the head (on standardised components)."""
+CUE_L2 = 0.01
+"""L2 penalty of the head's intent-cue features (standardised): lighter than the vector's, as
+there are a few cues against hundreds of components."""
 CONTRAST_WEIGHT = 0.1
 """Share of the training weight on the benign exemplars (harmful: 0.5; corpus rows: the
 rest)."""
@@ -106,6 +114,7 @@ class SafetyVerdict:
         score: the head's logit (higher = more like the harmful exemplars).
         margin: nearest harmful exemplar's cosine minus nearest benign text's.
         kind: the ``kind`` of the nearest harmful exemplar.
+        cues: the intent cues the question carries (:mod:`walletfaq.retrieval.safety_cues`).
     """
 
     refuse: bool
@@ -113,6 +122,7 @@ class SafetyVerdict:
     score: float
     margin: float
     kind: str
+    cues: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -120,8 +130,9 @@ class SafetyHead:
     """A fitted gate: the head, the neighbour rule, and their thresholds.
 
     Attributes:
-        mean, scale: standardisation of the vector components, shape ``(dim,)``.
-        weights, bias: the logistic head on standardised components.
+        mean, scale: standardisation of the head's features (the vector's components, then
+            the intent cues), shape ``(dim + len(CUES),)``.
+        weights, bias: the logistic head on standardised features.
         threshold: the head's logit threshold.
         margin_threshold: the neighbour rule's threshold.
         harmful: unit vectors of the harmful exemplars, ``(h, dim)``; ``kinds`` their kinds.
@@ -138,25 +149,29 @@ class SafetyHead:
     kinds: tuple[str, ...]
     contrast: np.ndarray
 
-    def scores(self, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def scores(
+        self, vectors: np.ndarray, texts: Sequence[str]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Head logits, neighbour margins and the nearest harmful exemplar's position of unit
-        ``vectors`` ``(n, dim)``."""
-        logits = _logits(vectors, self.mean, self.scale, self.weights, self.bias)
+        ``vectors`` ``(n, dim)`` of the (normalised) questions ``texts``."""
+        features = _features(vectors, cue_features(texts))
+        logits = _logits(features, self.mean, self.scale, self.weights, self.bias)
         harmful = vectors @ self.harmful.T
         margins = harmful.max(axis=1) - (vectors @ self.contrast.T).max(axis=1)
         return logits, margins, harmful.argmax(axis=1)
 
-    def judge(self, vectors: np.ndarray) -> list[SafetyVerdict]:
-        """One :class:`SafetyVerdict` per row of unit ``vectors``."""
-        logits, margins, nearest = self.scores(vectors)
+    def judge(self, vectors: np.ndarray, texts: Sequence[str]) -> list[SafetyVerdict]:
+        """One :class:`SafetyVerdict` per row of unit ``vectors``, the vectors of the
+        (normalised) questions ``texts``."""
+        logits, margins, nearest = self.scores(vectors, texts)
         verdicts = []
-        for logit, margin, position in zip(
-            logits.tolist(), margins.tolist(), nearest.tolist(), strict=True
+        for text, logit, margin, position in zip(
+            texts, logits.tolist(), margins.tolist(), nearest.tolist(), strict=True
         ):
             kind = self.kinds[position]
             refuse = logit > self.threshold or margin > self.margin_threshold
             reason = f"harmful request ({kind})" if refuse else ""
-            verdicts.append(SafetyVerdict(refuse, reason, logit, margin, kind))
+            verdicts.append(SafetyVerdict(refuse, reason, logit, margin, kind, cues_of(text)))
         return verdicts
 
 
@@ -166,10 +181,22 @@ def fit_head(
     benign: np.ndarray,
     rows: np.ndarray,
     row_groups: np.ndarray,
+    cues: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
 ) -> SafetyHead:
     """Fit the gate on unit vectors: ``harmful`` exemplars (with their ``kinds``), ``benign``
     exemplars and corpus ``rows`` (``row_groups``: the entry of each row, so that the
-    cross-validation holds out whole entries). Deterministic (seeded by :data:`SEED`)."""
+    cross-validation holds out whole entries); ``cues``: the intent cues
+    (:func:`~walletfaq.retrieval.safety_cues.cue_features`) of the harmful exemplars, the
+    benign ones and the rows (``None``: none carries any). Deterministic (seeded by
+    :data:`SEED`)."""
+    parts = (harmful, benign, rows)
+    if cues is None:
+        cues = (
+            np.zeros((len(harmful), len(CUES))),
+            np.zeros((len(benign), len(CUES))),
+            np.zeros((len(rows), len(CUES))),
+        )
+    harmful_x, benign_x, rows_x = (_features(v, c) for v, c in zip(parts, cues, strict=True))
     folds = min(FOLDS, len(harmful), len(benign))
     rng = np.random.default_rng(SEED)
     fold_h = _folds(len(harmful), folds, rng)
@@ -180,15 +207,18 @@ def fit_head(
     held_r = (np.zeros(len(rows)), np.zeros(len(rows)))
     for fold in range(folds):
         h, b, r = fold_h != fold, fold_b != fold, fold_r != fold
-        params = _fit_logistic(harmful[h], benign[b], rows[r])
+        params = _fit_logistic(harmful_x[h], benign_x[b], rows_x[r])
         contrast = np.vstack([benign[b], rows[r]])
-        for vectors, chosen, out in ((benign, ~b, held_b), (rows, ~r, held_r)):
+        for vectors, features, chosen, out in (
+            (benign, benign_x, ~b, held_b),
+            (rows, rows_x, ~r, held_r),
+        ):
             if chosen.any():
-                out[0][chosen] = _logits(vectors[chosen], *params)
+                out[0][chosen] = _logits(features[chosen], *params)
                 out[1][chosen] = _margins(vectors[chosen], harmful[h], contrast)
     threshold = _level(held_b[0], held_r[0], HEAD_LEVELS)
     margin_threshold = _level(held_b[1], held_r[1], MARGIN_LEVELS)
-    mean, scale, weights, bias = _fit_logistic(harmful, benign, rows)
+    mean, scale, weights, bias = _fit_logistic(harmful_x, benign_x, rows_x)
     return SafetyHead(
         mean,
         scale,
@@ -256,11 +286,12 @@ class SafetyGate:
         encoded nothing (its hits were cached) and the verdict is not remembered either is the
         question encoded here."""
         head = self.head(encoder, normalizer, state)
-        hits = search(lambda texts, vectors: self.remember(texts, head.judge(vectors)))
+        hits = search(lambda texts, vectors: self.remember(texts, head.judge(vectors, texts)))
         normalized = normalizer(text)
         verdict = self.recall(normalized)
         if verdict is None:
-            (verdict,) = head.judge(as_unit_rows(encoder.encode_queries([normalized])))
+            vectors = as_unit_rows(encoder.encode_queries([normalized]))
+            (verdict,) = head.judge(vectors, [normalized])
             self.remember([normalized], [verdict])
         return hits, verdict
 
@@ -292,6 +323,8 @@ def _build(
 ) -> SafetyHead:
     index, row_entry = state.index, state.row_entry
     texts = [normalizer(clean_question(example.text)) for example in examples]
+    example_cues = cue_features(texts)
+    row_cues = cue_features([normalizer(text) for text in state.row_text])
     labelled = json.dumps([[t, e.label, e.kind] for t, e in zip(texts, examples, strict=True)])
     vectors_key = _digest(f"v{METHOD_VERSION}", encoder.fingerprint, labelled)
     vectors = _cached_vectors(vectors_key, encoder, texts)
@@ -300,7 +333,13 @@ def _build(
     kinds = [e.kind for e in examples if e.harmful]
     head_key = _digest(
         vectors_key,
-        repr((HEAD_L2, CONTRAST_WEIGHT, HEAD_LEVELS, MARGIN_LEVELS, FOLDS, SEED)),
+        repr((HEAD_L2, CUE_L2, CONTRAST_WEIGHT, HEAD_LEVELS, MARGIN_LEVELS, FOLDS, SEED)),
+        repr(
+            [
+                (c.name, [p.pattern for p in c.any_of], [p.pattern for p in c.and_any_of])
+                for c in CUES
+            ]
+        ),
         hashlib.sha256(rows.tobytes()).hexdigest(),
         hashlib.sha256(np.asarray(row_entry, dtype=np.int64).tobytes()).hexdigest(),
         examples_hash(examples),
@@ -309,7 +348,8 @@ def _build(
     cached = _read_head(head_key, harmful, kinds, benign, rows)
     if cached is not None:
         return cached
-    head = fit_head(harmful, kinds, benign, rows, np.asarray(row_entry))
+    cues = (example_cues[harmful_mask], example_cues[~harmful_mask], row_cues)
+    head = fit_head(harmful, kinds, benign, rows, np.asarray(row_entry), cues)
     _write_head(head_key, head)
     logger.info(
         "safety gate fitted on %d harmful and %d benign exemplars and %d corpus rows "
@@ -327,8 +367,8 @@ def _build(
 def _fit_logistic(
     harmful: np.ndarray, benign: np.ndarray, rows: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-    """Weighted, L2-penalised logistic regression by Newton's method; returns the
-    standardisation and the weights."""
+    """Weighted, L2-penalised logistic regression by Newton's method on feature rows (the
+    vector's components, then :data:`CUES`); returns the standardisation and the weights."""
     data = np.vstack([harmful, benign, rows]).astype(np.float64)
     target = np.r_[np.ones(len(harmful)), np.zeros(len(benign) + len(rows))]
     rows_share = 0.5 - CONTRAST_WEIGHT if len(rows) else 0.0
@@ -342,6 +382,7 @@ def _fit_logistic(
     scale = np.maximum(data.std(axis=0), 1e-6)
     design = np.hstack([(data - mean) / scale, np.ones((len(data), 1))])
     penalty = np.full(design.shape[1], HEAD_L2)
+    penalty[-1 - len(CUES) : -1] = CUE_L2
     penalty[-1] = 0.0
     weights = np.zeros(design.shape[1])
     for _ in range(50):
@@ -355,10 +396,15 @@ def _fit_logistic(
     return mean, scale, weights[:-1], float(weights[-1])
 
 
+def _features(vectors: np.ndarray, cues: np.ndarray) -> np.ndarray:
+    """The head's feature rows: each vector's components, then its intent cues."""
+    return np.hstack([np.asarray(vectors, dtype=np.float64), np.asarray(cues, dtype=np.float64)])
+
+
 def _logits(
-    vectors: np.ndarray, mean: np.ndarray, scale: np.ndarray, weights: np.ndarray, bias: float
+    features: np.ndarray, mean: np.ndarray, scale: np.ndarray, weights: np.ndarray, bias: float
 ) -> np.ndarray:
-    return np.asarray(((vectors - mean) / scale) @ weights + bias, dtype=np.float64)
+    return np.asarray(((features - mean) / scale) @ weights + bias, dtype=np.float64)
 
 
 def _margins(vectors: np.ndarray, harmful: np.ndarray, contrast: np.ndarray) -> np.ndarray:
@@ -421,7 +467,7 @@ def _read_head(
             )
     except (OSError, ValueError, KeyError):
         return None
-    dim = harmful.shape[1]
+    dim = harmful.shape[1] + len(CUES)
     if mean.shape != (dim,) or scale.shape != (dim,) or weights.shape != (dim,):
         return None
     if numbers.shape != (3,) or not np.isfinite(numbers).all():
