@@ -72,6 +72,8 @@ _LAZY = {
     "DoctorReport": "walletfaq.quality.doctor.report",
     "Finding": "walletfaq.quality.doctor.report",
     "open_store": "walletfaq.store",
+    "check_gate": "walletfaq.quality.gate",
+    "GateResult": "walletfaq.quality.gate_report",
 }
 
 __all__ = [
@@ -113,6 +115,8 @@ if TYPE_CHECKING:
     from walletfaq.quality.evaluation.results import QueryResult
     from walletfaq.quality.evaluation.runner import compare, evaluate
     from walletfaq.quality.evaluation.stats import diff_reports, paired_test
+    from walletfaq.quality.gate import check_gate
+    from walletfaq.quality.gate_report import GateResult
     from walletfaq.quality.tuning import TuneResult, TuningWarning, tune
     from walletfaq.retrieval.hybrid import HybridRetriever
     from walletfaq.retrieval.retriever import FAQRetriever

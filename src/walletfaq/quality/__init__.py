@@ -2,7 +2,8 @@
 
 Evaluation (:mod:`~walletfaq.quality.evaluation`: metrics, reports, statistics), the
 no-answer threshold (:mod:`~walletfaq.quality.calibration`), corpus diagnosis
-(:mod:`~walletfaq.quality.doctor`) and training (:mod:`~walletfaq.quality.tuning`: data
-readers, adapter training, fine-tuning). Imports the retrieval layer and those below it; the
+(:mod:`~walletfaq.quality.doctor`), training (:mod:`~walletfaq.quality.tuning`: data
+readers, adapter training, fine-tuning) and the quality gate of a publish
+(:mod:`~walletfaq.quality.gate`). Imports the retrieval layer and those below it; the
 query-time layers never import it.
 """
