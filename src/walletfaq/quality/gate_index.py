@@ -14,13 +14,14 @@
 Files: ``<cache>/indexes/<key>`` (the indexes, shared with ``from_corpus``),
 ``<cache>/gate/queries-<digest>.npy`` (query vectors, ``np.save`` without pickle) and
 ``<cache>/gate/last-<digest>.txt`` (the key of the last index the gate built with a model).
-A damaged or missing file is rebuilt; a cache that cannot be written only warns.
+A damaged or missing file is rebuilt; a cache that cannot be written only warns. A refused
+candidate's index stays in the cache like any index ``from_corpus`` built (a few MB for the
+bundled corpus); the cache folder is the user's to clear.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,7 +31,7 @@ import numpy as np
 
 import walletfaq.retrieval.retriever as retriever_module
 from walletfaq._progress import progress_bar
-from walletfaq.data.atomic import write_bytes_atomic, write_text_atomic
+from walletfaq.data.atomic import write_text_atomic
 from walletfaq.data.contacts import ContactDirectory, corpus_with_contacts
 from walletfaq.data.corpus import Corpus
 from walletfaq.encoders.presets import cache_dir
@@ -38,7 +39,7 @@ from walletfaq.encoders.protocol import as_unit_rows
 from walletfaq.errors import WalletFAQError
 from walletfaq.index.vector_index import IndexSpec
 from walletfaq.retrieval.edits import edited_state
-from walletfaq.retrieval.embedding import cache_key
+from walletfaq.retrieval.embedding import cache_key, cached_vectors
 from walletfaq.retrieval.retriever import FAQRetriever
 from walletfaq.retrieval.state import RetrieverState
 
@@ -121,31 +122,23 @@ def query_vectors(
 ) -> np.ndarray:
     """The unit query vectors of ``texts`` (normalised questions), one row each; from the
     cache when the same texts were encoded by the same model before."""
+
+    def encode(texts: Sequence[str]) -> np.ndarray:
+        chunks = []
+        bar = progress_bar(
+            total=len(texts), desc="gate queries", unit="query", leave=False, disable=not progress
+        )
+        for start in range(0, len(texts), _BATCH):
+            chunk = list(texts[start : start + _BATCH])
+            chunks.append(as_unit_rows(encoder.encode_queries(chunk)))
+            bar.update(len(chunk))
+        bar.close()
+        return np.concatenate(chunks)
+
+    if not cache:
+        return encode(texts).astype(np.float32)
     path = cache_dir() / "gate" / f"queries-{_digest(encoder.fingerprint, *texts)}.npy"
-    if cache:
-        try:
-            stored = np.load(path, allow_pickle=False)
-            if stored.shape == (len(texts), encoder.dim) and np.isfinite(stored).all():
-                return np.asarray(stored, dtype=np.float32)
-        except (OSError, ValueError):
-            pass
-    chunks = []
-    bar = progress_bar(
-        total=len(texts), desc="gate queries", unit="query", leave=False, disable=not progress
-    )
-    for start in range(0, len(texts), _BATCH):
-        chunks.append(as_unit_rows(encoder.encode_queries(list(texts[start : start + _BATCH]))))
-        bar.update(len(chunks[-1]))
-    bar.close()
-    vectors = np.concatenate(chunks).astype(np.float32)
-    if cache:
-        buffer = io.BytesIO()
-        np.save(buffer, vectors, allow_pickle=False)
-        try:
-            write_bytes_atomic(path, buffer.getvalue())
-        except OSError as exc:
-            logger.warning("cannot cache the gate queries in %s (%s)", path, exc)
-    return vectors
+    return cached_vectors(path, encoder.dim, texts, encode)
 
 
 def _location(encoder: Encoder, full: Corpus) -> Path:

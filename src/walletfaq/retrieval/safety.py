@@ -57,6 +57,7 @@ from walletfaq.data.safety import (
 from walletfaq.encoders.presets import cache_dir
 from walletfaq.encoders.protocol import Encoder, as_unit_rows
 from walletfaq.errors import IndexFormatError, WalletFAQError
+from walletfaq.retrieval.embedding import cached_vectors
 from walletfaq.retrieval.questions import clean_question
 
 if TYPE_CHECKING:
@@ -395,16 +396,12 @@ def _cache_file(name: str) -> Path:
 
 
 def _cached_vectors(key: str, encoder: Encoder, texts: Sequence[str]) -> np.ndarray:
-    path = _cache_file(f"exemplars-{key}.npy")
-    try:
-        vectors = np.load(path, allow_pickle=False)
-        if vectors.shape == (len(texts), encoder.dim) and np.isfinite(vectors).all():
-            return np.asarray(vectors, dtype=np.float32)
-    except (OSError, ValueError):
-        pass
-    vectors = as_unit_rows(encoder.encode_queries(list(texts)))
-    _store(path, lambda out: np.save(out, vectors, allow_pickle=False))
-    return vectors
+    return cached_vectors(
+        _cache_file(f"exemplars-{key}.npy"),
+        encoder.dim,
+        texts,
+        lambda missing: as_unit_rows(encoder.encode_queries(list(missing))),
+    )
 
 
 def _read_head(
