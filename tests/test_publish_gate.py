@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +31,9 @@ from walletfaq.errors import CorpusError, WalletFAQError
 from walletfaq.quality import gate as gate_module
 from walletfaq.quality.evaluation import evaluate
 from walletfaq.quality.gate import DEFAULT_TOLERANCE, GateResult, check_gate, check_tolerance
+from walletfaq.quality.gate_report import MAX_HEADLINE_CHARS
 from walletfaq.retrieval.retriever import FAQRetriever
+from walletfaq.store import Change, StagedChangedError, Store, open_store
 
 TINY = Corpus.from_entries(TINY_ENTRIES, source="tiny")
 QUERIES = [
@@ -368,6 +371,25 @@ def test_the_result_reads_as_text_a_dict_and_frames(encoder: HashEncoder) -> Non
     assert set(result.broken_frame()["lost_entry"]) == {"refund"}
 
 
+def test_the_headline_stays_short_whatever_the_ids(encoder: HashEncoder) -> None:
+    ids = [f"{'x' * 62}-{n}" for n in range(8)]  # ids of the longest length, 64
+    entries = [
+        {"id": i, "category": "c", "question": f"问题{n}号", "answer": "答"}
+        for n, i in enumerate(ids)
+    ]
+    queries = [{"query": f"问题{n}号", "gold": [i]} for n, i in enumerate(ids)]
+    other = {"id": "other", "category": "c", "question": "别的", "answer": "答"}
+    result = check_gate(
+        Corpus.from_entries(entries),
+        Corpus.from_entries([other]),
+        model=encoder,
+        gate_queries=queries,
+        tolerance=100.0,
+    )
+    assert len(result.lost_entries) == 8 and "and 5 more" in result.headline()
+    assert len(result.headline()) <= MAX_HEADLINE_CHARS
+
+
 def test_a_query_answered_only_by_the_candidate_counts_as_fixed(encoder: HashEncoder) -> None:
     weather = {"query": "明天会下雨吗", "gold": ["fees"]}  # no entry answers it before
     fees = TINY["fees"]
@@ -412,7 +434,6 @@ def _publish(store: str, gate: Path, *extra: str) -> int:
 def test_publish_publishes_a_harmless_staged_edit(
     tiny_store: str, gate_file: Path, tmp_path: Path, capsys
 ) -> None:
-    from walletfaq.store import open_store
 
     refund = TINY["refund"]
     edited = dataclasses.replace(refund, alt_questions=(*refund.alt_questions, "钱能退回来吗"))
@@ -435,7 +456,6 @@ def test_publish_publishes_a_harmless_staged_edit(
 def test_publish_refuses_a_harmful_edit_with_status_3_and_keeps_it_staged(
     tiny_store: str, gate_file: Path, tmp_path: Path, capsys, harm: str
 ) -> None:
-    from walletfaq.store import open_store
 
     stage = ["store", "stage", "--store", tiny_store]
     if harm == "delete":
@@ -460,7 +480,6 @@ def test_publish_refuses_a_harmful_edit_with_status_3_and_keeps_it_staged(
 def test_publish_force_publishes_a_refused_edit_and_the_history_says_forced(
     tiny_store: str, gate_file: Path, capsys
 ) -> None:
-    from walletfaq.store import open_store
 
     main(["store", "stage", "--store", tiny_store, "--delete", "refund"])
     assert _publish(tiny_store, gate_file, "--force", "--reason", "merged into fees") == 0
@@ -504,7 +523,6 @@ def test_publish_with_nothing_staged_is_one_line_with_status_2(tiny_store: str, 
 def test_publish_of_staged_changes_that_change_nothing_is_status_2(
     tiny_store: str, tmp_path: Path, capsys
 ) -> None:
-    from walletfaq.store import Change, open_store
 
     with open_store(tiny_store) as store:
         store.stage([Change.update(TINY["refund"])], author="bob")  # the same content
@@ -538,63 +556,58 @@ def test_publish_refuses_a_reason_too_long_to_record_with_the_verdict(
 ) -> None:
     main(["store", "stage", "--store", tiny_store, "--delete", "fees"])
     capsys.readouterr()
-    assert main(["publish", "--store", tiny_store, "--reason", "x" * 1501]) == 2
-    assert "--reason is 1501 characters; keep it to 1500" in capsys.readouterr().err
+    assert main(["publish", "--store", tiny_store, "--reason", "x" * 1491]) == 2
+    assert "--reason is 1491 characters; keep it to 1490" in capsys.readouterr().err
+
+
+def _edit_login(store: Store) -> None:
+    edited = dataclasses.replace(store.entry("login"), answer="新的答案。")
+    store.apply([Change.update(edited)], author="dave")
+
+
+def _stage_removal(store: Store) -> None:
+    store.stage([Change.remove("refund")], author="mallory")  # not what the gate evaluated
 
 
 @pytest.mark.usefixtures("routed_encoder")
-def test_publish_racing_an_apply_publishes_nothing_with_status_4(
-    tiny_store: str, gate_file: Path, monkeypatch: pytest.MonkeyPatch, capsys
+@pytest.mark.parametrize(
+    ("meanwhile", "message", "head", "staged"),
+    [
+        (_edit_login, "walletfaq: conflict: the store moved from revision 1", 2, ["fees"]),
+        (_stage_removal, "walletfaq: conflict: the staged changes in", 1, ["fees", "refund"]),
+    ],
+    ids=["an apply", "a stage"],
+)
+def test_publish_racing_another_writer_publishes_nothing_with_status_4(
+    tiny_store: str,
+    gate_file: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys,
+    meanwhile: Callable[[Store], None],
+    message: str,
+    head: int,
+    staged: list[str],
 ) -> None:
-    from walletfaq.store import Change, open_store
-
     main(["store", "stage", "--store", tiny_store, "--delete", "fees"])
     real = gate_module.check_gate
 
-    def gate_while_someone_edits(*args: object, **kwargs: object) -> GateResult:
+    def gate_while_another_writer_writes(*args: object, **kwargs: object) -> GateResult:
         result = real(*args, **kwargs)  # type: ignore[arg-type]
         with open_store(tiny_store) as other:
-            edited = dataclasses.replace(other.entry("login"), answer="新的答案。")
-            other.apply([Change.update(edited)], author="dave")
+            meanwhile(other)
         return result
 
-    monkeypatch.setattr(gate_module, "check_gate", gate_while_someone_edits)
+    monkeypatch.setattr(gate_module, "check_gate", gate_while_another_writer_writes)
     capsys.readouterr()
     assert _publish(tiny_store, gate_file, "--force") == 4
-    err = capsys.readouterr().err.splitlines()[-1]
-    assert err.startswith("walletfaq: conflict: the store moved from revision 1")
+    assert capsys.readouterr().err.splitlines()[-1].startswith(message)
     with open_store(tiny_store) as store:
-        assert store.head() == 2 and store.log()[-1].author == "dave"
-        assert [s.entry_id for s in store.staged()] == ["fees"]
-
-
-@pytest.mark.usefixtures("routed_encoder")
-def test_publish_racing_a_stage_publishes_nothing_with_status_4(
-    tiny_store: str, gate_file: Path, monkeypatch: pytest.MonkeyPatch, capsys
-) -> None:
-    from walletfaq.store import Change, open_store
-
-    main(["store", "stage", "--store", tiny_store, "--delete", "fees"])
-    real = gate_module.check_gate
-
-    def gate_while_someone_stages(*args: object, **kwargs: object) -> GateResult:
-        result = real(*args, **kwargs)  # type: ignore[arg-type]
-        with open_store(tiny_store) as other:  # not evaluated by this gate
-            other.stage([Change.remove("refund")], author="mallory")
-        return result
-
-    monkeypatch.setattr(gate_module, "check_gate", gate_while_someone_stages)
-    capsys.readouterr()
-    assert _publish(tiny_store, gate_file, "--force") == 4
-    assert "the staged changes in" in capsys.readouterr().err
-    with open_store(tiny_store) as store:
-        assert store.head() == 1 and len(store.staged()) == 2
+        assert store.head() == head and [s.entry_id for s in store.staged()] == staged
 
 
 def test_publish_of_an_entry_edited_after_it_was_staged_is_status_4(
     tiny_store: str, gate_file: Path, routed_encoder: HashEncoder, capsys
 ) -> None:
-    from walletfaq.store import Change, open_store
 
     refund = TINY["refund"]
     with open_store(tiny_store) as store:
@@ -610,7 +623,6 @@ def test_publish_of_an_entry_edited_after_it_was_staged_is_status_4(
 def test_stage_adds_new_ids_and_replaces_known_ones_from_a_file(
     tmp_path: Path, tiny_corpus_file: Path, suffix: str, capsys
 ) -> None:
-    from walletfaq.store import open_store
 
     db = str(tmp_path / "faq.db")
     main(["store", "init", "--store", db, "--corpus", str(tiny_corpus_file)])
@@ -638,7 +650,6 @@ def test_stage_needs_a_file_or_ids_to_delete(tiny_store: str, capsys) -> None:
 
 
 def test_stage_refuses_an_unknown_id_to_delete_and_stages_nothing(tiny_store: str, capsys) -> None:
-    from walletfaq.store import open_store
 
     assert main(["store", "stage", "--store", tiny_store, "--delete", "fees", "nope"]) == 2
     assert "no entry 'nope' to remove" in capsys.readouterr().err
@@ -674,7 +685,6 @@ def test_staged_lists_the_changes_and_discard_deletes_them(
 
 
 def test_a_publish_checked_with_other_staged_changes_writes_nothing(tiny_store: str) -> None:
-    from walletfaq.store import Change, StagedChangedError, open_store
 
     with open_store(tiny_store) as store:
         store.stage([Change.remove("fees")], author="bob")

@@ -29,7 +29,7 @@ EXIT_REFUSED = 3
 EXIT_CONFLICT = 4
 """``walletfaq publish``: the store changed while the gate ran (a revision, or other staged
 changes), or an entry changed after it was staged; nothing was published."""
-_MAX_USER_REASON = 1_500  # a publish's reason also carries the gate's headline (<= 2000 in all)
+_MAX_USER_REASON = 1_490  # with "; " and the gate's headline (<= 500): the store's 2,000
 
 
 def add_store_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -21,7 +21,6 @@ bundled corpus); the cache folder is the user's to clear.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -39,7 +38,7 @@ from walletfaq.encoders.protocol import as_unit_rows
 from walletfaq.errors import WalletFAQError
 from walletfaq.index.vector_index import IndexSpec
 from walletfaq.retrieval.edits import edited_state
-from walletfaq.retrieval.embedding import cache_key, cached_vectors
+from walletfaq.retrieval.embedding import cache_key, cached_vectors, text_digest
 from walletfaq.retrieval.retriever import FAQRetriever
 from walletfaq.retrieval.state import RetrieverState
 
@@ -137,7 +136,7 @@ def query_vectors(
 
     if not cache:
         return encode(texts).astype(np.float32)
-    path = cache_dir() / "gate" / f"queries-{_digest(encoder.fingerprint, *texts)}.npy"
+    path = cache_dir() / "gate" / f"queries-{text_digest(encoder.fingerprint, *texts)}.npy"
     return cached_vectors(path, encoder.dim, texts, encode)
 
 
@@ -147,7 +146,7 @@ def _location(encoder: Encoder, full: Corpus) -> Path:
 
 
 def _last_file(encoder: Encoder) -> Path:
-    return cache_dir() / "gate" / f"last-{_digest(encoder.fingerprint)}.txt"
+    return cache_dir() / "gate" / f"last-{text_digest(encoder.fingerprint)}.txt"
 
 
 def _last_gated(encoder: Encoder) -> FAQRetriever | None:
@@ -160,11 +159,3 @@ def _last_gated(encoder: Encoder) -> FAQRetriever | None:
     except (WalletFAQError, OSError, UnicodeDecodeError) as exc:
         logger.info("no usable last gated index (%s); embedding the published content", exc)
         return None
-
-
-def _digest(*parts: str) -> str:
-    digest = hashlib.sha256()
-    for part in parts:
-        digest.update(part.encode("utf-8"))
-        digest.update(b"\0")
-    return digest.hexdigest()[:32]

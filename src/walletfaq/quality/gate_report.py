@@ -15,6 +15,9 @@ if TYPE_CHECKING:
     import pandas as pd
 
 _SHOWN = 20  # broken queries and lost entries listed in the text form (all in to_dict)
+_ID_CHARS = 40  # an id (at most 64 characters) longer than this is cut in one-line forms
+MAX_HEADLINE_CHARS = 500
+"""The longest :meth:`GateResult.headline` (ids are cut and counted to stay below it)."""
 
 
 @dataclass(frozen=True)
@@ -187,7 +190,7 @@ class GateResult:
                     f"more than the tolerance of {tolerance:g}"
                 )
         if lost:
-            ids = _listed([e.entry_id for e in lost], 5)
+            ids = _listed([e.entry_id for e in lost], 3)
             one = len(lost) == 1
             reasons.append(
                 f"{len(lost)} {'entry' if one else 'entries'} answered gate queries and "
@@ -229,7 +232,7 @@ class GateResult:
             f"{len(self.broken)} broken, {len(self.lost_entries)} entries lost"
         )
         if self.lost_entries:
-            line += f" ({_listed([e.entry_id for e in self.lost_entries], 5)})"
+            line += f" ({_listed([e.entry_id for e in self.lost_entries], 3)})"
         return line
 
     def summary(self) -> str:
@@ -397,5 +400,7 @@ def _finite(value: float) -> float | None:
 
 
 def _listed(ids: list[str], limit: int) -> str:
-    shown = ", ".join(ids[:limit])
+    """The first ``limit`` ids, each cut to 40 characters, and how many more: short enough
+    for one line (a revision's reason carries :meth:`GateResult.headline`)."""
+    shown = ", ".join(i if len(i) <= _ID_CHARS else i[: _ID_CHARS - 1] + "…" for i in ids[:limit])
     return shown + (f" and {len(ids) - limit} more" if len(ids) > limit else "")

@@ -70,6 +70,16 @@ def cache_key(
     return hashlib.sha256(key.encode()).hexdigest()[:24]
 
 
+def text_digest(*parts: str) -> str:
+    """A short SHA-256 hex digest of ``parts`` (each ended by a NUL, so that no two different
+    lists of texts share a digest by concatenation): names of cached files."""
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(part.encode("utf-8"))
+        digest.update(b"\0")
+    return digest.hexdigest()[:32]
+
+
 def cached_vectors(
     path: Path, dim: int, texts: Sequence[str], encode: Callable[[Sequence[str]], np.ndarray]
 ) -> np.ndarray:

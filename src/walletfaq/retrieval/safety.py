@@ -57,7 +57,7 @@ from walletfaq.data.safety import (
 from walletfaq.encoders.presets import cache_dir
 from walletfaq.encoders.protocol import Encoder, as_unit_rows
 from walletfaq.errors import IndexFormatError, WalletFAQError
-from walletfaq.retrieval.embedding import cached_vectors
+from walletfaq.retrieval.embedding import cached_vectors, text_digest
 from walletfaq.retrieval.questions import clean_question
 
 if TYPE_CHECKING:
@@ -294,12 +294,12 @@ def _build(
     index, row_entry = state.index, state.row_entry
     texts = [normalizer(clean_question(example.text)) for example in examples]
     labelled = json.dumps([[t, e.label, e.kind] for t, e in zip(texts, examples, strict=True)])
-    vectors_key = _digest(f"v{METHOD_VERSION}", encoder.fingerprint, labelled)
+    vectors_key = text_digest(f"v{METHOD_VERSION}", encoder.fingerprint, labelled)
     vectors = _cached_vectors(vectors_key, encoder, texts)
     rows = np.asarray(index.reconstruct_n(0, index.ntotal), dtype=np.float32)
     harmful_mask = np.array([example.harmful for example in examples])
     kinds = [e.kind for e in examples if e.harmful]
-    head_key = _digest(
+    head_key = text_digest(
         vectors_key,
         repr((HEAD_L2, CONTRAST_WEIGHT, HEAD_LEVELS, MARGIN_LEVELS, FOLDS, SEED)),
         hashlib.sha256(rows.tobytes()).hexdigest(),
@@ -383,12 +383,6 @@ def _level(benign: np.ndarray, rows: np.ndarray, levels: tuple[float, float]) ->
 
 
 # ------------------------------------------------------------------ the cache
-def _digest(*parts: str) -> str:
-    digest = hashlib.sha256()
-    for part in parts:
-        digest.update(part.encode("utf-8"))
-        digest.update(b"\0")
-    return digest.hexdigest()[:32]
 
 
 def _cache_file(name: str) -> Path:
