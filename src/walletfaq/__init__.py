@@ -85,6 +85,8 @@ _LAZY = {
     "TrafficQuestion": "walletfaq.quality.gaps",
     "traffic_report": "walletfaq.quality.traffic_report",
     "TrafficReport": "walletfaq.quality.traffic_report",
+    "check_gate": "walletfaq.quality.gate",
+    "GateResult": "walletfaq.quality.gate_report",
 }
 
 __all__ = [
@@ -137,6 +139,8 @@ if TYPE_CHECKING:
         find_gaps,
     )
     from walletfaq.quality.traffic_report import TrafficReport, traffic_report
+    from walletfaq.quality.gate import check_gate
+    from walletfaq.quality.gate_report import GateResult
     from walletfaq.quality.tuning import TuneResult, TuningWarning, tune
     from walletfaq.retrieval.hybrid import HybridRetriever
     from walletfaq.retrieval.replica import ReplicaStatus, StoreFollower

@@ -1,5 +1,6 @@
 """Command line: ``walletfaq ask``, ``answer``, ``build``, ``eval``, ``calibrate``, ``tune``,
-``serve``, ``doctor``, ``export``, ``bench``.
+``serve``, ``doctor``, ``export``, ``bench``; ``store ...`` and ``publish``
+(:mod:`walletfaq.cli_store`).
 
 User errors print one line on stderr and exit with status 2; an unexpected internal error
 prints one line and exits with status 1 (``--debug`` shows its traceback).
@@ -547,6 +548,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "doctor": _doctor,
         "store": _store_command,
         "report": _traffic_command,
+        "publish": _store_command,
     }
     try:
         with warnings.catch_warnings():  # restores the warning printer when done

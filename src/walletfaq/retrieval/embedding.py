@@ -1,21 +1,27 @@
-"""From corpus rows to vectors: how FAQ texts are embedded for the index, and the key under
-which a built index is cached."""
+"""From corpus rows to vectors: how FAQ texts are embedded for the index, the key under which
+a built index is cached, and vectors cached in a file (:func:`cached_vectors`)."""
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
-from collections.abc import Sequence
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
 import walletfaq.index.directory as index_directory
+from walletfaq.data.atomic import write_bytes_atomic
 from walletfaq.data.corpus import Corpus
 from walletfaq.data.normalize import clean_text
 from walletfaq.encoders.protocol import Encoder, as_unit_rows
 from walletfaq.errors import WalletFAQError
 from walletfaq.index.vector_index import IndexSpec
+
+logger = logging.getLogger(__name__)
 
 QuestionEncoding = Literal["query", "document", "both"]
 """How FAQ question rows are embedded: ``"query"`` with the model's query prompt (matching a
@@ -62,3 +68,38 @@ def cache_key(
         sort_keys=True,
     )
     return hashlib.sha256(key.encode()).hexdigest()[:24]
+
+
+def text_digest(*parts: str) -> str:
+    """A short SHA-256 hex digest of ``parts`` (each ended by a NUL, so that no two different
+    lists of texts share a digest by concatenation): names of cached files."""
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(part.encode("utf-8"))
+        digest.update(b"\0")
+    return digest.hexdigest()[:32]
+
+
+def cached_vectors(
+    path: Path, dim: int, texts: Sequence[str], encode: Callable[[Sequence[str]], np.ndarray]
+) -> np.ndarray:
+    """The vectors of ``texts`` (one ``dim``-wide float32 row each): read from ``path`` when it
+    holds such an array of finite values (``np.save``, nothing unpickled), else ``encode(texts)``
+    and saved there atomically (a failed write only warns). The caller puts everything the
+    vectors depend on (model fingerprint, texts) in ``path``'s name."""
+    try:
+        stored = np.load(path, allow_pickle=False)
+        if stored.shape == (len(texts), dim) and np.isfinite(stored).all():
+            return np.asarray(stored, dtype=np.float32)
+    except (OSError, ValueError):
+        pass
+    vectors = np.asarray(encode(texts), dtype=np.float32)
+    buffer = io.BytesIO()
+    np.save(buffer, vectors, allow_pickle=False)
+    try:
+        write_bytes_atomic(path, buffer.getvalue())
+    except OSError as exc:
+        logger.warning(
+            "cannot cache vectors in %s (%s); they are encoded again next time", path, exc
+        )
+    return vectors

@@ -61,6 +61,7 @@ from walletfaq.data.safety import (
 from walletfaq.encoders.presets import cache_dir
 from walletfaq.encoders.protocol import Encoder, as_unit_rows
 from walletfaq.errors import IndexFormatError, WalletFAQError
+from walletfaq.retrieval.embedding import cached_vectors, text_digest
 from walletfaq.retrieval.questions import clean_question
 from walletfaq.retrieval.safety_cues import CUES, cue_features, cues_of
 
@@ -326,12 +327,12 @@ def _build(
     example_cues = cue_features(texts)
     row_cues = cue_features([normalizer(text) for text in state.row_text])
     labelled = json.dumps([[t, e.label, e.kind] for t, e in zip(texts, examples, strict=True)])
-    vectors_key = _digest(f"v{METHOD_VERSION}", encoder.fingerprint, labelled)
+    vectors_key = text_digest(f"v{METHOD_VERSION}", encoder.fingerprint, labelled)
     vectors = _cached_vectors(vectors_key, encoder, texts)
     rows = np.asarray(index.reconstruct_n(0, index.ntotal), dtype=np.float32)
     harmful_mask = np.array([example.harmful for example in examples])
     kinds = [e.kind for e in examples if e.harmful]
-    head_key = _digest(
+    head_key = text_digest(
         vectors_key,
         repr((HEAD_L2, CUE_L2, CONTRAST_WEIGHT, HEAD_LEVELS, MARGIN_LEVELS, FOLDS, SEED)),
         repr(
@@ -428,12 +429,6 @@ def _level(benign: np.ndarray, rows: np.ndarray, levels: tuple[float, float]) ->
 
 
 # ------------------------------------------------------------------ the cache
-def _digest(*parts: str) -> str:
-    digest = hashlib.sha256()
-    for part in parts:
-        digest.update(part.encode("utf-8"))
-        digest.update(b"\0")
-    return digest.hexdigest()[:32]
 
 
 def _cache_file(name: str) -> Path:
@@ -441,16 +436,12 @@ def _cache_file(name: str) -> Path:
 
 
 def _cached_vectors(key: str, encoder: Encoder, texts: Sequence[str]) -> np.ndarray:
-    path = _cache_file(f"exemplars-{key}.npy")
-    try:
-        vectors = np.load(path, allow_pickle=False)
-        if vectors.shape == (len(texts), encoder.dim) and np.isfinite(vectors).all():
-            return np.asarray(vectors, dtype=np.float32)
-    except (OSError, ValueError):
-        pass
-    vectors = as_unit_rows(encoder.encode_queries(list(texts)))
-    _store(path, lambda out: np.save(out, vectors, allow_pickle=False))
-    return vectors
+    return cached_vectors(
+        _cache_file(f"exemplars-{key}.npy"),
+        encoder.dim,
+        texts,
+        lambda missing: as_unit_rows(encoder.encode_queries(list(missing))),
+    )
 
 
 def _read_head(

@@ -43,6 +43,7 @@ from walletfaq.store.traffic_records import (  # noqa: E402
     QueryHit,
     QueryRecord,
     StagedChange,
+    StagedChangedError,
     UnknownProposalError,
     UnknownRequestError,
 )
@@ -69,6 +70,7 @@ __all__ = [
     "QueryRecord",
     "Revision",
     "StagedChange",
+    "StagedChangedError",
     "Store",
     "StoreDiff",
     "UnknownProposalError",

@@ -18,7 +18,10 @@ The rules:
   after its first staged change (an edit published meanwhile is never overwritten), and with
   :class:`~walletfaq.store.traffic_records.PublishConflictError` (a StoreConflictError) when
   ``expected_head`` is given and the head moved: the gate evaluated other content. Either way
-  nothing is written and the staged changes stay.
+  nothing is written and the staged changes stay. With ``expected_staged`` (the staged
+  changes the gate evaluated), a publish also refuses, with
+  :class:`~walletfaq.store.traffic_records.StagedChangedError`, when the staged changes are
+  not those any more (staging does not move the head).
 """
 
 from __future__ import annotations
@@ -36,7 +39,12 @@ from walletfaq.store import schema
 from walletfaq.store.core import StoreCore
 from walletfaq.store.queries import head_revision, utc, versions_at
 from walletfaq.store.records import Change, Revision
-from walletfaq.store.traffic_records import PublishConflictError, StagedChange, StagedOp
+from walletfaq.store.traffic_records import (
+    PublishConflictError,
+    StagedChange,
+    StagedChangedError,
+    StagedOp,
+)
 from walletfaq.store.writer import (
     Write,
     check_changes,
@@ -117,6 +125,7 @@ class Staging(StoreCore):
         reason: str | None = None,
         forced: bool = False,
         expected_head: int | None = None,
+        expected_staged: Sequence[StagedChange] | None = None,
     ) -> Revision:
         """Write every staged change as one new revision (kind ``publish``) and empty the
         staging table, in one transaction.
@@ -128,9 +137,13 @@ class Staging(StoreCore):
                 the revision; ``store log`` shows it).
             expected_head: the head the staged content was evaluated at; if the store moved
                 since, nothing is written.
+            expected_staged: the staged changes the content was evaluated with
+                (:meth:`staged`); if they are not the staged changes any more, nothing is
+                written.
 
         Raises:
             PublishConflictError: the head is not ``expected_head``.
+            StagedChangedError: the staged changes are not ``expected_staged``.
             StoreConflictError: an entry the staged changes touch changed after they were
                 staged.
             StoreError: nothing staged, or the staged changes change nothing.
@@ -147,6 +160,8 @@ class Staging(StoreCore):
             if expected_head is not None and head != expected_head:
                 raise PublishConflictError(expected_head, head)
             rows = staged_rows(connection)
+            if expected_staged is not None and tuple(rows) != tuple(expected_staged):
+                raise StagedChangedError(len(tuple(expected_staged)), len(rows), self.url)
             if not rows:
                 raise StoreError(
                     f"nothing is staged in {self.url}; stage changes first (store.stage)"

@@ -101,6 +101,30 @@ class PublishConflictError(StoreConflictError):
         self.head = head
 
 
+class StagedChangedError(StoreConflictError):
+    """A publish was checked with staged changes (``expected_staged``, what the quality gate
+    evaluated) that are no longer the staged changes: someone staged, discarded or published
+    meanwhile. Nothing was written; the staged changes are as the other writer left them.
+
+    Attributes:
+        expected: how many staged changes the publish was checked with.
+        staged: how many are staged now.
+    """
+
+    def __init__(self, expected: int, staged: int, where: str) -> None:
+        StoreError.__init__(
+            self,
+            f"the staged changes in {where} changed while they were checked ({expected} "
+            f"checked, {staged} staged now: someone staged, discarded or published meanwhile); "
+            "nothing was published: check and publish them again",
+        )
+        self.entry_id = ""
+        self.if_match = 0
+        self.changed_at = 0
+        self.expected = expected
+        self.staged = staged
+
+
 @dataclass(frozen=True)
 class QueryHit:
     """One ranked entry of a logged query."""
