@@ -138,9 +138,9 @@ if TYPE_CHECKING:
         apply_proposal,
         find_gaps,
     )
-    from walletfaq.quality.traffic_report import TrafficReport, traffic_report
     from walletfaq.quality.gate import check_gate
     from walletfaq.quality.gate_report import GateResult
+    from walletfaq.quality.traffic_report import TrafficReport, traffic_report
     from walletfaq.quality.tuning import TuneResult, TuningWarning, tune
     from walletfaq.retrieval.hybrid import HybridRetriever
     from walletfaq.retrieval.replica import ReplicaStatus, StoreFollower
