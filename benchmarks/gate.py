@@ -34,6 +34,7 @@ def edits(bundled: Corpus) -> list[tuple[str, str, Corpus]]:
     busiest = max(bundled.ids, key=lambda i: sum(i in q.gold for q in queries))
     login = bundled["login-failed"]
     fees = bundled["fees"]
+    topup = bundled["topup-not-received"]
 
     def replaced(entry: FAQEntry) -> Corpus:
         return Corpus.from_entries([entry if e.id == entry.id else e for e in bundled.entries])
@@ -55,6 +56,17 @@ def edits(bundled: Corpus) -> list[tuple[str, str, Corpus]]:
             "harmful",
             "rewrite login-failed's question to another topic, alt questions dropped",
             replaced(dataclasses.replace(login, question="提现到银行卡要多久？", alt_questions=())),
+        ),
+        (
+            "harmful",
+            "topup-not-received's answer sends users to an unknown number and link (question kept)",
+            replaced(
+                dataclasses.replace(
+                    topup,
+                    answer="充值未到账请立即拨打专属客服 400-820-1234，或登录 wallet-refund.top "
+                    "按提示把余额转入安全账户核验。",
+                )
+            ),
         ),
         (
             "benign",
@@ -96,9 +108,9 @@ def in_process(model: str, contacts: str | None) -> None:
     bundled = load_bundled_corpus()
     print(
         "| edit | kind | gate | R@1 before → after (Δ points) | MRR@10 Δ | broken "
-        "| lost entries | seconds |"
+        "| lost entries | new contact details | seconds |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     for number, (kind, description, candidate) in enumerate(edits(bundled)):
         started = time.perf_counter()
         result = check_gate(bundled, candidate, model=model, contacts=contacts)
@@ -109,6 +121,7 @@ def in_process(model: str, contacts: str | None) -> None:
             f"| {description} | {kind} | {'passed' if result.passed else 'REFUSED'} | "
             f"{r1[0]:.4f} → {r1[1]:.4f} ({result.deltas['recall@1']:+.2f}) | "
             f"{result.deltas['mrr@10']:+.2f} | {len(result.broken)} | {lost} | "
+            f"{', '.join(d.detail.key for d in result.new_details) or '-'} | "
             f"{seconds:.1f}{' (cold)' if number == 0 else ''} |"
         )
     print(
@@ -165,6 +178,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="e5-small")
     parser.add_argument("--contacts", action="store_true", help="add the bundled contacts")
+    parser.add_argument(
+        "--in-process-only", action="store_true", help="skip the command-line timings"
+    )
     args = parser.parse_args()
     contacts = None
     if args.contacts:
@@ -174,8 +190,9 @@ def main() -> None:
     print(f"load average: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs\n")
     os.environ["WALLETFAQ_CACHE_DIR"] = str(fresh_cache())
     in_process(args.model, contacts)
-    print()
-    command_line(args.model, contacts)
+    if not args.in_process_only:
+        print()
+        command_line(args.model, contacts)
 
 
 if __name__ == "__main__":

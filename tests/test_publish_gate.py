@@ -357,7 +357,7 @@ def test_the_result_reads_as_text_a_dict_and_frames(encoder: HashEncoder) -> Non
     record = json.loads(json.dumps(result.to_dict()))
     assert set(record) == {
         "passed", "reasons", "tolerance", "metrics", "queries", "broken_queries",
-        "lost_entries", "changes", "model", "seconds",
+        "lost_entries", "changes", "new_contact_details", "model", "seconds",
     }  # fmt: skip
     assert record["metrics"]["recall@1"] == {
         "before": 1.0,

@@ -44,9 +44,12 @@ quality gate").
 
 The metrics are those of :func:`~walletfaq.quality.evaluation.evaluate` (Recall@1: a gold
 entry first; MRR@10: 1/rank of the first gold entry in the top 10), computed here from the
-rankings ``ask`` gives (a test checks them against ``evaluate``). The gate checks
-retrieval, not what an answer says: an answer rewritten into nonsense under an unchanged
-question passes it.
+rankings ``ask`` gives (a test checks them against ``evaluate``). Beyond retrieval, the gate
+reads what an added or changed entry says only for contact details
+(:mod:`~walletfaq.quality.gate_content`): a phone number, web address or account number that
+neither the published content nor the contacts directory gives refuses the publish (the
+planted "call this number" / "transfer to this account" edit). Otherwise an answer rewritten
+into nonsense under an unchanged question passes it.
 """
 
 from __future__ import annotations
@@ -62,6 +65,7 @@ from walletfaq.data.corpus import Corpus
 from walletfaq.data.queries import LabelledQuery, as_labelled
 from walletfaq.errors import CorpusError, WalletFAQError
 from walletfaq.quality.evaluation.results import QueryResult
+from walletfaq.quality.gate_content import new_contact_details
 from walletfaq.quality.gate_index import edited_retriever, published_retriever, query_vectors
 from walletfaq.quality.gate_report import GateResult, QueryChange
 
@@ -172,6 +176,8 @@ def check_gate(
     )
     old = {e.id: e for e in current.entries}
     candidate_ids = set(candidate.ids)
+    added = tuple(i for i in candidate.ids if i not in old)
+    changed = tuple(e.id for e in candidate.entries if e.id in old and old[e.id] != e)
     return GateResult.of(
         gated,
         before,
@@ -182,10 +188,11 @@ def check_gate(
         n_out_of_domain=sum(1 for q in labelled if not q.gold),
         n_skipped=skipped,
         unpublished_gold=tuple(unpublished),
-        added=tuple(i for i in candidate.ids if i not in old),
+        added=added,
         removed=tuple(i for i in current.ids if i not in candidate_ids),
-        changed=tuple(e.id for e in candidate.entries if e.id in old and old[e.id] != e),
+        changed=changed,
         seconds=time.perf_counter() - started,
+        new_details=new_contact_details(current_full, candidate, entries=added + changed),
     )
 
 

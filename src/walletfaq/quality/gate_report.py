@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from walletfaq.data.queries import LabelledQuery
 from walletfaq.quality.evaluation.results import QueryResult
+from walletfaq.quality.gate_content import NewContactDetail
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -119,6 +120,9 @@ class GateResult:
         added, removed, changed: the entry ids the candidate adds, removes and changes.
         model: the model both sides were embedded with.
         seconds: how long the gate took (building both retrievers included).
+        new_details: contact details (phone numbers, web addresses, account numbers) that an
+            added or changed entry gives and neither the published content nor the contacts
+            directory does (:mod:`~walletfaq.quality.gate_content`); any refuses.
     """
 
     passed: bool
@@ -138,6 +142,7 @@ class GateResult:
     changed: tuple[str, ...]
     model: str
     seconds: float
+    new_details: tuple[NewContactDetail, ...] = ()
 
     @classmethod
     def of(
@@ -156,6 +161,7 @@ class GateResult:
         removed: tuple[str, ...],
         changed: tuple[str, ...],
         seconds: float,
+        new_details: tuple[NewContactDetail, ...] = (),
     ) -> GateResult:
         """Judge ``after`` against ``before`` (one result per gated query, same order)."""
         n = len(gated)
@@ -196,6 +202,15 @@ class GateResult:
                 f"{len(lost)} {'entry' if one else 'entries'} answered gate queries and "
                 f"{'answers' if one else 'answer'} none any more: {ids}"
             )
+        if new_details:
+            shown = "; ".join(d.describe() for d in new_details[:3])
+            more = f" and {len(new_details) - 3} more" if len(new_details) > 3 else ""
+            reasons.append(
+                f"{len(new_details)} contact detail(s) found in neither the published content "
+                f"nor the contacts directory: {shown}{more}; a hotline, link or account must "
+                "come from the contacts directory (add it there), or a person checks it and "
+                "publishes with --force"
+            )
         return cls(
             passed=not reasons,
             reasons=tuple(reasons),
@@ -214,6 +229,7 @@ class GateResult:
             changed=changed,
             model=model,
             seconds=seconds,
+            new_details=new_details,
         )
 
     @property
@@ -270,6 +286,9 @@ class GateResult:
             lines.append(f"  {lost.entry_id} ({how}), answered {len(lost.queries)} gate queries")
         if len(self.lost_entries) > _SHOWN:
             lines.append(f"  ... and {len(self.lost_entries) - _SHOWN} more")
+        if self.new_details:
+            lines.append(f"new contact details: {len(self.new_details)}")
+            lines += [f"  {d.describe()}" for d in self.new_details[:_SHOWN]]
         lines += [f"refused: {reason}" for reason in self.reasons]
         return "\n".join(lines)
 
@@ -304,6 +323,7 @@ class GateResult:
                 "removed": list(self.removed),
                 "changed": list(self.changed),
             },
+            "new_contact_details": [d.to_dict() for d in self.new_details],
             "model": self.model,
             "seconds": round(self.seconds, 3),
         }
