@@ -83,6 +83,8 @@ _LAZY = {
     "GapReport": "walletfaq.quality.gaps",
     "GapCluster": "walletfaq.quality.gaps",
     "TrafficQuestion": "walletfaq.quality.gaps",
+    "gaps": "walletfaq.quality.gaps.store_bridge",
+    "gaps_from_store": "walletfaq.quality.gaps.store_bridge",
     "traffic_report": "walletfaq.quality.traffic_report",
     "TrafficReport": "walletfaq.quality.traffic_report",
 }
@@ -136,6 +138,7 @@ if TYPE_CHECKING:
         apply_proposal,
         find_gaps,
     )
+    from walletfaq.quality.gaps.store_bridge import gaps, gaps_from_store
     from walletfaq.quality.traffic_report import TrafficReport, traffic_report
     from walletfaq.quality.tuning import TuneResult, TuningWarning, tune
     from walletfaq.retrieval.hybrid import HybridRetriever
