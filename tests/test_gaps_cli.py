@@ -15,19 +15,24 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
 import walletfaq
 from tests.conftest import TINY_ENTRIES
 from tests.gaps_support import BACKGROUND, FAMILY_CARD, INVOICES, LOGIN_WORDS, KeywordEncoder
 from walletfaq import Corpus, FAQRetriever, GapError
 from walletfaq.cli import main
+from walletfaq.data.normalize import clean_text
 from walletfaq.quality.gaps import GapCluster, NewEntry
 from walletfaq.quality.gaps.store_bridge import (
     StoreGapReport,
     gaps_from_store,
+    proposal_key,
+    stored_key,
     traffic_questions,
 )
-from walletfaq.store import QueryHit, QueryRecord, Store, open_store
+from walletfaq.store import NewProposal, Proposal, QueryHit, QueryRecord, Store, open_store
 
 T0 = datetime(2026, 3, 1, tzinfo=timezone.utc)
 HANDOFF_HITS = (QueryHit("login", 0.31), QueryHit("fees", 0.2))
@@ -102,6 +107,13 @@ def cluster_of(report: StoreGapReport, question: str) -> GapCluster:
     return cluster
 
 
+def proposal_for(report: StoreGapReport, question: str) -> Proposal:
+    """The store's proposal of the cluster that holds ``question`` (it must have one)."""
+    proposal = report.proposal_of(cluster_of(report, question))
+    assert proposal is not None
+    return proposal
+
+
 # ----------------------------------------------------------------------------- the log
 
 
@@ -135,13 +147,13 @@ def test_each_planted_topic_is_a_cluster_with_one_proposal_recorded(planted: Sto
     )
     assert report.recorded == 3 and len(planted.proposals("open")) == 3
     assert report.refused == 1 and report.considered == len(traffic_questions(planted)[0]) + 1
-    family = report.proposal_of(cluster_of(report, FAMILY_CARD[0]))
-    assert family is not None and family.kind == "new_entry" and family.target is None
+    family = proposal_for(report, FAMILY_CARD[0])
+    assert family.kind == "new_entry" and family.target is None
     assert isinstance(cluster_of(report, FAMILY_CARD[0]).proposal, NewEntry)
     assert family.suggested_question == cluster_of(report, FAMILY_CARD[0]).questions[0]
     assert set(family.questions) == set(FAMILY_CARD)  # the suggested question among them
-    login = report.proposal_of(cluster_of(report, LOGIN_WORDS[0]))
-    assert login is not None and (login.kind, login.target) == ("add_alts", "login")
+    login = proposal_for(report, LOGIN_WORDS[0])
+    assert (login.kind, login.target) == ("add_alts", "login")
     assert set(login.questions) == set(LOGIN_WORDS)
 
 
@@ -166,16 +178,55 @@ def test_a_repeat_changes_the_cluster_id_but_not_its_proposal(planted: Store) ->
     assert report.recorded == 0 and len(planted.proposals()) == 3
 
 
+def test_a_proposal_of_masked_questions_is_found_again(store_location: str) -> None:
+    phone = "我手机13812345678能开亲属卡吗"
+    with open_store(store_location, create=True) as store:
+        store.init(tiny_corpus(), author="alice")
+        topics = (*FAMILY_CARD[:4], phone, *LOGIN_WORDS, *INVOICES, *BACKGROUND)
+        store.log_queries(handoffs(topics, 0))
+        first = mine(store)
+        family = proposal_for(first, FAMILY_CARD[0])
+        assert "我手机[手机号]能开亲属卡吗" in family.questions
+        assert not any("13812345678" in q for p in store.proposals() for q in p.questions)
+        again = mine(store)
+        assert again.recorded == 0 and proposal_for(again, FAMILY_CARD[0]).id == family.id
+
+
+PIECES = st.text(alphabet=st.sampled_from("亲属卡開通发票 \u3000\t1３8@a.b-，。?\u200b"))
+DETAILS = st.sampled_from(
+    ["", "13812345678", "１３８ １２３４ ５６７８", "a.b@qq.com", "6222021234567890123"]
+)
+TEXTS = st.builds(lambda a, detail, b: a + detail + b, PIECES, DETAILS, PIECES)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(questions=st.lists(TEXTS, min_size=1, max_size=5), new_entry=st.booleans())
+def test_a_proposals_key_is_the_key_of_what_the_store_records(
+    tmp_path: Path, questions: list[str], new_entry: bool
+) -> None:
+    """The content a cluster's proposal is found by is computed as the store writes it
+    (cleaned, masked, de-duplicated), whatever the texts."""
+    assume(all(clean_text(q) for q in questions))
+    if new_entry:
+        new = NewProposal("new_entry", tuple(questions), suggested_question=questions[0])
+    else:
+        new = NewProposal("add_alts", tuple(questions), target="login")
+    path = tmp_path / "keys.db"
+    with open_store(str(path), create=not path.exists()) as store:
+        (recorded,) = store.add_proposals([new])
+    assert proposal_key(new) == stored_key(recorded)
+
+
 def test_a_decided_proposal_is_shown_with_its_status_and_never_proposed_again(
     planted: Store,
 ) -> None:
-    first = mine(planted)
-    family = first.proposal_of(cluster_of(first, FAMILY_CARD[0]))
-    assert family is not None
+    family = proposal_for(mine(planted), FAMILY_CARD[0])
     planted.decide_proposal(family.id, False, author="bob")
     report = mine(planted)
-    shown = report.proposal_of(cluster_of(report, FAMILY_CARD[0]))
-    assert shown is not None and (shown.id, shown.status) == (family.id, "rejected")
+    shown = proposal_for(report, FAMILY_CARD[0])
+    assert (shown.id, shown.status) == (family.id, "rejected")
     assert report.recorded == 0 and len(planted.proposals("open")) == 2
 
 
@@ -194,9 +245,7 @@ def test_without_recording_nothing_is_written_and_known_proposals_are_still_show
 def test_after_accepting_add_alts_the_cluster_has_nothing_left_to_propose(
     planted: Store,
 ) -> None:
-    report = mine(planted)
-    login = report.proposal_of(cluster_of(report, LOGIN_WORDS[0]))
-    assert login is not None
+    login = proposal_for(mine(planted), LOGIN_WORDS[0])
     planted.decide_proposal(login.id, True, author="bob")
     again = mine(planted)  # mined over the new revision: login has the questions now
     cluster = cluster_of(again, LOGIN_WORDS[0])
