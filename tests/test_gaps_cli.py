@@ -289,7 +289,7 @@ def test_bad_arguments_are_refused_by_name(planted: Store) -> None:
         gaps_from_store(planted, retriever=keyword_retriever(planted), model="e5-small")
     with pytest.raises(GapError, match="until needs a since"):
         gaps_from_store(planted, until="1d")
-    with pytest.raises(GapError, match="once"):
+    with pytest.raises(GapError, match="read from the store's log"):
         gaps_from_store(planted, retriever=keyword_retriever(planted), questions=[])
 
 

@@ -188,17 +188,18 @@ def gaps_from_store(
         A :class:`StoreGapReport`: the clusters, and the store's proposal of each.
 
     Raises:
-        GapError: a bad parameter (both ``retriever`` and ``model``, a ``since`` inside
-            ``find_gaps_args``); StoreError: the store cannot be read or written;
-            WalletFAQError: a bad ``since``.
+        GapError: a bad parameter (both ``retriever`` and ``model``, ``questions`` among
+            ``find_gaps_args``, ``until`` without ``since``) or a bad ``find_gaps`` argument;
+            StoreError: the store cannot be read or written; WalletFAQError: a bad ``since``
+            or ``until``.
     """
     if retriever is not None and model is not None:
         raise GapError(
             "give either a retriever or a model to build one from the store, not both",
             field="model",
         )
-    if "since" in find_gaps_args or "questions" in find_gaps_args:
-        raise GapError("since is read from the store's log; pass it once", field="since")
+    if "questions" in find_gaps_args:
+        raise GapError("the questions are read from the store's log", field="questions")
     if not isinstance(record, bool):
         raise GapError(f"expected True or False, got {record!r}", field="record")
     questions, empty_refused = traffic_questions(store, since, until)
