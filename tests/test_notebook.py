@@ -1,8 +1,9 @@
-"""The example notebook runs top to bottom, so it never rots, and uses only the installed
-package, so it works from a wheel install too."""
+"""The example notebooks run top to bottom, so they never rot, and use only the installed
+package, so they work from a wheel install too."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import nbclient
@@ -75,3 +76,26 @@ def test_levers_notebook_executes_and_compares_every_option(monkeypatch) -> None
     for option in ("dense (e5-small)", "lexical (BM25)", "hybrid (e5 + 0.2 BM25)", "ensemble"):
         assert option in text
     assert "exact-term" in text and "p50 ms" in text and "adapter + BM25" in text
+
+
+LOOP = NOTEBOOK.parent / "traffic_loop.ipynb"
+
+
+def test_traffic_loop_notebook_uses_no_repository_relative_paths_and_has_no_outputs() -> None:
+    notebook = nbformat.read(LOOP, as_version=4)
+    cells = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    source = "\n".join(cell.source for cell in cells)
+    assert "parents[" not in source and "__file__" not in source and "benchmarks/" not in source
+    assert "walletfaq.gaps(store" in source and "store.publish(" in source
+    assert all(not cell.outputs and cell.execution_count is None for cell in cells)
+
+
+@pytest.mark.slow
+def test_traffic_loop_notebook_runs_the_loop_and_answers_held_out_questions(monkeypatch) -> None:
+    monkeypatch.delenv("WALLETFAQ_CACHE_DIR", raising=False)
+    text = executed_text(LOOP)
+    assert "proposals recorded" in text and "(new_entry, open)" in text
+    assert "staged put of entry gap-" in text and "(publish): 1 entry changed" in text
+    answered = re.search(r"answered by the new entry gap-\w+: (\d+) of (\d+) \(before: 0\)", text)
+    assert answered is not None and int(answered.group(1)) >= 1
+    assert "gap_clusters" in text and "wrote report.html" in text

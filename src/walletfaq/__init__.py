@@ -83,6 +83,8 @@ _LAZY = {
     "GapReport": "walletfaq.quality.gaps",
     "GapCluster": "walletfaq.quality.gaps",
     "TrafficQuestion": "walletfaq.quality.gaps",
+    "gaps": "walletfaq.quality.gaps.store_bridge",
+    "gaps_from_store": "walletfaq.quality.gaps.store_bridge",
     "traffic_report": "walletfaq.quality.traffic_report",
     "TrafficReport": "walletfaq.quality.traffic_report",
     "check_gate": "walletfaq.quality.gate",
@@ -138,6 +140,7 @@ if TYPE_CHECKING:
         apply_proposal,
         find_gaps,
     )
+    from walletfaq.quality.gaps.store_bridge import gaps, gaps_from_store
     from walletfaq.quality.gate import check_gate
     from walletfaq.quality.gate_report import GateResult
     from walletfaq.quality.traffic_report import TrafficReport, traffic_report

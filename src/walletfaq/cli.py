@@ -113,11 +113,9 @@ def _parser() -> argparse.ArgumentParser:
     tune = commands.add_parser(
         "tune", help="adapt the embeddings to labelled questions of your domain, save the index"
     )
-    tune.add_argument(
-        "--data",
-        required=True,
-        help="eval-format JSONL ({query, gold}) or a TSV/CSV of sentence1, sentence2, label",
-    )
+    from walletfaq.cli_traffic import add_tune_sources
+
+    add_tune_sources(tune)  # --data FILE, or --store URL [--since ...]: a store's query log
     tune_source = tune.add_mutually_exclusive_group()
     tune_source.add_argument("--index", help="a saved index directory to tune")
     tune_source.add_argument("--corpus", help="a JSONL corpus (default: the bundled one)")
@@ -360,11 +358,11 @@ def _ask(args: argparse.Namespace) -> int:
 
 
 def _tune(args: argparse.Namespace) -> int:
+    from walletfaq.cli_traffic import tuning_source
     from walletfaq.quality.tuning import tune
 
-    result = tune(
-        _retriever(args), args.data, method=args.method, holdout=args.holdout, seed=args.seed
-    )
+    retriever, data = tuning_source(args, _retriever)
+    result = tune(retriever, data, method=args.method, holdout=args.holdout, seed=args.seed)
     path = result.retriever.save(args.out)
     print(result.summary())
     print(f"saved the tuned index to {path}")
@@ -549,6 +547,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "store": _store_command,
         "report": _traffic_command,
         "publish": _store_command,
+        "gaps": _traffic_command,
     }
     try:
         with warnings.catch_warnings():  # restores the warning printer when done

@@ -6,8 +6,9 @@
 - :mod:`~walletfaq.quality.tuning.runner`: :func:`tune`, the entry point (argument checks, the
   adapter path, the hybrid path, the hand-over to fine-tuning);
 - :mod:`~walletfaq.quality.tuning.data`: :class:`TuningData` and :func:`load_tuning_data`
-  (evaluation JSONL, pair TSV/CSV or ``(question, paraphrase)`` tuples), the split by
-  paraphrase cluster, embedding the data with the base encoder;
+  (evaluation JSONL, pair TSV/CSV, ``(question, paraphrase)`` tuples, labelled queries, or a
+  store's query log: :func:`store_tuning_data`), the split by paraphrase cluster, embedding
+  the data with the base encoder;
 - :mod:`~walletfaq.quality.tuning.settings`: :class:`AdapterSettings`,
   :class:`FinetuneSettings` and their checks;
 - :mod:`~walletfaq.quality.tuning.adapter`: the adapter's held-out split and training examples,
@@ -27,7 +28,12 @@ is imported only when ``method="finetune"`` runs.
 """
 
 from walletfaq.quality.tuning.adapter import retrieval_metrics
-from walletfaq.quality.tuning.data import TuningData, load_tuning_data
+from walletfaq.quality.tuning.data import (
+    TuningData,
+    TuningSource,
+    load_tuning_data,
+    store_tuning_data,
+)
 from walletfaq.quality.tuning.result import (
     MIN_HOLDOUT_QUERIES,
     Recalibration,
@@ -47,9 +53,11 @@ __all__ = [
     "TuneMethod",
     "TuneResult",
     "TuningData",
+    "TuningSource",
     "TuningWarning",
     "load_tuning_data",
     "retrieval_metrics",
+    "store_tuning_data",
     "training_rows",
     "tune",
 ]

@@ -1,12 +1,16 @@
 """Tuning data: the labelled examples :func:`~walletfaq.quality.tuning.runner.tune` learns from.
 
-Three kinds of labelled data are read into one shape (:class:`TuningData`):
+Four kinds of labelled data are read into one shape (:class:`TuningData`):
 
 - an evaluation file (JSONL ``{"query": str, "gold": [entry ids]}``, the format of
   :func:`walletfaq.data.queries.load_queries`): which entry answered which user question;
 - a pair file (TSV or CSV with the header ``sentence1, sentence2, label``; ``label`` 1 = same
   meaning, 0 = a hard negative: close in wording, different in meaning);
-- a list of ``(question, paraphrase)`` tuples.
+- a list of ``(question, paraphrase)`` tuples;
+- labelled queries in memory (:class:`~walletfaq.data.queries.LabelledQuery` objects or
+  ``{"query", "gold"}`` dicts), e.g. ``store.labelled_queries()``, or the store of record
+  itself (:func:`store_tuning_data`: its query log, where feedback naming an entry, or
+  "helpful" on an answered query, labels the question).
 
 The corpus itself is training data too: every question and alt question of one entry are
 paraphrases of each other (``use_corpus_alts``).
@@ -23,16 +27,21 @@ import csv
 import io
 import logging
 import time
+import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 
 from walletfaq.data.corpus import read_text_file
 from walletfaq.data.normalize import lone_surrogate
+from walletfaq.data.queries import LabelledQuery, numbered_queries
 from walletfaq.errors import CorpusError
+
+if TYPE_CHECKING:
+    from datetime import datetime
 
 logger = logging.getLogger(__name__)
 
@@ -58,9 +67,12 @@ class TuningData:
             evaluation data, whose positives are corpus entries (``gold``).
         negatives: ``(anchor, negative)`` text positions from label-0 pairs.
         gold: for evaluation data, the gold entry ids of each ``positives`` row.
-        source: where the data came from (a path or ``"<tuples>"``).
+        source: where the data came from (a path, ``"<tuples>"``, ``"<labelled queries>"``
+            or a store's query log).
         self_pairs: pairs left out because both sentences are the same text (they teach
             nothing).
+        labelled: for evaluation data, every labelled query read, out-of-domain ones
+            (``gold: []``) included (the threshold is recalibrated on some of them).
     """
 
     kind: Literal["queries", "pairs"]
@@ -70,6 +82,7 @@ class TuningData:
     gold: tuple[tuple[str, ...], ...] = ()
     source: str = "<tuples>"
     self_pairs: int = 0
+    labelled: tuple[LabelledQuery, ...] = ()
 
     def summary(self) -> dict[str, object]:
         """JSON-ready counts."""
@@ -83,21 +96,53 @@ class TuningData:
         }
 
 
-def load_tuning_data(
-    data: str | Path | Sequence[tuple[str, str]], corpus_ids: Sequence[str] | None = None
-) -> TuningData:
-    """Read tuning data: an evaluation JSONL file, a pair TSV/CSV file, or ``(q, p)`` tuples.
+class LabelledLog(Protocol):
+    """What :func:`store_tuning_data` reads: the store of record
+    (:class:`walletfaq.store.Store`), or anything with its ``labelled_queries`` and ``url``."""
+
+    @property
+    def url(self) -> str: ...
+
+    def labelled_queries(self, since: datetime | None = None) -> Sequence[LabelledQuery]: ...
+
+
+TuningSource = (
+    str
+    | Path
+    | Sequence[tuple[str, str]]
+    | Sequence[LabelledQuery]
+    | Sequence[Mapping[str, Any]]
+    | LabelledLog
+    | TuningData
+)
+"""What :func:`load_tuning_data` (and :func:`~walletfaq.tune`) read."""
+
+
+def load_tuning_data(data: TuningSource, corpus_ids: Sequence[str] | None = None) -> TuningData:
+    """Read tuning data: an evaluation JSONL file, a pair TSV/CSV file, ``(q, p)`` tuples,
+    labelled queries, or a store's query log.
 
     Args:
         data: a ``.jsonl``/``.json`` path (evaluation format), a ``.tsv``/``.csv``/``.txt``
-            path (pair format; the delimiter is the header's), or a list of tuples.
-        corpus_ids: the ids gold labels must belong to (checked when given).
+            path (pair format; the delimiter is the header's), a list of tuples, a list of
+            :class:`~walletfaq.data.queries.LabelledQuery` (or ``{"query", "gold"}`` dicts,
+            e.g. ``store.labelled_queries(since)``), the store of record (its whole log:
+            :func:`store_tuning_data`), or data already read (returned as it is, its gold
+            labels checked against ``corpus_ids``).
+        corpus_ids: the ids gold labels must belong to (checked when given; a store's
+            labels naming other entries are left out with a warning instead: the log
+            outlives entries).
 
     Raises:
         CorpusError: unreadable file, missing header column, empty sentence, a label other
             than 0/1, a gold id not in the corpus, a tuple that is not two non-empty strings,
             or no positive example at all (file, line and field named).
     """
+    if isinstance(data, TuningData):
+        _check_gold(data.gold, corpus_ids, data.source)
+        return data
+    if hasattr(data, "labelled_queries"):
+        return store_tuning_data(data, corpus_ids=corpus_ids)  # type: ignore[arg-type]
     if isinstance(data, (str, Path)):
         path = Path(data)
         if path.suffix.lower() in (".jsonl", ".json"):
@@ -114,6 +159,9 @@ def load_tuning_data(
             f"tuning data must be a path or a list of (question, paraphrase) tuples, got "
             f"{type(data).__name__}"
         )
+    if data and isinstance(data[0], (LabelledQuery, Mapping)):
+        labelled = numbered_queries(data)  # type: ignore[arg-type]  # checked item by item
+        return _queries_data(labelled, "<labelled queries>", None, corpus_ids)
     builder = _Builder("<tuples>")
     for number, item in enumerate(data, start=1):
         if (
@@ -141,8 +189,9 @@ def load_tuning_data(
 
 
 class _Builder:
-    def __init__(self, source: str) -> None:
+    def __init__(self, source: str, path: Path | None = None) -> None:
         self.source = source
+        self.path = path
         self.position: dict[str, int] = {}
         self.positives: list[tuple[int, int]] = []
         self.negatives: list[tuple[int, int]] = []
@@ -164,7 +213,7 @@ class _Builder:
         if not self.positives:
             raise CorpusError(
                 "no positive example (label-1 pair or query with a gold entry); tuning needs some",
-                path=None if self.source == "<tuples>" else self.source,
+                path=self.path,
             )
         if self.self_pairs:
             logger.info(
@@ -218,7 +267,7 @@ def _load_pair_file(path: Path) -> TuningData:
             field=repeated[0],
         )
     column = {name: header.index(name) for name in PAIR_COLUMNS}
-    builder = _Builder(str(path))
+    builder = _Builder(str(path), path)
     number = reader.line_num + 1  # first line of the next record (a quoted field may span lines)
     while True:
         try:
@@ -255,12 +304,20 @@ def _load_pair_file(path: Path) -> TuningData:
 
 
 def _load_queries_data(path: Path, corpus_ids: Sequence[str] | None) -> TuningData:
-    from walletfaq.data.queries import numbered_queries
+    return _queries_data(numbered_queries(path), str(path), path, corpus_ids)
 
+
+def _queries_data(
+    numbered: Sequence[tuple[int, LabelledQuery]],
+    source: str,
+    path: Path | None,
+    corpus_ids: Sequence[str] | None,
+) -> TuningData:
+    """Evaluation-format data from labelled queries, each with its line (or position)."""
     known = set(corpus_ids) if corpus_ids is not None else None
-    builder = _Builder(str(path))
+    builder = _Builder(source, path)
     skipped = 0
-    for number, (line, query) in enumerate(numbered_queries(path), start=1):
+    for number, (line, query) in enumerate(numbered, start=1):
         if not query.gold:
             skipped += 1
             continue
@@ -278,9 +335,68 @@ def _load_queries_data(path: Path, corpus_ids: Sequence[str] | None) -> TuningDa
         builder.gold.append(query.gold)
     if skipped:
         logger.info(
-            "%s: %d out-of-domain queries (gold: []) carry no positive; not used", path, skipped
+            "%s: %d out-of-domain queries (gold: []) carry no positive; not used", source, skipped
         )
-    return builder.build("queries")
+    return replace(builder.build("queries"), labelled=tuple(query for _, query in numbered))
+
+
+def store_tuning_data(
+    store: LabelledLog,
+    since: datetime | None = None,
+    corpus_ids: Sequence[str] | None = None,
+) -> TuningData:
+    """Tuning data from the query log of the store of record: its labelled queries
+    (:meth:`Store.labelled_queries <walletfaq.store.Store.labelled_queries>`: feedback that
+    names an entry labels the question with it; "helpful" on an answered query labels it with
+    the entry given), asked at or after ``since`` (all without).
+
+    Labels naming an entry that is not among ``corpus_ids`` (removed since, or a wrong id in
+    the feedback: the store checks only its grammar) are left out, and a
+    :class:`~walletfaq.quality.tuning.result.TuningWarning` says how many.
+
+    Raises:
+        CorpusError: the log holds no labelled query (over the corpus): collect feedback
+            first.
+    """
+    from walletfaq.quality.tuning.result import TuningWarning
+
+    source = f"the query log of {store.url}"
+    labelled = list(store.labelled_queries(since))
+    known = set(corpus_ids) if corpus_ids is not None else {g for q in labelled for g in q.gold}
+    kept = [q for q in labelled if all(g in known for g in q.gold)]
+    if len(kept) < len(labelled):
+        stale = sorted({g for q in labelled for g in q.gold if g not in known})
+        shown = ", ".join(stale[:5]) + (f" and {len(stale) - 5} more" if len(stale) > 5 else "")
+        warnings.warn(
+            f"{len(labelled) - len(kept)} of the {len(labelled)} labelled queries in "
+            f"{source} name entries that are not in the corpus tuned ({shown}); they are left "
+            "out (entries removed since, or a wrong entry_id in the feedback)",
+            TuningWarning,
+            stacklevel=3,
+        )
+    if not kept:
+        window = "" if since is None else f" since {since.isoformat()}"
+        raise CorpusError(
+            f"{source} holds no labelled query{window} over this corpus: tuning learns from "
+            "feedback that names the right entry (entry_id) or says an answer helped; collect "
+            "feedback first (POST /v1/feedback, store.add_feedback)"
+        )
+    return _queries_data(list(enumerate(kept, start=1)), source, None, corpus_ids)
+
+
+def _check_gold(
+    gold: Sequence[tuple[str, ...]], corpus_ids: Sequence[str] | None, source: str
+) -> None:
+    """A CorpusError when a gold id of data already read is not among ``corpus_ids``."""
+    if corpus_ids is None:
+        return
+    known = set(corpus_ids)
+    unknown = sorted({g for labels in gold for g in labels if g not in known})
+    if unknown:
+        raise CorpusError(
+            f"the tuning data from {source} names gold id(s) {unknown[:5]} that are not in "
+            "the retriever's corpus; read it again for this corpus"
+        )
 
 
 # --------------------------------------------------------------------------- splitting

@@ -13,8 +13,9 @@ did not train on, and sets the tuned one's threshold by
 
 1. the bundled evaluation set, when the retriever's corpus has every entry it names (the
    bundled corpus): all of its queries except those in the training data;
-2. otherwise, with evaluation-format data (a ``.jsonl`` of ``{"query", "gold"}``): its
-   held-out queries and its out-of-domain queries (``gold: []``, never trained on);
+2. otherwise, with evaluation-format data (a ``.jsonl`` of ``{"query", "gold"}``, labelled
+   queries, a store's query log): its held-out queries and its out-of-domain queries
+   (``gold: []``, never trained on);
 3. otherwise (pairs on your own corpus say nothing about which entry answers a question)
    nothing: the threshold is kept and a :class:`TuningWarning` says how to calibrate it.
 """
@@ -23,10 +24,9 @@ from __future__ import annotations
 
 import logging
 import warnings
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from walletfaq.data.queries import LabelledQuery, load_bundled_queries, load_queries
+from walletfaq.data.queries import LabelledQuery, load_bundled_queries
 from walletfaq.errors import WalletFAQError
 from walletfaq.quality.calibration import PRESET_RULE
 from walletfaq.quality.clarify import calibrate_margin
@@ -71,8 +71,8 @@ def calibration_queries(
                 "those not in the training data",
                 kept,
             )
-    if data.kind == "queries" and data.source != "<tuples>" and held:
-        labelled = load_queries(Path(data.source))
+    if data.kind == "queries" and data.labelled and held:
+        labelled = data.labelled
         kept = [
             q
             for q in labelled

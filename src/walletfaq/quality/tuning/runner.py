@@ -23,9 +23,7 @@ import logging
 import math
 import time
 import warnings
-from collections.abc import Sequence
 from dataclasses import asdict, replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -39,7 +37,7 @@ from walletfaq.quality.tuning.adapter import (
     _prepare,
     _train_adapter,
 )
-from walletfaq.quality.tuning.data import _encode_texts, load_tuning_data
+from walletfaq.quality.tuning.data import TuningSource, _encode_texts, load_tuning_data
 from walletfaq.quality.tuning.recalibration import recalibrate as _recalibrate
 from walletfaq.quality.tuning.result import (
     MIN_HOLDOUT_QUERIES,
@@ -63,7 +61,7 @@ layers trained with sentence-transformers' trainer (:mod:`walletfaq.quality.tuni
 
 def tune(
     retriever: FAQRetriever | HybridRetriever,
-    data: str | Path | Sequence[tuple[str, str]],
+    data: TuningSource,
     *,
     method: TuneMethod = "adapter",
     holdout: float = 0.2,
@@ -86,9 +84,11 @@ def tune(
             held-out queries. Pair data says nothing about which entry answers a question,
             so with pairs the weights are kept and ``before``/``after`` are the primary's.
         data: an evaluation JSONL file (``{"query", "gold"}``), a pair TSV/CSV file
-            (``sentence1, sentence2, label``) or a list of ``(question, paraphrase)`` tuples
-            (see :mod:`walletfaq.quality.tuning.data`). The corpus' alt questions are added as
-            training pairs unless ``use_corpus_alts=False``.
+            (``sentence1, sentence2, label``), a list of ``(question, paraphrase)`` tuples,
+            labelled queries (``store.labelled_queries(since)``) or the store of record itself
+            (its query log: feedback naming an entry, or "helpful" on an answer, labels a
+            question; see :mod:`walletfaq.quality.tuning.data`). The corpus' alt questions
+            are added as training pairs unless ``use_corpus_alts=False``.
         method: ``"adapter"`` (a linear map on frozen embeddings, trained in seconds; keeps
             the torch-free question path) or ``"finetune"`` (the model's transformer layers
             trained with sentence-transformers' trainer: minutes to tens of minutes on CPU,
@@ -128,6 +128,8 @@ def tune(
         WalletFAQError: an unknown method or setting, a bad ``holdout``, or too little data.
     """
     started = time.perf_counter()
+    if hasattr(data, "labelled_queries"):  # a store: read its log once, warn once
+        data = load_tuning_data(data, retriever.corpus.ids)
     result = _tune(retriever, data, method, holdout, epochs, seed, progress, settings)
     finished = _finish(retriever, data, result, holdout, recalibrate)
     return replace(finished, seconds=time.perf_counter() - started)
@@ -135,7 +137,7 @@ def tune(
 
 def _finish(
     retriever: FAQRetriever | HybridRetriever,
-    data: str | Path | Sequence[tuple[str, str]],
+    data: TuningSource,
     result: TuneResult,
     holdout: float,
     recalibrate: bool,
@@ -159,7 +161,7 @@ def _finish(
 
 def _tune(
     retriever: FAQRetriever | HybridRetriever,
-    data: str | Path | Sequence[tuple[str, str]],
+    data: TuningSource,
     method: TuneMethod,
     holdout: float,
     epochs: int | None,
@@ -295,7 +297,7 @@ def _tune(
 
 def _tune_hybrid(
     hybrid: HybridRetriever,
-    data: str | Path | Sequence[tuple[str, str]],
+    data: TuningSource,
     *,
     method: TuneMethod,
     holdout: float,
@@ -382,7 +384,7 @@ def _report_metrics(report: Any) -> dict[str, float]:
 
 def _finetune(
     retriever: FAQRetriever,
-    data: str | Path | Sequence[tuple[str, str]],
+    data: TuningSource,
     holdout: float,
     epochs: int | None,
     seed: int,
