@@ -220,3 +220,19 @@ def test_the_tune_command_takes_data_or_a_store_not_both(store_path: str) -> Non
     with pytest.raises(SystemExit) as exit_info:
         main(["tune", "--data", "q.jsonl", "--store", store_path, "--out", "unused"])
     assert exit_info.value.code == 2
+
+
+def test_the_clarify_margin_and_threshold_calibrate_on_the_logs_labelled_queries(
+    logged: Store, retriever: FAQRetriever
+) -> None:
+    from walletfaq import calibrate, calibrate_margin, margin_curves
+
+    labelled = logged.labelled_queries()
+    assert len(labelled) == len(LABELLED)
+    curves = margin_curves(retriever, labelled)
+    assert set(curves["n_queries"]) == {len(LABELLED)}
+    assert list(curves["margin"]) == sorted(curves["margin"])
+    chosen = quietly(calibrate_margin, retriever, labelled)
+    assert 0.0 <= chosen.margin <= 2.0
+    threshold = quietly(calibrate, retriever, labelled)
+    assert -1.0 <= threshold.chosen.threshold <= 1.0
