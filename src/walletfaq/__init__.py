@@ -72,6 +72,10 @@ _LAZY = {
     "DoctorReport": "walletfaq.quality.doctor.report",
     "Finding": "walletfaq.quality.doctor.report",
     "open_store": "walletfaq.store",
+    "QueryLog": "walletfaq.retrieval.traffic",
+    "LoggedRetriever": "walletfaq.retrieval.traffic",
+    "LoggedAnswer": "walletfaq.retrieval.traffic",
+    "LoggedHits": "walletfaq.retrieval.traffic",
 }
 
 __all__ = [
@@ -116,6 +120,7 @@ if TYPE_CHECKING:
     from walletfaq.quality.tuning import TuneResult, TuningWarning, tune
     from walletfaq.retrieval.hybrid import HybridRetriever
     from walletfaq.retrieval.retriever import FAQRetriever
+    from walletfaq.retrieval.traffic import LoggedAnswer, LoggedHits, LoggedRetriever, QueryLog
     from walletfaq.store import open_store
 
 
