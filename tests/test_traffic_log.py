@@ -208,6 +208,16 @@ def test_a_logged_answer_is_the_retrievers_answer_with_a_request_id(
     assert len(answer.request_id) == 32 and int(answer.request_id, 16) >= 0
 
 
+def test_a_logged_retriever_wrapped_again_logs_twice_and_returns_the_outer_id(
+    retriever: FAQRetriever, query_log: QueryLog, store: Store
+) -> None:
+    inner = LoggedRetriever(retriever, query_log, source="inner")
+    answer = LoggedRetriever(inner, query_log, source="outer").answer("怎么退款")
+    assert query_log.flush(10)
+    assert {q.source for q in store.queries()} == {"inner", "outer"}
+    assert store.query(answer.request_id).source == "outer"
+
+
 def test_logged_hits_are_the_list_ask_returns_with_a_request_id(
     retriever: FAQRetriever, logged: LoggedRetriever
 ) -> None:
@@ -220,16 +230,9 @@ def test_request_ids_are_unique_across_threads(
     retriever: FAQRetriever, sqlite_store: Store
 ) -> None:
     wrapper = LoggedRetriever(retriever, QueryLog(sqlite_store, enabled=False))
-    ids: list[list[str]] = [[] for _ in range(8)]
-
-    def ask(worker: int) -> None:
-        ids[worker] = [wrapper.ask(f"问题{i % 7}", k=1).request_id for i in range(300)]
-
-    threads = [threading.Thread(target=ask, args=(n,)) for n in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    ids = _in_threads(
+        8, lambda _: [wrapper.ask(f"问题{i % 7}", k=1).request_id for i in range(300)]
+    )
     assert len({i for chunk in ids for i in chunk}) == 8 * 300
 
 
@@ -485,16 +488,9 @@ def test_eight_threads_asking_200_times_log_exactly_1600_rows(
 ) -> None:
     log = QueryLog(store)
     wrapper = LoggedRetriever(retriever, log)
-    ids: list[list[str]] = [[] for _ in range(8)]
-
-    def ask(worker: int) -> None:
-        ids[worker] = [wrapper.ask(f"问题{worker}-{i}", k=3).request_id for i in range(200)]
-
-    threads = [threading.Thread(target=ask, args=(n,)) for n in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    ids = _in_threads(
+        8, lambda worker: [wrapper.ask(f"问题{worker}-{i}", k=3).request_id for i in range(200)]
+    )
     assert log.close(60)
     assert (log.written, log.dropped, log.failed, log.rejected) == (1600, 0, 0, 0)
     assert {q.request_id for q in store.queries()} == {i for chunk in ids for i in chunk}
@@ -539,6 +535,21 @@ def test_a_retention_period_that_is_not_positive_is_refused(sqlite_store: Store)
 
 
 # --- helpers -----------------------------------------------------------------------------
+
+
+def _in_threads(count: int, work: Callable[[int], list[str]]) -> list[list[str]]:
+    """``work(n)`` for n in ``range(count)``, each in a thread of its own, all at once."""
+    results: list[list[str]] = [[] for _ in range(count)]
+
+    def run(worker: int) -> None:
+        results[worker] = work(worker)
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
 
 
 def _hold_write_lock(path: Path) -> sqlite3.Connection:

@@ -36,7 +36,7 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime, timezone
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 from walletfaq.errors import QueryError
 from walletfaq.index.search import Answer, Hit
@@ -52,6 +52,9 @@ from walletfaq.store.traffic_records import (
 )
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
 
 
 class AnswersQuestions(Protocol):
@@ -94,7 +97,11 @@ class LoggedAnswer(Answer):
     @classmethod
     def of(cls, answer: Answer, request_id: str) -> LoggedAnswer:
         """``answer`` with ``request_id``."""
-        values = {f.name: getattr(answer, f.name) for f in fields(answer) if f.init}
+        values = {
+            f.name: getattr(answer, f.name)
+            for f in fields(answer)
+            if f.init and f.name != "request_id"  # an answer logged already gets the new id
+        }
         return cls(**values, request_id=request_id)
 
     def to_dict(self) -> dict[str, object]:
@@ -161,18 +168,13 @@ class LoggedRetriever:
         Raises:
             QueryError: as the wrapped ``ask`` (an unusable question is logged first).
         """
-        request_id, asked, started = uuid.uuid4().hex, _now(), time.perf_counter()
-        try:
-            hits = self._retriever.ask(question, k=k, category=category)
-        except QueryError:
-            self._log_unusable(question, request_id, asked, started)
-            raise
-        latency_ms = (time.perf_counter() - started) * 1000.0
+        call = self._call(question, lambda: self._retriever.ask(question, k=k, category=category))
+        hits = call.result
         decision: Decision = (
             "answer" if hits and hits[0].score >= self._retriever.threshold else "handoff"
         )
-        self._record(request_id, asked, latency_ms, question, decision, hits)
-        return LoggedHits(hits, request_id)
+        self._record(call, question, decision, hits)
+        return LoggedHits(hits, call.request_id)
 
     def answer(self, question: str, threshold: float | None = None, k: int = 3) -> LoggedAnswer:
         """The wrapped retriever's ``answer(question, threshold, k)``, logged with its
@@ -181,15 +183,12 @@ class LoggedRetriever:
         Raises:
             QueryError: as the wrapped ``answer`` (an unusable question is logged first).
         """
-        request_id, asked, started = uuid.uuid4().hex, _now(), time.perf_counter()
-        try:
-            answer = self._retriever.answer(question, threshold=threshold, k=k)
-        except QueryError:
-            self._log_unusable(question, request_id, asked, started)
-            raise
-        latency_ms = (time.perf_counter() - started) * 1000.0
-        self._record(request_id, asked, latency_ms, question, answer.decision, answer.candidates)
-        return LoggedAnswer.of(answer, request_id)
+        call = self._call(
+            question, lambda: self._retriever.answer(question, threshold=threshold, k=k)
+        )
+        answer = call.result
+        self._record(call, question, answer.decision, answer.candidates)
+        return LoggedAnswer.of(answer, call.request_id)
 
     def feedback(
         self,
@@ -207,27 +206,32 @@ class LoggedRetriever:
         """
         return self._log.feedback(request_id, helpful, entry_id, comment)
 
+    def _call(self, question: object, run: Callable[[], T]) -> _Call[T]:
+        """``run()`` timed, with a new request id; an unusable question is logged as
+        refused before its QueryError goes on up."""
+        request_id, asked, started = uuid.uuid4().hex, _now(), time.perf_counter()
+        try:
+            result = run()
+        except QueryError:
+            self._log_unusable(question, request_id, asked, started)
+            raise
+        return _Call(result, request_id, asked, (time.perf_counter() - started) * 1000.0)
+
     def _record(
-        self,
-        request_id: str,
-        asked: datetime,
-        latency_ms: float,
-        question: str,
-        decision: Decision,
-        hits: Sequence[Hit],
+        self, call: _Call[object], question: object, decision: Decision, hits: Sequence[Hit]
     ) -> None:
         if not self._log.enabled:
             return
         self._log.record(
             QueryRecord(
-                request_id=request_id,
+                request_id=call.request_id,
                 question=_loggable_question(question),
                 decision=decision,
                 hits=logged_hits(hits),
-                latency_ms=latency_ms,
+                latency_ms=call.latency_ms,
                 revision=self._current_revision(),
                 source=self._source,
-                created_at=asked,
+                created_at=call.asked,
             )
         )
 
@@ -240,7 +244,7 @@ class LoggedRetriever:
         try:
             clean_question(question)
         except QueryError:
-            self._record(request_id, asked, latency_ms, "", "refuse", ())
+            self._record(_Call(None, request_id, asked, latency_ms), "", "refuse", ())
 
     def _current_revision(self) -> int | None:
         if self._revision is None:
@@ -251,6 +255,16 @@ class LoggedRetriever:
             if self._revision_warning.ready():
                 logger.warning("query log: the revision callable failed (%s); logged none", exc)
             return None
+
+
+@dataclass(frozen=True)
+class _Call(Generic[T_co]):
+    """A retriever call's result, the request id given to it, when and how long it ran."""
+
+    result: T_co
+    request_id: str
+    asked: datetime
+    latency_ms: float
 
 
 def logged_hits(hits: Sequence[Hit]) -> tuple[QueryHit, ...]:
@@ -267,7 +281,7 @@ def logged_hits(hits: Sequence[Hit]) -> tuple[QueryHit, ...]:
     return tuple(kept)
 
 
-def _loggable_question(question: str) -> str:
+def _loggable_question(question: object) -> str:
     """The question as the retriever searched it (cleaned, cut to its length limit)."""
     try:
         return clean_question(question)

@@ -20,8 +20,8 @@ What can go wrong, and what happens then (never an error in the question's path)
 
 A process that dies without :meth:`QueryLog.close` (``kill -9``, a crash, the interpreter
 exiting: the writer is a daemon thread) loses the records still queued — at most one flush
-interval's worth while the store keeps up — and never part of a batch: the store writes a batch
-in one transaction.
+interval's worth while the store keeps up — and the batch being written if its transaction had
+not committed; never part of a batch: the store writes a batch in one transaction, all or none.
 """
 
 from __future__ import annotations
