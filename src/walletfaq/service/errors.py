@@ -47,15 +47,27 @@ class ForbiddenError(ServerError):
 
 
 class ConflictError(ServerError):
-    """An entry with this id already exists (409)."""
+    """The request conflicts with what the service holds: an entry with this id already
+    exists, a proposal was already decided (409)."""
 
     status = 409
 
 
-class EntryNotFoundError(ServerError):
-    """No entry has the requested id (404)."""
+class NotFoundError(ServerError):
+    """Nothing has the requested id: an entry, a logged request, a proposal (404)."""
 
     status = 404
+
+
+class EntryNotFoundError(NotFoundError):
+    """No entry has the requested id (404)."""
+
+
+class NotConfiguredError(ServerError):
+    """The endpoint needs what this service was not started with: a query log (not
+    ``--no-log``), a store of record (``serve --store``) (409)."""
+
+    status = 409
 
 
 class OverloadedError(ServerError):
@@ -107,6 +119,8 @@ __all__ = [
     "ConflictError",
     "EntryNotFoundError",
     "ForbiddenError",
+    "NotConfiguredError",
+    "NotFoundError",
     "NotReadyError",
     "OverloadedError",
     "PayloadTooLargeError",
