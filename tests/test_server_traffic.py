@@ -430,7 +430,7 @@ def test_a_request_id_is_400_outside_the_grammar_and_404_when_unknown_inside(
 
     try:
         check_request_id(request_id)
-        expected = 404
+        expected = 200 if request_id == "r" else 404  # "r": the one logged query
     except WalletFAQError:
         expected = 400
     response = serve_once.post("/v1/feedback", json={"request_id": request_id, "helpful": True})
@@ -439,8 +439,24 @@ def test_a_request_id_is_400_outside_the_grammar_and_404_when_unknown_inside(
 
 @pytest.fixture
 def serve_once(serve: Make, sqlite_store: Store) -> TestClient:
-    """One app for every example of a Hypothesis test."""
+    """One app for every example of a Hypothesis test, with one logged query ``r``."""
+    sqlite_store.log_query(QueryRecord("r", "问题1", "answer", (QueryHit("q1", 0.9),), 1.0))
     return serve(sqlite_store)
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(comment=st.text(st.characters(blacklist_categories=("Cs",)), min_size=1_990, max_size=2_010))
+def test_a_comment_is_413_exactly_when_longer_than_2000_characters(
+    serve_once: TestClient, comment: str
+) -> None:
+    body = {"request_id": "r", "helpful": True, "comment": comment}
+    response = serve_once.post("/v1/feedback", json=body)
+    assert response.status_code == (413 if len(comment) > 2000 else 200)
 
 
 def test_feedback_needs_the_read_token_when_the_service_has_one(
@@ -648,6 +664,30 @@ def test_proposals_are_listed_by_status_for_admins_only(serve: Make, sqlite_stor
     assert client.get("/v1/proposals", params={"status": "maybe"}, headers=ALICE).status_code == 422
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"stage": true',  # not JSON
+        b'{"stage": NaN}',
+        b'{"stage": "true"}',  # not a boolean
+        b'{"answer": "a", "votes": 1}',  # unknown field
+        b'{"answer": "\\ud800"}',
+        b"[]",
+    ],
+)
+def test_an_accept_body_outside_the_rules_is_422_and_nothing_decided(
+    serve: Make, sqlite_store: Store, body: bytes
+) -> None:
+    (proposal_id,) = propose(sqlite_store, NEW_ENTRY)
+    response = serve(sqlite_store).post(
+        f"/v1/proposals/{proposal_id}/accept",
+        content=body,
+        headers={**ALICE, "content-type": "application/json"},
+    )
+    assert response.status_code == 422
+    assert sqlite_store.proposal(proposal_id).status == "open" and sqlite_store.head() == 1
+
+
 def test_proposals_without_admin_tokens_are_403(serve: Make, sqlite_store: Store) -> None:
     (proposal_id,) = propose(sqlite_store, ALTS)
     client = serve(sqlite_store, admin_tokens=())
@@ -716,6 +756,12 @@ def test_staging_decides_on_the_content_with_the_changes_already_staged(
     removed = client.delete("/v1/entries/repay", headers=ALICE, params=stage)
     assert (removed.status_code, removed.json()["op"]) == (202, "delete")
     assert [c.op for c in sqlite_store.staged()] == ["put", "delete"]
+
+
+def test_a_stage_flag_that_is_not_a_boolean_is_422(serve: Make, sqlite_store: Store) -> None:
+    client = serve(sqlite_store)
+    response = client.delete("/v1/entries/q1", headers=ALICE, params={"stage": "maybe"})
+    assert response.status_code == 422 and sqlite_store.staged() == () and sqlite_store.head() == 1
 
 
 @pytest.mark.parametrize("with_store", [True, False])

@@ -96,10 +96,16 @@ class PreconditionFailedError(ServerError):
 
 
 class StoreDownError(ServerError):
-    """The store of record could not be reached for an edit (503, with ``Retry-After``);
-    nothing was written, reads go on from the last revision served."""
+    """The store of record (or the log store) could not be reached for an edit, feedback or a
+    proposal (503, with ``Retry-After``); nothing was written, reads go on from the last
+    revision served."""
 
     status = 503
+
+    @classmethod
+    def retry_after(cls, message: str, seconds: int) -> StoreDownError:
+        """A 503 saying ``message``, asking the client to retry after ``seconds``."""
+        return cls(message, headers={"Retry-After": str(seconds)})
 
 
 SERVING_STATUS: dict[type[WalletFAQError], int] = {

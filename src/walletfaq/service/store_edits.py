@@ -158,11 +158,10 @@ def store_stage(
     """
     from walletfaq.store import Change
 
-    headers = {"Retry-After": str(retry_after_s)}
     try:
         exists = entry_id in store.staged_corpus()  # the published content, changes staged
     except StoreError as exc:
-        raise StoreDownError(f"the edit was not staged: {exc}", headers=headers) from None
+        raise StoreDownError.retry_after(f"the edit was not staged: {exc}", retry_after_s) from None
     if kind == "add" and exists:
         raise ConflictError(
             f"id {entry_id!r} exists (published or staged); PUT /v1/entries/{{id}} replaces it"
@@ -179,7 +178,7 @@ def store_stage(
     try:
         (staged,) = store.stage([change], author=request.author, reason=request.reason)
     except StoreUnavailableError as exc:
-        raise StoreDownError(f"the edit was not staged: {exc}", headers=headers) from None
+        raise StoreDownError.retry_after(f"the edit was not staged: {exc}", retry_after_s) from None
     except StoreError as exc:  # another writer staged or published the id meanwhile
         raise ConflictError(f"the edit was not staged: {exc}; read the entry again") from None
     return staged
@@ -214,8 +213,8 @@ def read_proposal(store: Store, proposal_id: str, retry_after_s: int) -> Proposa
     except UnknownProposalError as exc:
         raise NotFoundError(str(exc)) from None
     except StoreError as exc:
-        raise StoreDownError(
-            f"the proposal could not be read: {exc}", headers={"Retry-After": str(retry_after_s)}
+        raise StoreDownError.retry_after(
+            f"the proposal could not be read: {exc}", retry_after_s
         ) from None
 
 
@@ -252,8 +251,8 @@ def decide_proposal(
     except UnknownProposalError as exc:
         raise NotFoundError(str(exc)) from None
     except StoreUnavailableError as exc:
-        raise StoreDownError(
-            f"the proposal was not decided: {exc}", headers={"Retry-After": str(retry_after_s)}
+        raise StoreDownError.retry_after(
+            f"the proposal was not decided: {exc}", retry_after_s
         ) from None
     except StoreError as exc:
         raise ConflictError(f"proposal {proposal_id} was not decided: {exc}") from None

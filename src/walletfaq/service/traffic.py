@@ -327,9 +327,8 @@ class ServiceLog:
                         "period)"
                     ) from None
             except StoreError as exc:
-                raise StoreDownError(
-                    f"the feedback was not recorded: {exc}",
-                    headers={"Retry-After": str(retry_after_s)},
+                raise StoreDownError.retry_after(
+                    f"the feedback was not recorded: {exc}", retry_after_s
                 ) from None
             await asyncio.sleep(min(pause, left))
             pause = min(2 * pause, 0.25)

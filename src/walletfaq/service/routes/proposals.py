@@ -178,9 +178,8 @@ def make_router(state: ServiceState) -> APIRouter:
         try:
             found = await asyncio.to_thread(store.proposals, status)
         except StoreError as exc:
-            raise StoreDownError(
-                f"the proposals could not be read: {exc}",
-                headers={"Retry-After": str(settings.retry_after_s)},
+            raise StoreDownError.retry_after(
+                f"the proposals could not be read: {exc}", settings.retry_after_s
             ) from None
         return {"proposals": [p.to_dict() for p in found]}
 
