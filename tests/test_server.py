@@ -84,7 +84,7 @@ def test_ask_returns_hits_as_the_cli_json_best_first(client, retriever) -> None:
     response = client.post("/v1/ask", json={"question": "怎么退款", "k": 2})
     assert response.status_code == 200
     expected = [hit.to_dict() for hit in retriever.ask("怎么退款", k=2)]
-    assert response.json() == {"hits": expected}
+    assert response.json() == {"hits": expected, "request_id": response.headers["X-Request-Id"]}
     assert response.json()["hits"][0]["id"] == "refund"
 
 
@@ -101,7 +101,8 @@ def test_ask_batch_answers_each_question_in_order(client, retriever) -> None:
 
 
 def test_ask_batch_of_no_questions_is_an_empty_result(client) -> None:
-    assert client.post("/v1/ask_batch", json={"questions": []}).json() == {"results": []}
+    answer = client.post("/v1/ask_batch", json={"questions": []}).json()
+    assert answer == {"results": [], "request_ids": []}
 
 
 def test_answer_is_confident_with_the_entry_answer(client) -> None:

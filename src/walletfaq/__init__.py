@@ -89,6 +89,10 @@ _LAZY = {
     "TrafficReport": "walletfaq.quality.traffic_report",
     "check_gate": "walletfaq.quality.gate",
     "GateResult": "walletfaq.quality.gate_report",
+    "QueryLog": "walletfaq.retrieval.traffic",
+    "LoggedRetriever": "walletfaq.retrieval.traffic",
+    "LoggedAnswer": "walletfaq.retrieval.traffic",
+    "LoggedHits": "walletfaq.retrieval.traffic",
 }
 
 __all__ = [
@@ -148,6 +152,7 @@ if TYPE_CHECKING:
     from walletfaq.retrieval.hybrid import HybridRetriever
     from walletfaq.retrieval.replica import ReplicaStatus, StoreFollower
     from walletfaq.retrieval.retriever import FAQRetriever
+    from walletfaq.retrieval.traffic import LoggedAnswer, LoggedHits, LoggedRetriever, QueryLog
     from walletfaq.store import open_store
 
 

@@ -1,6 +1,6 @@
 """Command line: ``walletfaq ask``, ``answer``, ``build``, ``eval``, ``calibrate``, ``tune``,
-``serve``, ``doctor``, ``export``, ``bench``; ``store ...`` and ``publish``
-(:mod:`walletfaq.cli_store`).
+``serve`` (run by :mod:`walletfaq.cli_serve`), ``doctor``, ``export``, ``bench``; ``store ...``
+and ``publish`` (:mod:`walletfaq.cli_store`).
 
 User errors print one line on stderr and exit with status 2; an unexpected internal error
 prints one line and exits with status 1 (``--debug`` shows its traceback).
@@ -14,7 +14,7 @@ import logging
 import sys
 import warnings
 from collections.abc import Sequence
-from typing import Any, TextIO
+from typing import TextIO
 
 from walletfaq.errors import WalletFAQError
 
@@ -218,6 +218,9 @@ def _parser() -> argparse.ArgumentParser:
         help="a client sending a request slower than this is disconnected (default 10)",
     )
     serve.add_argument("--access-log", action="store_true", help="log one line per request")
+    from walletfaq.cli_serve import add_log_options
+
+    add_log_options(serve)
     _add_answer_settings(serve, "for this service's /v1/answer; the index is not changed")
 
     doctor = commands.add_parser(
@@ -401,55 +404,9 @@ def _answer(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from pathlib import Path
+    from walletfaq.cli_serve import run_serve
 
-    from walletfaq.service import ServerSettings, serve, serve_index, serve_store
-    from walletfaq.service import threads_per_process as threads
-    from walletfaq.service.protocol import check_read_timeout, listen_check
-
-    listen_check(args.host, args.port)  # before any model loads, like every check below
-    check_read_timeout(args.read_timeout)
-    # the tokens come from $WALLETFAQ_READ_TOKEN / $WALLETFAQ_ADMIN_TOKEN; bad settings fail
-    # before any model loads. With --index, accepted edits are saved there before answering,
-    # and the directory is served again when it is replaced (hot reload, POST /v1/reload).
-    if args.workers < 1:
-        raise WalletFAQError(f"--workers must be at least 1 (processes), got {args.workers}")
-    if args.threads is not None and args.threads < 1:
-        raise WalletFAQError(f"--threads must be at least 1 (per process), got {args.threads}")
-    if args.workers > 1 and not (args.index or args.store):
-        raise WalletFAQError(
-            "--workers above 1 needs --index DIR (every worker process loads that saved index "
-            "and picks up the edits the others save there; build one with `walletfaq build "
-            "--out DIR`) or --store URL (every worker process follows the store)"
-        )
-    settings = ServerSettings.from_env(
-        workers=args.threads if args.threads is not None else threads(args.workers),
-        queue_size=args.queue,
-        timeout_s=args.timeout,
-        persist_dir=Path(args.index) if args.index else None,
-        reload_interval_s=args.reload_interval,
-        threshold=args.threshold,
-        fallback=args.fallback,
-        clarify_margin=args.clarify_margin,
-        clarify_message=args.clarify_message,
-    )
-    log_level = "warning" if args.quiet else "info"
-    common: dict[str, Any] = {
-        "host": args.host,
-        "port": args.port,
-        "settings": settings,
-        "access_log": args.access_log,
-        "log_level": log_level,
-        "read_timeout_s": args.read_timeout,
-    }
-    if args.store:
-        follow = {"poll_interval": args.poll_interval, "listen": not args.no_listen}
-        serve_store(args.store, model=args.model, workers=args.workers, **follow, **common)
-    elif args.index:
-        serve_index(args.index, model=args.model, workers=args.workers, **common)
-    else:
-        serve(_retriever(args), **common)
-    return 0
+    return run_serve(args, _retriever)
 
 
 def _doctor(args: argparse.Namespace) -> int:

@@ -7,12 +7,18 @@ line). It needs the ``serve`` extra: ``pip install "walletfaq[serve]"``.
 
 Endpoints (JSON unless said otherwise):
 
-- ``POST /v1/ask`` ``{"question", "k"?, "category"?}`` → ``{"hits": [hit, ...]}``, best first;
-  a hit is :meth:`Hit.to_dict <walletfaq.index.search.Hit.to_dict>` (as ``walletfaq ask --json``).
+- ``POST /v1/ask`` ``{"question", "k"?, "category"?}`` → ``{"hits": [hit, ...], "request_id"}``,
+  best first; a hit is :meth:`Hit.to_dict <walletfaq.index.search.Hit.to_dict>` (as
+  ``walletfaq ask --json``).
 - ``POST /v1/ask_batch`` ``{"questions": [...], "k"?, "category"?}`` →
-  ``{"results": [[hit, ...], ...]}``, in input order.
+  ``{"results": [[hit, ...], ...], "request_ids": [...]}``, in input order.
 - ``POST /v1/answer`` ``{"question", "k"?}`` → ``{"question", "confident", "message", "hit",
-  "candidates"}`` (:meth:`Answer.to_dict <walletfaq.index.search.Answer.to_dict>`).
+  "candidates", "request_id", ...}``
+  (:meth:`Answer.to_dict <walletfaq.index.search.Answer.to_dict>`).
+- ``POST /v1/feedback`` ``{"request_id", "helpful", "entry_id"?, "comment"?}``; the gap
+  proposals ``GET /v1/proposals``, ``POST /v1/proposals/{id}/accept|reject`` (admin, a store).
+  Every question is logged under its request id (also the ``X-Request-Id`` header) when the
+  service logs: :mod:`walletfaq.service.traffic`.
 - ``GET /v1/entries/{id}`` → the entry in the corpus file format; ``GET /v1/categories``.
 - ``GET /healthz`` (the process answers), ``GET /readyz`` (an index is loaded),
   ``GET /metrics`` (Prometheus text format), ``GET /openapi.json``, ``GET /docs`` (Swagger UI
@@ -78,7 +84,9 @@ from fastapi.responses import JSONResponse  # noqa: E402
 
 import walletfaq.service.routes.ask as ask_routes  # noqa: E402
 import walletfaq.service.routes.entries as entry_routes  # noqa: E402
+import walletfaq.service.routes.feedback as feedback_routes  # noqa: E402
 import walletfaq.service.routes.operations as operation_routes  # noqa: E402
+import walletfaq.service.routes.proposals as proposal_routes  # noqa: E402
 from walletfaq.errors import WalletFAQError  # noqa: E402
 from walletfaq.service.errors import SERVING_STATUS, OverloadedError, ServerError  # noqa: E402
 from walletfaq.service.holder import ReloadError, ServedIndex  # noqa: E402
@@ -87,7 +95,6 @@ from walletfaq.service.middleware import (  # noqa: E402
     MetricsMiddleware,
     SafeJSONResponse,
 )
-from walletfaq.service.pool import AskPool  # noqa: E402
 from walletfaq.service.settings import ServerSettings  # noqa: E402
 from walletfaq.service.state import ServiceState  # noqa: E402
 
@@ -100,26 +107,27 @@ logger = logging.getLogger(__name__)
 
 
 # --------------------------------------------------------------------------- lifespan
-def _lifespan(
-    pool: AskPool, index: ServedIndex, interval_s: float
-) -> Callable[[Any], contextlib.AbstractAsyncContextManager[None]]:
-    """Start the directory poller (when there is a directory and an interval) with the app;
-    stop it, then the pool, and remove the edit lock file beside the directory when the app
-    shuts down."""
+def _lifespan(state: ServiceState) -> Callable[[Any], contextlib.AbstractAsyncContextManager[None]]:
+    """Start the directory poller (when there is a directory and an interval) and the query
+    log's retention purges with the app; stop them, then the pool, write the queued log records
+    (bounded: :data:`~walletfaq.service.traffic.CLOSE_TIMEOUT_S`) and remove the edit lock file
+    beside the directory when the app shuts down."""
+    index, interval_s = state.index, state.settings.reload_interval_s
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Any) -> AsyncIterator[None]:
-        poller = None
+        tasks = [asyncio.create_task(state.traffic.keep_purging(), name="walletfaq-retention")]
         if index.directory is not None and interval_s > 0:
-            poller = asyncio.create_task(_poll(index, interval_s), name="walletfaq-reload")
+            tasks.append(asyncio.create_task(_poll(index, interval_s), name="walletfaq-reload"))
         try:
             yield
         finally:
-            if poller is not None:
-                poller.cancel()
+            for task in tasks:
+                task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
-                    await poller
-            pool.shutdown()
+                    await task
+            state.pool.shutdown()
+            await asyncio.to_thread(state.traffic.close)
             index.remove_lock_file()
 
     return lifespan
@@ -207,12 +215,13 @@ def create_app(
         ),
         docs_url=None,
         redoc_url=None,
-        lifespan=_lifespan(state.pool, state.index, settings.reload_interval_s),
+        lifespan=_lifespan(state),
     )
     app.state.index = state.index
     app.state.settings = settings
     app.state.metrics = state.metrics
     app.state.pool = state.pool
+    app.state.traffic = state.traffic
 
     app.add_exception_handler(ServerError, _server_error)
     for error_class in SERVING_STATUS:
@@ -221,7 +230,7 @@ def create_app(
     app.add_exception_handler(RequestValidationError, _invalid_request)
 
     # in this order: the schema lists the paths as they are included
-    for routes in (ask_routes, entry_routes, operation_routes):
+    for routes in (ask_routes, feedback_routes, entry_routes, proposal_routes, operation_routes):
         app.include_router(routes.make_router(state))
 
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)

@@ -47,15 +47,27 @@ class ForbiddenError(ServerError):
 
 
 class ConflictError(ServerError):
-    """An entry with this id already exists (409)."""
+    """The request conflicts with what the service holds: an entry with this id already
+    exists, a proposal was already decided (409)."""
 
     status = 409
 
 
-class EntryNotFoundError(ServerError):
-    """No entry has the requested id (404)."""
+class NotFoundError(ServerError):
+    """Nothing has the requested id: an entry, a logged request, a proposal (404)."""
 
     status = 404
+
+
+class EntryNotFoundError(NotFoundError):
+    """No entry has the requested id (404)."""
+
+
+class NotConfiguredError(ServerError):
+    """The endpoint needs what this service was not started with: a query log (not
+    ``--no-log``), a store of record (``serve --store``) (409)."""
+
+    status = 409
 
 
 class OverloadedError(ServerError):
@@ -84,10 +96,16 @@ class PreconditionFailedError(ServerError):
 
 
 class StoreDownError(ServerError):
-    """The store of record could not be reached for an edit (503, with ``Retry-After``);
-    nothing was written, reads go on from the last revision served."""
+    """The store of record (or the log store) could not be reached for an edit, feedback or a
+    proposal (503, with ``Retry-After``); nothing was written, reads go on from the last
+    revision served."""
 
     status = 503
+
+    @classmethod
+    def retry_after(cls, message: str, seconds: int) -> StoreDownError:
+        """A 503 saying ``message``, asking the client to retry after ``seconds``."""
+        return cls(message, headers={"Retry-After": str(seconds)})
 
 
 SERVING_STATUS: dict[type[WalletFAQError], int] = {
@@ -107,6 +125,8 @@ __all__ = [
     "ConflictError",
     "EntryNotFoundError",
     "ForbiddenError",
+    "NotConfiguredError",
+    "NotFoundError",
     "NotReadyError",
     "OverloadedError",
     "PayloadTooLargeError",

@@ -7,14 +7,20 @@ counts its reloads.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
+    from prometheus_client.metrics_core import Metric
 
     from walletfaq.retrieval.retriever import FAQRetriever
     from walletfaq.service.holder import ServedIndex
     from walletfaq.service.pool import AskPool
+    from walletfaq.service.traffic import LogStatus
+
+LOG_RESULTS = ("written", "dropped", "failed", "rejected")
+"""The ``result`` labels of ``walletfaq_query_log_records_total``: always these four."""
 
 
 class ServiceMetrics:
@@ -100,6 +106,11 @@ class ServiceMetrics:
         self.index_version.set_function(lambda: index.current.version)
         self.in_progress.set_function(lambda: pool.in_progress)
 
+    def watch_log(self, status: Callable[[], LogStatus]) -> None:
+        """Export the query log's counts (read from ``status()`` at each scrape), with the same
+        names and labels whether logging is on or off."""
+        self.registry.register(_QueryLogCollector(status))
+
     def describe(self, retriever: FAQRetriever) -> None:
         """Set the ``walletfaq_index`` info to what ``retriever`` serves."""
         from walletfaq._version import __version__
@@ -114,4 +125,45 @@ class ServiceMetrics:
         )
 
 
-__all__ = ["ServiceMetrics"]
+class _QueryLogCollector:
+    """``walletfaq_query_log_records_total{result}`` (:data:`LOG_RESULTS`),
+    ``walletfaq_query_log_pending``, ``walletfaq_query_log_enabled`` and
+    ``walletfaq_query_log_purged_total``, read from the log's status at each scrape."""
+
+    def __init__(self, status: Callable[[], LogStatus] | None) -> None:
+        self._status = status
+
+    def describe(self) -> Iterator[Metric]:
+        return _QueryLogCollector(None).collect()
+
+    def collect(self) -> Iterator[Metric]:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        status = None if self._status is None else self._status()
+        records = CounterMetricFamily(
+            "walletfaq_query_log_records",
+            "Query log records by result: written to the store, dropped (queue full or "
+            "closing), failed (lost after the store's retries), rejected (refused by the store).",
+            labels=["result"],
+        )
+        for result in LOG_RESULTS:
+            records.add_metric([result], 0 if status is None else getattr(status, result))
+        yield records
+        yield GaugeMetricFamily(
+            "walletfaq_query_log_pending",
+            "Query log records queued or being written.",
+            value=0 if status is None else status.pending,
+        )
+        yield GaugeMetricFamily(
+            "walletfaq_query_log_enabled",
+            "1 when questions are logged, 0 when logging is off.",
+            value=int(status is not None and status.enabled),
+        )
+        yield CounterMetricFamily(
+            "walletfaq_query_log_purged",
+            "Logged queries deleted by the retention period.",
+            value=0 if status is None else status.purged,
+        )
+
+
+__all__ = ["LOG_RESULTS", "ServiceMetrics"]

@@ -20,6 +20,11 @@ anything loads; a client must send each request in full within ``read_timeout_s`
 connections for ever); idle keep-alive connections close after 5 seconds;
 request heads over 16 KiB get 400. Per-client limits (connections per address, request rates)
 belong to a reverse proxy in front (nginx ``limit_conn``/``limit_req``).
+
+The query log (:mod:`walletfaq.service.traffic`): every worker process logs through a query log
+of its own, to the store it serves (``--store``) or to ``--log-store``; a ``--log-store`` is
+opened once here first (created if empty), so that a bad one fails in one line before anything
+loads and the workers do not race to create its tables.
 """
 
 from __future__ import annotations
@@ -97,6 +102,7 @@ def serve(
     connections = uvicorn_options(read_timeout_s)
     settings = settings if settings is not None else ServerSettings.from_env()
     _warn_if_exposed(host, settings)
+    _prepare_log_store(settings)
     _warm_up(retriever)
     app = create_app(retriever, settings)
     logger.info(
@@ -251,6 +257,7 @@ class _Process:
         access_log, log_level = self.access_log, self.log_level
         connections = uvicorn_options(self.read_timeout_s)
         _warn_if_exposed(host, settings)
+        _prepare_log_store(settings)
         persist_dir = settings.persist_dir
         config = {
             **config,
@@ -352,6 +359,20 @@ def _warn_if_exposed(host: str, settings: ServerSettings) -> None:
             host,
             READ_TOKEN_ENV,
         )
+
+
+def _prepare_log_store(settings: ServerSettings) -> None:
+    """Open ``settings.log_store`` once, creating its tables if it is empty.
+
+    Raises:
+        StoreError: it cannot be opened or created.
+    """
+    if settings.log_store is None:
+        return
+    from walletfaq.store import open_store
+
+    with open_store(settings.log_store, create=True) as store:
+        logger.info("logging questions to %s", store.url)
 
 
 def _warm_up(retriever: FAQRetriever) -> None:

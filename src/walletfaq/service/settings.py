@@ -110,6 +110,9 @@ def _unique(pairs: Iterable[tuple[str, str]], variable: str) -> tuple[tuple[str,
 MAX_K = 100
 """Largest ``k`` a request may ask for."""
 
+DEFAULT_LOG_RETENTION_DAYS = 90.0
+"""How long logged questions are kept by default (``--log-retention-days``)."""
+
 
 def _default_workers() -> int:
     try:
@@ -165,6 +168,14 @@ class ServerSettings:
             the user to choose); ``None`` = the served index's own. A request may give its own.
         clarify_message: what ``POST /v1/answer`` says before the options of a clarify;
             ``None`` = the served index's own.
+        query_log: log every question (``/v1/ask``, ``/v1/ask_batch``, ``/v1/answer``) to a
+            store (:mod:`walletfaq.service.traffic`); ``False`` = ``--no-log``: nothing is
+            logged, ``POST /v1/feedback`` answers 409.
+        log_store: the store (SQLite path or ``postgresql://`` URL) the questions are logged
+            to, created if empty; ``None`` = the served store of record when there is one
+            (``serve --store``), else no log.
+        log_retention_days: logged questions (and their feedback) older than this many days
+            are deleted, at start and then daily; ``0`` = kept.
     """
 
     workers: int = field(default_factory=_default_workers)
@@ -183,6 +194,9 @@ class ServerSettings:
     fallback: str | None = None
     clarify_margin: float | None = None
     clarify_message: str | None = None
+    query_log: bool = True
+    log_store: str | None = field(default=None, repr=False)  # a URL may hold a password
+    log_retention_days: float = DEFAULT_LOG_RETENTION_DAYS
 
     def __post_init__(self) -> None:
         positive_ints = {
@@ -235,6 +249,27 @@ class ServerSettings:
                 )
 
         self._check_admin_tokens()
+        self._check_log()
+
+    def _check_log(self) -> None:
+        if not isinstance(self.query_log, bool):
+            raise WalletFAQError(f"query_log must be True or False, got {self.query_log!r}")
+        store = self.log_store
+        if store is not None and (not isinstance(store, str) or not store.strip()):
+            raise WalletFAQError("log_store must be a store location (a path or a URL) or None")
+        if store is not None and not self.query_log:
+            raise WalletFAQError(
+                "log_store is set while query_log is off (--no-log): choose one of them"
+            )
+        days = self.log_retention_days
+        if (
+            isinstance(days, bool)
+            or not isinstance(days, (int, float))
+            or not 0 <= days < float("inf")
+        ):
+            raise WalletFAQError(
+                f"log_retention_days must be a number of days >= 0 (0 = keep the log), got {days!r}"
+            )
 
     def _check_admin_tokens(self) -> None:
         pairs = self.admin_tokens
@@ -293,6 +328,7 @@ __all__ = [
     "ADMIN_TOKENS_ENV",
     "ADMIN_TOKEN_ENV",
     "ADMIN_TOKEN_RULE",
+    "DEFAULT_LOG_RETENTION_DAYS",
     "SINGLE_ADMIN_NAME",
     "MAX_K",
     "READ_TOKEN_ENV",

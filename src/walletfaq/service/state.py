@@ -18,6 +18,7 @@ from walletfaq.service.holder import ServedIndex
 from walletfaq.service.metrics import ServiceMetrics
 from walletfaq.service.pool import AskPool
 from walletfaq.service.settings import ServerSettings
+from walletfaq.service.traffic import ServiceLog
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -30,19 +31,21 @@ _T = TypeVar("_T")
 @dataclass(frozen=True)
 class ServiceState:
     """The parts of one app (also on ``app.state``: ``settings``, ``metrics``, ``pool``,
-    ``index``).
+    ``index``, ``traffic``).
 
     Attributes:
         settings: the limits, tokens, directory and reload interval.
         metrics: the app's Prometheus metrics.
         pool: where questions are encoded and edits applied.
         index: the served index; a request reads ``index.current`` once.
+        traffic: the query log (off when nothing is logged).
     """
 
     settings: ServerSettings
     metrics: ServiceMetrics
     pool: AskPool
     index: ServedIndex
+    traffic: ServiceLog
 
     @classmethod
     def create(
@@ -53,13 +56,19 @@ class ServiceState:
     ) -> ServiceState:
         """The state of an app serving ``retriever`` (see
         :func:`walletfaq.service.app.create_app`), its metrics recorded into ``registry``
-        (``None`` = a new one)."""
+        (``None`` = a new one).
+
+        Raises:
+            StoreError: ``settings.log_store`` cannot be opened.
+        """
+        traffic = ServiceLog.create(retriever, settings)
         metrics = ServiceMetrics(registry)
         pool = AskPool(settings.workers, settings.queue_limit)
         index = ServedIndex(retriever, settings.persist_dir, metrics=metrics)
         metrics.watch(index, pool)
+        metrics.watch_log(traffic.status)
         metrics.describe(retriever)
-        return cls(settings=settings, metrics=metrics, pool=pool, index=index)
+        return cls(settings=settings, metrics=metrics, pool=pool, index=index, traffic=traffic)
 
     def submit(self, function: Callable[..., _T], *args: Any) -> concurrent.futures.Future[_T]:
         """``function(*args)`` in the pool; a full queue is 503 with ``Retry-After``."""

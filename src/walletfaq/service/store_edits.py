@@ -13,10 +13,19 @@ the service) makes the edit conditional: when the entry changed after that revis
 written and the answer is 412. The store unreachable: 503 with ``Retry-After``, nothing
 written. An add or a removal that the content decided against (the id exists, or does not) is
 409 or 404, decided on the store's latest revision (the follower catches up first).
+
+Staged edits (``?stage=true``, :func:`store_stage`) are written to the store's staging table
+(:meth:`Store.stage <walletfaq.store.Store.stage>`) instead: not a revision, not served, until
+``walletfaq publish`` publishes them (behind its quality gate); add-or-replace, 404 and 409 are
+decided on the published content with the changes already staged.
+
+Gap proposals (:func:`decide_proposal`): accepting one writes a revision (kind ``proposal``),
+served by this replica before the answer, or stages the change; rejecting records the decision.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -25,13 +34,16 @@ from walletfaq.errors import StoreConflictError, StoreError, StoreUnavailableErr
 from walletfaq.service.errors import (
     ConflictError,
     EntryNotFoundError,
+    NotFoundError,
     PreconditionFailedError,
     StoreDownError,
 )
 
 if TYPE_CHECKING:
     from walletfaq.retrieval.replica import StoreFollower
-    from walletfaq.store import Change
+    from walletfaq.store import Change, Proposal, StagedChange, Store
+
+logger = logging.getLogger(__name__)
 
 EditKind = Literal["add", "put", "remove"]
 
@@ -128,4 +140,142 @@ def store_edit(
     return action, revision.number
 
 
-__all__ = ["IF_MATCH_RULE", "EditRequest", "parse_if_match", "store_edit"]
+def store_stage(
+    store: Store,
+    kind: EditKind,
+    entry_id: str,
+    record: dict[str, Any] | None,
+    request: EditRequest,
+    retry_after_s: int,
+) -> StagedChange:
+    """Stage one edit for the next publish (not served until then); the staged change.
+
+    Raises:
+        StoreDownError: the store is unreachable (503); nothing staged.
+        ConflictError: ``add`` of an id published or staged, or a race the store refused (409).
+        EntryNotFoundError: ``remove`` of an id neither published nor staged (404).
+        CorpusError: the entry is invalid (400).
+    """
+    from walletfaq.store import Change
+
+    try:
+        exists = entry_id in store.staged_corpus()  # the published content, changes staged
+    except StoreError as exc:
+        raise StoreDownError.retry_after(f"the edit was not staged: {exc}", retry_after_s) from None
+    if kind == "add" and exists:
+        raise ConflictError(
+            f"id {entry_id!r} exists (published or staged); PUT /v1/entries/{{id}} replaces it"
+        )
+    if kind == "remove" and not exists:
+        raise EntryNotFoundError(f"no entry has id {entry_id!r}, published or staged")
+    change: Change
+    if kind == "remove":
+        change = Change.remove(entry_id)
+    elif exists:
+        change = Change.update(record or {})
+    else:
+        change = Change.add(record or {})
+    try:
+        (staged,) = store.stage([change], author=request.author, reason=request.reason)
+    except StoreUnavailableError as exc:
+        raise StoreDownError.retry_after(f"the edit was not staged: {exc}", retry_after_s) from None
+    except StoreError as exc:  # another writer staged or published the id meanwhile
+        raise ConflictError(f"the edit was not staged: {exc}; read the entry again") from None
+    return staged
+
+
+def staged_dict(change: StagedChange) -> dict[str, Any]:
+    """The JSON answer of a staged edit (202)."""
+    return {
+        "staged": True,
+        "position": change.position,
+        "op": change.op,
+        "id": change.entry_id,
+        "entry": None if change.entry is None else change.entry.to_dict(),
+        "base_revision": change.base_revision,
+        "author": change.author,
+        "reason": change.reason,
+        "created_at": change.created_at.isoformat(),
+    }
+
+
+def read_proposal(store: Store, proposal_id: str, retry_after_s: int) -> Proposal:
+    """The proposal ``proposal_id`` (its id checked by the caller).
+
+    Raises:
+        NotFoundError: no such proposal (404).
+        StoreDownError: the store failed (503).
+    """
+    from walletfaq.store import UnknownProposalError
+
+    try:
+        return store.proposal(proposal_id)
+    except UnknownProposalError as exc:
+        raise NotFoundError(str(exc)) from None
+    except StoreError as exc:
+        raise StoreDownError.retry_after(
+            f"the proposal could not be read: {exc}", retry_after_s
+        ) from None
+
+
+def decide_proposal(
+    follower: StoreFollower,
+    proposal_id: str,
+    accept: bool,
+    *,
+    author: str,
+    retry_after_s: int,
+    stage: bool = False,
+    answer: str | None = None,
+    category: str | None = None,
+) -> Proposal:
+    """Accept or reject a gap proposal (:meth:`Store.decide_proposal
+    <walletfaq.store.Store.decide_proposal>`, the author the admin token's name); an accepted
+    one that wrote a revision is served by ``follower`` before this returns (if the store fails
+    right after the commit, it is served when the store answers again).
+
+    Raises:
+        NotFoundError: no such proposal (404).
+        ConflictError: decided already, or the content decided against it: its target entry
+            is gone, every question is the entry's already, too many alt questions (409).
+        StoreDownError: the store is unreachable (503); nothing decided.
+        CorpusError: the new or changed entry breaks a corpus rule (400).
+    """
+    from walletfaq.store import UnknownProposalError
+
+    store = follower.store
+    try:
+        decided = store.decide_proposal(
+            proposal_id, accept, author=author, stage=stage, answer=answer, category=category
+        )
+    except UnknownProposalError as exc:
+        raise NotFoundError(str(exc)) from None
+    except StoreUnavailableError as exc:
+        raise StoreDownError.retry_after(
+            f"the proposal was not decided: {exc}", retry_after_s
+        ) from None
+    except StoreError as exc:
+        raise ConflictError(f"proposal {proposal_id} was not decided: {exc}") from None
+    if decided.revision is not None:
+        try:
+            follower.sync(until=decided.revision)
+        except WalletFAQError as exc:
+            logger.warning(
+                "revision %d (proposal %s) is committed but not served yet (%s)",
+                decided.revision,
+                proposal_id,
+                exc,
+            )
+    return decided
+
+
+__all__ = [
+    "IF_MATCH_RULE",
+    "EditRequest",
+    "decide_proposal",
+    "parse_if_match",
+    "read_proposal",
+    "staged_dict",
+    "store_edit",
+    "store_stage",
+]

@@ -256,6 +256,13 @@ class TrafficLog(StoreCore):
             return sorted(found.scalars())
 
 
+def check_query_record(record: QueryRecord) -> None:
+    """Raise the StoreError that :meth:`TrafficLog.log_query` would raise for a field of
+    ``record`` (nothing is written, and the request id is not looked up in the log): a
+    background writer uses it to tell a bad record from a failing store."""
+    _query_row(record)
+
+
 def _query_row(record: QueryRecord) -> dict[str, Any]:
     """The ``walletfaq_queries`` row of ``record``, every field checked, the question masked."""
     if not isinstance(record, QueryRecord):

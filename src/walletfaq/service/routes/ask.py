@@ -3,11 +3,15 @@ with their request and response models.
 
 Questions are encoded in the app's pool (:meth:`ServiceState.run
 <walletfaq.service.state.ServiceState.run>`: 503 when it is full, 504 past the timeout), each
-request on the retriever it read once from the served index.
+request on the retriever it read once from the served index. Each question gets a request id
+(``request_id`` in the body, and the ``X-Request-Id`` header of ``/v1/ask`` and ``/v1/answer``;
+``/v1/ask_batch`` answers ``request_ids``, one per question) and is logged under it when the
+service logs (:mod:`walletfaq.service.traffic`).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Literal
@@ -16,9 +20,10 @@ from walletfaq.service.extra import check_server_dependencies
 
 check_server_dependencies()
 
-from fastapi import APIRouter  # noqa: E402
+from fastapi import APIRouter, Response  # noqa: E402
 from pydantic import BaseModel, Field  # noqa: E402
 
+from walletfaq.errors import QueryError  # noqa: E402
 from walletfaq.index.search import MAX_CLARIFY_MARGIN, clarify_text  # noqa: E402
 from walletfaq.retrieval.retriever import FAQRetriever  # noqa: E402
 from walletfaq.service.auth import read_access  # noqa: E402
@@ -30,6 +35,7 @@ from walletfaq.service.routes.common import (  # noqa: E402
 )
 from walletfaq.service.settings import MAX_K  # noqa: E402
 from walletfaq.service.state import ServiceState  # noqa: E402
+from walletfaq.service.traffic import REQUEST_ID_HEADER, new_request_id  # noqa: E402
 
 if TYPE_CHECKING:
     from walletfaq.index.search import Hit
@@ -78,16 +84,26 @@ class HitOut(BaseModel):
     matched: str = Field(description="the entry's question or alt question that matched best")
 
 
+REQUEST_ID_DESCRIPTION = (
+    "the id this question is logged under, for POST /v1/feedback (also the X-Request-Id "
+    "header); given even when the service does not log"
+)
+
+
 class AskOut(BaseModel):
     """Answer of ``POST /v1/ask``: hits, best first."""
 
     hits: list[HitOut]
+    request_id: str = Field(description=REQUEST_ID_DESCRIPTION)
 
 
 class AskBatchOut(BaseModel):
     """Answer of ``POST /v1/ask_batch``: one list of hits per question, in input order."""
 
     results: list[list[HitOut]]
+    request_ids: list[str] = Field(
+        description="one request id per question, in input order (each logged on its own)"
+    )
 
 
 class AnswerOut(BaseModel):
@@ -114,11 +130,17 @@ class AnswerOut(BaseModel):
         description="for a clarify, the 2 or 3 close entries to choose from, best first; else empty"
     )
     candidates: list[HitOut] = Field(description="the top hits (none for a refusal)")
+    request_id: str = Field(description=REQUEST_ID_DESCRIPTION)
 
 
 def make_router(state: ServiceState) -> APIRouter:
     """The question routes of the app whose parts are ``state``."""
-    settings, metrics, served_index = state.settings, state.metrics, state.index
+    settings, metrics, served_index, traffic = (
+        state.settings,
+        state.metrics,
+        state.index,
+        state.traffic,
+    )
     router = APIRouter(route_class=StrictJSONRoute)
 
     def check_question(question: str, label: str = "the question") -> None:
@@ -139,6 +161,26 @@ def make_router(state: ServiceState) -> APIRouter:
             return [retriever.ask(questions[0], k=k, category=category)]
         return retriever.ask_batch(list(questions), k=k, category=category)
 
+    def ask_logged(
+        retriever: FAQRetriever,
+        request_ids: Sequence[str],
+        questions: Sequence[str],
+        k: int,
+        category: str | None,
+    ) -> list[list[Hit]]:
+        revision = _revision(retriever)  # read before the content: never newer than it
+        started = time.perf_counter()
+        try:
+            results = ask_counted(retriever, questions, k, category)
+        except QueryError:
+            traffic.record_unusable(request_ids, questions, _ms_since(started), revision)
+            raise
+        threshold = settings.threshold if settings.threshold is not None else retriever.threshold
+        traffic.record_hits(
+            request_ids, questions, results, _ms_since(started), threshold, revision
+        )
+        return results
+
     read = [read_access(settings)]
     errors = error_responses(
         {
@@ -158,11 +200,15 @@ def make_router(state: ServiceState) -> APIRouter:
         tags=["questions"],
         summary="Rank the best entries for a question",
     )
-    async def ask(body: AskIn) -> dict[str, Any]:
+    async def ask(body: AskIn, response: Response) -> dict[str, Any]:
         check_question(body.question)
         retriever = served_index.current.retriever  # read once: a reload may swap it later
-        (hits,) = await state.run(ask_counted, retriever, [body.question], body.k, body.category)
-        return {"hits": [hit.to_dict() for hit in hits]}
+        request_id = new_request_id()
+        (hits,) = await state.run(
+            ask_logged, retriever, [request_id], [body.question], body.k, body.category
+        )
+        response.headers[REQUEST_ID_HEADER] = request_id
+        return {"hits": [hit.to_dict() for hit in hits], "request_id": request_id}
 
     @router.post(
         "/v1/ask_batch",
@@ -179,21 +225,32 @@ def make_router(state: ServiceState) -> APIRouter:
                 f"{settings.max_batch}; split it"
             )
         if not body.questions:
-            return {"results": []}
+            return {"results": [], "request_ids": []}
         for position, question in enumerate(body.questions):
             check_question(question, f"question {position}")
         retriever = served_index.current.retriever
-        results = await state.run(ask_counted, retriever, body.questions, body.k, body.category)
-        return {"results": [[hit.to_dict() for hit in hits] for hits in results]}
+        ids = [new_request_id() for _ in body.questions]
+        results = await state.run(ask_logged, retriever, ids, body.questions, body.k, body.category)
+        return {
+            "results": [[hit.to_dict() for hit in hits] for hits in results],
+            "request_ids": ids,
+        }
 
     def answer_counted(
-        retriever: FAQRetriever, question: str, k: int, margin: float | None
+        retriever: FAQRetriever, request_id: str, question: str, k: int, margin: float | None
     ) -> dict[str, Any]:
         metrics.questions.inc()
         if retriever.is_cached(question, k, None):
             metrics.cache_hits.inc()
         margin = settings.clarify_margin if margin is None else margin
-        outcome = retriever.answer(question, settings.threshold, k, clarify_margin=margin)
+        revision = _revision(retriever)
+        started = time.perf_counter()
+        try:
+            outcome = retriever.answer(question, settings.threshold, k, clarify_margin=margin)
+        except QueryError:
+            traffic.record_unusable([request_id], [question], _ms_since(started), revision)
+            raise
+        traffic.record_answer(request_id, question, outcome, _ms_since(started), revision)
         if settings.fallback is not None and outcome.decision == "handoff":
             outcome = replace(outcome, message=settings.fallback)  # the service's own
         if settings.clarify_message is not None and outcome.decision == "clarify":
@@ -210,17 +267,31 @@ def make_router(state: ServiceState) -> APIRouter:
         summary="The answer if confident, the close entries to choose from, or where to reach "
         "human support",
     )
-    async def answer(body: AnswerIn) -> dict[str, Any]:
+    async def answer(body: AnswerIn, response: Response) -> dict[str, Any]:
         check_question(body.question)
-        return await state.run(
+        request_id = new_request_id()
+        outcome = await state.run(
             answer_counted,
             served_index.current.retriever,
+            request_id,
             body.question,
             body.k,
             body.clarify_margin,
         )
+        response.headers[REQUEST_ID_HEADER] = request_id
+        return {**outcome, "request_id": request_id}
 
     return router
+
+
+def _revision(retriever: FAQRetriever) -> int | None:
+    """The store revision ``retriever`` serves (``None`` without a store)."""
+    follower = retriever.follower
+    return None if follower is None else follower.revision
+
+
+def _ms_since(started: float) -> float:
+    return (time.perf_counter() - started) * 1000.0
 
 
 __all__ = [

@@ -14,7 +14,9 @@ and, with a directory, is saved there before the answer; a reload runs in a thre
 A service that serves a store of record (``walletfaq serve --store``) writes each edit to the
 store as one revision instead (:mod:`walletfaq.service.store_edits`: the token's name is its
 author, ``?reason=`` its reason, ``If-Match: <revision>`` its condition) and sends the
-revision served as the ``ETag`` of ``GET /v1/entries/{id}``.
+revision served as the ``ETag`` of ``GET /v1/entries/{id}``. With ``?stage=true`` (a store
+only; not with ``If-Match``) the edit is staged in the store instead: ``202`` with the staged
+change, not served until ``walletfaq publish``.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from walletfaq.service.extra import check_server_dependencies
 check_server_dependencies()
 
 from fastapi import APIRouter, Header, Query, Response  # noqa: E402
+from fastapi.responses import JSONResponse  # noqa: E402
 from pydantic import BaseModel, Field  # noqa: E402
 from starlette.convertors import Convertor, register_url_convertor  # noqa: E402
 
@@ -49,7 +52,9 @@ from walletfaq.service.store_edits import (  # noqa: E402
     EditKind,
     EditRequest,
     parse_if_match,
+    staged_dict,
     store_edit,
+    store_stage,
 )
 
 
@@ -108,6 +113,20 @@ class EditOut(BaseModel):
         description="the store revision that holds this edit (served by this replica already); "
         "null without a store",
     )
+
+
+class StagedOut(BaseModel):
+    """What a staged edit (``?stage=true``) staged: not served until ``walletfaq publish``."""
+
+    staged: bool = Field(description="always true")
+    position: int = Field(description="its place in the staging order")
+    op: str = Field(description="put (add or replace) or delete")
+    id: str
+    entry: EntryOut | None = Field(description="the content a put stages; null for a delete")
+    base_revision: int = Field(description="the revision it was staged on")
+    author: str = Field(description="the admin token's name")
+    reason: str | None
+    created_at: str = Field(description="when it was staged (ISO 8601, UTC)")
 
 
 class CategoriesOut(BaseModel):
@@ -172,11 +191,19 @@ def make_router(state: ServiceState) -> APIRouter:
             503: "busy, or the store is unreachable: retry after the Retry-After seconds",
         }
     )
+    staged_answer: dict[int | str, dict[str, Any]] = {
+        202: {"model": StagedOut, "description": "stage=true: staged, not served until publish"}
+    }
     reason_query = Query(
         None,
         max_length=2000,
         description="store: why (recorded with the revision); a service without a store "
         "refuses it (400)",
+    )
+    stage_query = Query(
+        False,
+        description="store: stage the edit for the next walletfaq publish instead of applying "
+        "it (202 with the staged change; not with If-Match)",
     )
     if_match_header = Header(
         None,
@@ -185,16 +212,34 @@ def make_router(state: ServiceState) -> APIRouter:
         f"{IF_MATCH_RULE}",
     )
 
-    def edit_request(name: str, reason: str | None, if_match: str | None) -> EditRequest:
+    def edit_request(
+        name: str, reason: str | None, if_match: str | None, stage: bool = False
+    ) -> EditRequest:
         request = EditRequest(name, reason, parse_if_match(if_match))
         if served_index.current.retriever.follower is None and (
-            reason is not None or if_match is not None
+            reason is not None or if_match is not None or stage
         ):
             raise WalletFAQError(
-                "reason and If-Match need a store of record (walletfaq serve --store URL); "
-                "this service edits an index directory or memory"
+                "reason, stage and If-Match need a store of record (walletfaq serve --store "
+                "URL); this service edits an index directory or memory"
+            )
+        if stage and if_match is not None:
+            raise WalletFAQError(
+                "If-Match does not apply to a staged edit (stage=true): walletfaq publish "
+                "refuses a staged change whose entry changed after it was staged"
             )
         return request
+
+    async def staged(
+        kind: EditKind, entry_id: str, record: dict[str, Any] | None, request: EditRequest
+    ) -> JSONResponse:
+        follower = served_index.current.retriever.follower
+        assert follower is not None  # edit_request checked it
+        retry_after = state.settings.retry_after_s
+        change = await state.run_edit(
+            store_stage, follower.store, kind, entry_id, record, request, retry_after
+        )
+        return JSONResponse(staged_dict(change), status_code=202)
 
     @router.get(
         "/v1/entries",
@@ -317,6 +362,7 @@ def make_router(state: ServiceState) -> APIRouter:
         status_code=201,
         responses={
             **edit_errors,
+            **staged_answer,
             **error_responses({409: "the id exists, or the directory was replaced meanwhile"}),
         },
         tags=["edits"],
@@ -327,17 +373,20 @@ def make_router(state: ServiceState) -> APIRouter:
         name: str = author,
         reason: str | None = reason_query,
         if_match: str | None = if_match_header,
-    ) -> dict[str, Any]:
+        stage: bool = stage_query,
+    ) -> dict[str, Any] | JSONResponse:
         if body.id is None:
             raise WalletFAQError(f"the entry needs an 'id'; {ID_RULE}")
         check_id(body.id, "the body's id")
-        request = edit_request(name, reason, if_match)
+        request = edit_request(name, reason, if_match, stage)
+        if stage:
+            return await staged("add", body.id, body.model_dump(), request)
         return await state.run_edit(add_entry, body.model_dump(), request)
 
     @router.put(
         ENTRY_PATH,
         response_model=EditOut,
-        responses=edit_errors,
+        responses={**edit_errors, **staged_answer},
         tags=["edits"],
         summary="Add or replace the entry with this id",
     )
@@ -347,17 +396,21 @@ def make_router(state: ServiceState) -> APIRouter:
         name: str = author,
         reason: str | None = reason_query,
         if_match: str | None = if_match_header,
-    ) -> dict[str, Any]:
+        stage: bool = stage_query,
+    ) -> dict[str, Any] | JSONResponse:
         check_id(entry_id, "the id in the path")
         if body.id is not None and body.id != entry_id:
             raise WalletFAQError(f"the body's id {body.id!r} differs from the path's {entry_id!r}")
-        request = edit_request(name, reason, if_match)
-        return await state.run_edit(put_entry, {**body.model_dump(), "id": entry_id}, request)
+        request = edit_request(name, reason, if_match, stage)
+        record = {**body.model_dump(), "id": entry_id}
+        if stage:
+            return await staged("put", entry_id, record, request)
+        return await state.run_edit(put_entry, record, request)
 
     @router.delete(
         ENTRY_PATH,
         response_model=EditOut,
-        responses={**edit_errors, **error_responses({404: "no such entry"})},
+        responses={**edit_errors, **staged_answer, **error_responses({404: "no such entry"})},
         tags=["edits"],
         summary="Remove the entry with this id",
     )
@@ -366,9 +419,12 @@ def make_router(state: ServiceState) -> APIRouter:
         name: str = author,
         reason: str | None = reason_query,
         if_match: str | None = if_match_header,
-    ) -> dict[str, Any]:
+        stage: bool = stage_query,
+    ) -> dict[str, Any] | JSONResponse:
         check_id(entry_id, "the id in the path")
-        request = edit_request(name, reason, if_match)
+        request = edit_request(name, reason, if_match, stage)
+        if stage:
+            return await staged("remove", entry_id, None, request)
         return await state.run_edit(remove_entry, entry_id, request)
 
     @router.post(
@@ -420,5 +476,6 @@ __all__ = [
     "EntryOut",
     "EntryPageOut",
     "ReloadOut",
+    "StagedOut",
     "make_router",
 ]

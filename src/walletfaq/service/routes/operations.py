@@ -68,6 +68,25 @@ class StoreOut(BaseModel):
     )
 
 
+class LogOut(BaseModel):
+    """Where the query log stands (:class:`walletfaq.service.traffic.LogStatus`)."""
+
+    enabled: bool = Field(description="whether questions are logged")
+    store: str | None = Field(description="the store logged to (password hidden); null when off")
+    reason: str | None = Field(description="why logging is off; null when on")
+    written: int = Field(description="records written to the store since start")
+    dropped: int = Field(description="records dropped: the queue was full, or the app closing")
+    failed: int = Field(description="records lost: the store kept failing to write them")
+    rejected: int = Field(description="records the store refused")
+    pending: int = Field(description="records queued or being written")
+    retention_days: float | None = Field(
+        description="logged questions older than this are deleted daily; null: kept"
+    )
+    purged: int = Field(description="logged questions deleted by retention since start")
+    last_purge: str | None = Field(description="when the last purge ended (ISO 8601, UTC)")
+    purge_error: str | None = Field(description="why the last purge failed; null if it did not")
+
+
 class ReadyOut(BaseModel):
     """A readiness answer: what index is served."""
 
@@ -96,6 +115,7 @@ class ReadyOut(BaseModel):
     store: StoreOut | None = Field(
         None, description="the store of record followed (serve --store); null without one"
     )
+    log: LogOut = Field(description="the query log (questions and feedback; --no-log: off)")
 
 
 def swagger_assets_dir() -> Path | None:
@@ -144,6 +164,7 @@ def make_router(state: ServiceState) -> APIRouter:
             "corpus_hash": retriever.corpus.content_hash()[:16],
             "index_checksum": served.checksum[:16] if served.checksum is not None else None,
             "reload_error": served_index.last_error if served_index.failing else None,
+            "log": state.traffic.status().to_dict(),
             "store": None
             if store is None
             else {
@@ -159,7 +180,7 @@ def make_router(state: ServiceState) -> APIRouter:
 
     @router.get("/metrics", tags=["operations"], response_class=Response)
     async def metrics_endpoint() -> Response:
-        """Prometheus text format: requests, latency, errors, cache hits, index."""
+        """Prometheus text format: requests, latency, errors, cache hits, index, query log."""
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     playground = resources.files("walletfaq.service").joinpath("static/playground.html")
@@ -202,6 +223,7 @@ def make_router(state: ServiceState) -> APIRouter:
 __all__ = [
     "SWAGGER_ASSETS",
     "LagOut",
+    "LogOut",
     "ReadyOut",
     "StatusOut",
     "StoreOut",
