@@ -10,7 +10,9 @@ that gives a contact detail found in neither:
 - phone numbers: mainland mobiles (``1[3-9]`` + 9 digits), ``400``/``800`` service numbers,
   the 5-digit ``95xxx`` short numbers of banks and payment companies (and their 6-8 digit
   extensions), landlines with an area code (``0`` + 2-3 digits + 7-8 digits); spaces, dashes
-  and a ``+86`` prefix allowed; full-width digits read as digits;
+  and a ``+86`` prefix allowed; read in :func:`~walletfaq.data.privacy.detection_view`, as
+  the masking of personal details reads them (full-width and other-script digits as digits,
+  every dash as ``-``, invisible marks as spaces);
 - web addresses: ``http(s)://``, ``www.``, or a host name with a common top-level domain;
 - account and card numbers: runs of 12 to 19 digits (a bank card, an account to pay into).
 
@@ -26,15 +28,15 @@ another answer) passes: the check asks only what is *new*, which a person then c
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from walletfaq.data.corpus import Corpus, FAQEntry
+from walletfaq.data.privacy import detection_view
 
 __all__ = ["ContactDetail", "NewContactDetail", "contact_details", "new_contact_details"]
 
-_SEP = r"[ \-‐‑–—]?"
+_SEP = r"[ -]?"  # in the detection view, every dash is "-" and every space " "
 _PHONE = re.compile(
     r"(?<![0-9])(?:\+?86" + _SEP + r")?(?:"
     r"1[3-9][0-9]" + _SEP + r"[0-9]{4}" + _SEP + r"[0-9]{4}"  # mobile
@@ -88,7 +90,7 @@ class NewContactDetail:
 def contact_details(text: str) -> list[ContactDetail]:
     """The phone numbers, web addresses and long account/card numbers in ``text`` (module
     doc: the forms), in order of appearance."""
-    view = unicodedata.normalize("NFKC", text)
+    view = detection_view(text)
     found: list[ContactDetail] = []
     taken: list[tuple[int, int]] = []
     for match in _PHONE.finditer(view):
