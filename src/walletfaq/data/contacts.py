@@ -386,6 +386,14 @@ def load_bundled_contacts() -> ContactDirectory:
     return load_contacts(bundled_data_dir() / BUNDLED_CONTACTS_FILE)
 
 
+def as_contacts(value: str | Path | ContactDirectory | None) -> ContactDirectory | None:
+    """``value`` as a contact directory: a directory or ``None`` as it is, a path loaded with
+    :func:`load_contacts`."""
+    if value is None or isinstance(value, ContactDirectory):
+        return value
+    return load_contacts(value)
+
+
 def corpus_with_contacts(
     corpus: str | Path | Corpus | None, contacts: str | Path | ContactDirectory | None
 ) -> tuple[Corpus, ContactDirectory | None]:
@@ -398,11 +406,7 @@ def corpus_with_contacts(
     """
     from walletfaq.data.corpus import load_bundled_corpus, load_corpus
 
-    directory: ContactDirectory | None
-    if isinstance(contacts, ContactDirectory) or contacts is None:
-        directory = contacts
-    else:
-        directory = load_contacts(contacts)
+    directory = as_contacts(contacts)
     if corpus is None:
         base = load_bundled_corpus()
         directory = load_bundled_contacts() if contacts is None else directory

@@ -60,7 +60,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from walletfaq.data.contacts import ContactDirectory, corpus_with_contacts, load_contacts
+from walletfaq.data.contacts import ContactDirectory, as_contacts, corpus_with_contacts
 from walletfaq.data.corpus import Corpus
 from walletfaq.data.queries import LabelledQuery, as_labelled
 from walletfaq.errors import CorpusError, WalletFAQError
@@ -150,7 +150,7 @@ def check_gate(
     started = time.perf_counter()
     tolerance = check_tolerance(tolerance)
     labelled = as_labelled(gate_queries)
-    directory = load_contacts(contacts) if isinstance(contacts, (str, Path)) else contacts
+    directory = as_contacts(contacts)
     current, current_full = _valid(current, directory, "the published content")
     candidate, candidate_full = _valid(candidate, directory, "the candidate content")
     published = set(current_full.ids)

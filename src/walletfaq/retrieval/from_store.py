@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from walletfaq.data.contacts import ContactDirectory, load_contacts
+from walletfaq.data.contacts import ContactDirectory, as_contacts
 from walletfaq.data.corpus import Corpus, FAQEntry
 from walletfaq.errors import StoreError
 from walletfaq.retrieval.replica import DEFAULT_POLL_INTERVAL_S, StoreFollower, check_poll_interval
@@ -105,7 +105,7 @@ class FollowsStore:
                     f"{opened.url} holds no revision yet; import a corpus first: "
                     "walletfaq store init --store URL [--corpus FILE]"
                 )
-            directory = load_contacts(contacts) if isinstance(contacts, (str, Path)) else contacts
+            directory = as_contacts(contacts)
             entries = tuple(v.entry for v in versions if v.entry is not None)
             retriever = cls.from_corpus(
                 Corpus(entries=entries, source=f"{opened.url}@{revision}"),
