@@ -267,14 +267,14 @@ class ServiceLog:
         if self._log is None:
             return
         try:
-            from walletfaq.retrieval.traffic import logged_hits
+            from walletfaq.retrieval.traffic import loggable_question, logged_hits
             from walletfaq.store import QueryRecord
 
             issued = issued_at(request_id)
             self._log.record(
                 QueryRecord(
                     request_id=request_id,
-                    question=_cleaned(question),
+                    question=loggable_question(question),
                     decision=decision,  # type: ignore[arg-type]  # one of DECISIONS
                     hits=logged_hits(hits),
                     latency_ms=latency_ms,
@@ -417,14 +417,6 @@ class ServiceLog:
             last_purge=self._last_purge,
             purge_error=self._purge_error,
         )
-
-
-def _cleaned(question: str) -> str:
-    """The question as the retriever searched it (cleaned, cut to its length limit)."""
-    try:
-        return clean_question(question)
-    except QueryError:
-        return ""
 
 
 __all__ = [

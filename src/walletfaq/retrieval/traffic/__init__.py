@@ -15,6 +15,7 @@ from walletfaq.retrieval.traffic.logged_retriever import (
     LoggedAnswer,
     LoggedHits,
     LoggedRetriever,
+    loggable_question,
     logged_hits,
 )
 from walletfaq.retrieval.traffic.query_log import QueryLog, purge_older_than
@@ -25,6 +26,7 @@ __all__ = [
     "LoggedHits",
     "LoggedRetriever",
     "QueryLog",
+    "loggable_question",
     "logged_hits",
     "purge_older_than",
 ]

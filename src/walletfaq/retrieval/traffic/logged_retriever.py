@@ -225,7 +225,7 @@ class LoggedRetriever:
         self._log.record(
             QueryRecord(
                 request_id=call.request_id,
-                question=_loggable_question(question),
+                question=loggable_question(question),
                 decision=decision,
                 hits=logged_hits(hits),
                 latency_ms=call.latency_ms,
@@ -281,8 +281,9 @@ def logged_hits(hits: Sequence[Hit]) -> tuple[QueryHit, ...]:
     return tuple(kept)
 
 
-def _loggable_question(question: object) -> str:
-    """The question as the retriever searched it (cleaned, cut to its length limit)."""
+def loggable_question(question: object) -> str:
+    """The question as the retriever searched it (cleaned, cut to its length limit), or ``""``
+    for one its question gate refuses (logged as a refusal with an empty question)."""
     try:
         return clean_question(question)
     except QueryError:
